@@ -1,0 +1,65 @@
+/**
+ * Speed benchmark in Node through Dawn (lavapipe here, Vulkan on a real GPU machine).
+ * Real stories260k and byte-llama-12l weights over the local hub, plus SmolLM2-135M shapes with random
+ * weights. Prints one JSON object on stdout. Built by vite (WGSL ?raw imports) into dist-bench/.
+ *   node dist-bench/node-speed.js [--models DIR] [--contexts 64,256,512] [--decode 16] [--quick]
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { create, globals } from 'webgpu';
+import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
+import { Engine } from '../src/engine/engine';
+import { RandomWeightsSource } from '../src/model/random-source';
+import type { LoadOptions, SpeedRow } from '../src/worker/api';
+
+interface Case {
+  name: string;
+  contexts: number[];
+  load: (engine: Engine) => Promise<unknown>;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+async function main() {
+  Object.assign(globalThis, globals);
+  const modelsDir = arg('models', sharedModelsDir());
+  const contexts = arg('contexts', '64,256,512').split(',').map(Number);
+  const decode = Number(arg('decode', '16'));
+  const smolContexts = arg('smol-contexts', contexts.join(',')).split(',').map(Number);
+  const options: LoadOptions = { prefillChunk: 128 };
+  const hub = await startHubServer({ repos: defaultRepos(modelsDir) });
+  const smolDir = path.join(modelsDir, 'smollm2-135m-shape');
+  const cases: Case[] = [
+    { name: 'stories260k', contexts, load: (e) => e.load({ kind: 'hub', repo: 'local/stories260k', baseUrl: hub.baseUrl }, options) },
+  ];
+  if (fs.existsSync(path.join(modelsDir, 'byte-llama-12l'))) {
+    cases.push({ name: 'byte-llama-12l', contexts, load: (e) => e.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl }, options) });
+  }
+  if (fs.existsSync(smolDir) && !process.argv.includes('--quick')) {
+    const files = {
+      'config.json': fs.readFileSync(path.join(smolDir, 'config.json'), 'utf8'),
+      'tokenizer.json': fs.readFileSync(path.join(smolDir, 'tokenizer.json'), 'utf8'),
+    };
+    cases.push({ name: 'smollm2-135m-shape (random f16 weights)', contexts: smolContexts, load: (e) => e.load(new RandomWeightsSource('SmolLM2-135M', files), options) });
+  }
+  const engine = new Engine(create([]) as unknown as GPU);
+  const results: Array<{ model: string; weightDtype: string; adapter: unknown; rows: SpeedRow[] }> = [];
+  for (const c of cases) {
+    const info = (await c.load(engine)) as { weightDtype: string; adapter: unknown };
+    const rows = await engine.benchmark(c.contexts, decode);
+    results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows });
+    process.stderr.write(`${c.name}: ${rows.map((r) => `${r.context}: ${r.prefillTokensPerSecond.toFixed(1)}/${r.decodeTokensPerSecond.toFixed(1)}`).join('  ')}\n`);
+  }
+  await engine.unload();
+  await hub.close();
+  process.stdout.write(JSON.stringify({ backend: 'node-dawn', icd: process.env.VK_ICD_FILENAMES ?? null, results }) + '\n');
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+// Rotary position embedding, rotate-half convention (HF transformers), in place on x: f32 [T, heads, d].
+// For i < d/2 at absolute position p = pos0 + t: angle = p * inv_freq[i];
+//   x[i] = x1 cos - x2 sin,  x[i + d/2] = x2 cos + x1 sin   (x1 = x[i], x2 = x[i + d/2]).
+// The angle is reduced to [-pi, pi] in two steps (Cody-Waite) so sin/cos stay accurate at long contexts.
+// Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 x: f32 [T, heads, d].
+// Dispatch: ceil(T * heads * d/2 / 64), one invocation per rotated pair.
+struct Params { tokens: u32, heads: u32, head_dim: u32, _pad: u32 }
+struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read> inv_freq: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+
+const TWO_PI_HI: f32 = 6.28125;
+const TWO_PI_LO: f32 = 0.0019353071795864769;
+const INV_TWO_PI: f32 = 0.15915494309189535;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  let half = p.head_dim / 2u;
+  if (i >= p.tokens * p.heads * half) { return; }
+  let j = i % half;
+  let row = i / half;
+  let t = row / p.heads;
+  let angle = f32(step.pos0 + t) * inv_freq[j];
+  let k = round(angle * INV_TWO_PI);
+  let reduced = (angle - k * TWO_PI_HI) - k * TWO_PI_LO;
+  let c = cos(reduced);
+  let s = sin(reduced);
+  let base = row * p.head_dim;
+  let x1 = x[base + j];
+  let x2 = x[base + j + half];
+  x[base + j] = x1 * c - x2 * s;
+  x[base + j + half] = x2 * c + x1 * s;
+}

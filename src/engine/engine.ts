@@ -1,0 +1,233 @@
+/**
+ * Engine lifecycle: load a model from a source onto the device, generate, abort, report, unload.
+ * Runs wherever WebGPU is: in the app's dedicated Worker, and in Node (Dawn) for tests and benchmarks.
+ */
+import { DeviceLostError, EngineBusyError, ModelFormatError, NoModelLoadedError } from '../errors';
+import { acquireDevice, type GpuContext } from '../gpu/device';
+import { PipelineCache } from '../gpu/pipelines';
+import type { ShaderVariant } from '../gpu/shader-assembly';
+import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
+import { parseModelConfig, type ModelConfig } from '../model/config';
+import { LlamaModel } from '../model/llama';
+import { sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
+import { loadTokenizer, type ChatTokenizer } from '../model/tokenizer';
+import { loadWeights, type ModelWeights } from '../model/weights';
+import type {
+  ChatMessage,
+  EngineApi,
+  EngineStats,
+  GenerateParams,
+  GenerateResult,
+  LoadOptions,
+  LoadProgress,
+  ModelInfo,
+  SpeedRow,
+  TokenEvent,
+} from '../worker/api';
+import { measureSpeed } from './benchmark';
+import { runGeneration } from './generation';
+
+const DEFAULT_PREFILL_CHUNK = 128;
+
+interface Loaded {
+  config: ModelConfig;
+  tokenizer: ChatTokenizer;
+  weights: ModelWeights;
+  model: LlamaModel;
+  info: ModelInfo;
+  /** Token ids whose K/V the cache holds, in order. */
+  history: number[];
+}
+
+/** The engine. One model at a time; one operation at a time. */
+export class Engine implements EngineApi {
+  private gpu: GpuContext | null = null;
+  private pipelines: PipelineCache | null = null;
+  private loaded: Loaded | null = null;
+  private busy: 'load' | 'generate' | null = null;
+  private abortRequested = false;
+  private lostError: DeviceLostError | null = null;
+  private deviceKey = '';
+
+  /** `gpuEntry` is navigator.gpu in browsers, or Dawn's `create([])` in Node. */
+  constructor(private readonly gpuEntry?: GPU) {}
+
+  private async device(options: LoadOptions): Promise<GpuContext> {
+    const allowF16 = options.weightDtype !== 'f32' || options.kvDtype === 'f16';
+    const allowSubgroups = options.useSubgroups ?? true;
+    const key = `${allowF16}|${allowSubgroups}`;
+    if (this.gpu && !this.lostError && this.deviceKey === key) return this.gpu;
+    this.gpu?.destroy();
+    this.lostError = null;
+    this.gpu = await acquireDevice(this.gpuEntry, {
+      allowF16,
+      allowSubgroups,
+      onLost: (err) => {
+        this.lostError = err;
+        this.unloadModel();
+      },
+    });
+    this.deviceKey = key;
+    this.pipelines = new PipelineCache(this.gpu.device);
+    return this.gpu;
+  }
+
+  /** Load a model: config first (validated before any download), then tokenizer, then weights. */
+  async load(spec: ModelSourceSpec | ModelSource, options: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
+    this.busy = 'load';
+    try {
+      this.unloadModel();
+      const source = 'text' in spec ? spec : sourceFromSpec(spec);
+      onProgress?.({ phase: 'config', bytesDone: 0, bytesTotal: 0 });
+      const config = parseModelConfig(parseJson(await source.text('config.json'), 'config.json'));
+      if (config.headDim > 256) throw new ModelFormatError(`head_dim ${config.headDim} is above the supported 256.`);
+      onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
+      const tokenizer = await loadTokenizer(source, config.eosTokenIds);
+
+      const gpu = await this.device(options);
+      const weightDtype = options.weightDtype === 'f32' || !gpu.caps.f16 ? 'f32' : 'f16';
+      const kvDtype = fullPrecisionKvDtype(gpu.caps, options.kvDtype);
+      const weights = await loadWeights(gpu.device, gpu.caps, source, config, weightDtype, (done, total, file) =>
+        onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file }),
+      );
+      const variant: ShaderVariant = { weight: weightDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
+      const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
+      const shape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions };
+      const kv = createKvCache(gpu.device, gpu.caps, shape, options.kvMode ?? { mode: 'full' }, kvDtype);
+      const model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
+      try {
+        await this.warmUp(model, config);
+      } catch (err) {
+        model.destroy();
+        weights.destroy();
+        throw err;
+      }
+      const info: ModelInfo = {
+        label: source.label,
+        architecture: config.architecture,
+        numLayers: config.numLayers,
+        hiddenSize: config.hiddenSize,
+        vocabSize: config.vocabSize,
+        maxPositions: config.maxPositions,
+        weightDtype,
+        weightBytes: weights.bytes,
+        adapter: gpu.summary(),
+        hasChatTemplate: tokenizer.hasChatTemplate,
+      };
+      this.loaded = { config, tokenizer, weights, model, info, history: [] };
+      onProgress?.({ phase: 'ready', bytesDone: weights.bytes, bytesTotal: weights.bytes });
+      return info;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Compile the decode pipelines and surface WGSL errors now rather than at the first prompt. */
+  private async warmUp(model: LlamaModel, config: ModelConfig): Promise<void> {
+    await model.forward([config.bosTokenId ?? 0], 'token');
+    await (this.pipelines as PipelineCache).checkCompilation();
+    model.kv.reset();
+  }
+
+  /** Generate a completion of a prompt, or the assistant's reply to a chat, streaming tokens. */
+  async generate(input: string | ChatMessage[], params: GenerateParams = {}, onToken?: (t: TokenEvent) => void): Promise<GenerateResult> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
+    this.busy = 'generate';
+    this.abortRequested = false;
+    try {
+      const promptIds = typeof input === 'string' ? loaded.tokenizer.encodeText(input) : loaded.tokenizer.encodeChat(input);
+      return await runGeneration({
+        model: loaded.model,
+        tokenizer: loaded.tokenizer,
+        history: loaded.history,
+        promptIds,
+        params,
+        onToken,
+        shouldStop: () => this.abortRequested || this.lostError !== null,
+      });
+    } catch (err) {
+      // A failed step leaves the cache in an unknown state: start the next request from scratch.
+      loaded.model.kv.reset();
+      loaded.history.length = 0;
+      throw this.lostError ?? err;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Stop the running generation after the current step. */
+  abort(): void {
+    this.abortRequested = true;
+  }
+
+  /** Memory and cache statistics from real allocation sizes. */
+  stats(): EngineStats {
+    const l = this.loaded;
+    if (!l) {
+      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvLayers: [], weightBytes: 0, activationBytes: 0 };
+    }
+    const kvLayers = l.model.kv.layerStats();
+    return {
+      loaded: true,
+      kvMode: l.model.kv.mode,
+      tokensHeld: l.model.kv.length,
+      kvBytes: kvLayers.reduce((s, x) => s + x.total, 0),
+      kvFp16EquivalentBytes: l.model.kv.fp16EquivalentBytes(),
+      kvLayers,
+      weightBytes: l.weights.bytes,
+      activationBytes: l.model.activationBytes,
+    };
+  }
+
+  /** Measure prefill/decode speed at each context length; the cache is left empty. */
+  async benchmark(contexts: number[], decodeTokens: number): Promise<SpeedRow[]> {
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
+    this.busy = 'generate';
+    try {
+      loaded.history.length = 0;
+      return await measureSpeed(loaded.model, contexts, decodeTokens);
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** The loaded model, for tests and benchmarks that drive steps directly. */
+  get model(): LlamaModel | null {
+    return this.loaded?.model ?? null;
+  }
+
+  /** The loaded tokenizer. */
+  get tokenizer(): ChatTokenizer | null {
+    return this.loaded?.tokenizer ?? null;
+  }
+
+  private unloadModel(): void {
+    if (!this.loaded) return;
+    this.loaded.model.destroy();
+    this.loaded.weights.destroy();
+    this.loaded = null;
+  }
+
+  /** Free the model and the device. */
+  async unload(): Promise<void> {
+    if (this.busy === 'generate') this.abort();
+    this.unloadModel();
+    this.gpu?.destroy();
+    this.gpu = null;
+    this.pipelines = null;
+  }
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ModelFormatError(`${file} is not valid JSON (${(err as Error).message}). Re-download the model.`);
+  }
+}

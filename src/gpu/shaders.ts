@@ -1,0 +1,34 @@
+/**
+ * Every WGSL file, imported as text by Vite (`?raw`), under the name pipelines are keyed by.
+ */
+import argmax from '../../shaders/argmax.wgsl?raw';
+import attentionFull from '../../shaders/attention_full.wgsl?raw';
+import elementwise from '../../shaders/elementwise.wgsl?raw';
+import embed from '../../shaders/embed.wgsl?raw';
+import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
+import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
+import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import matmul from '../../shaders/matmul.wgsl?raw';
+import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
+import rope from '../../shaders/rope.wgsl?raw';
+
+/** Kernel files, one kernel family each. */
+export const SHADERS = {
+  argmax,
+  attention_full: attentionFull,
+  elementwise,
+  embed,
+  kv_full_append: kvFullAppend,
+  matmul,
+  rmsnorm,
+  rope,
+} as const;
+
+/** Library files for `#include NAME`. */
+export const SHADER_LIBRARIES: Record<string, string> = {
+  attention_core: attentionCore,
+  reduce,
+};
+
+/** Name of a kernel file. */
+export type ShaderName = keyof typeof SHADERS;

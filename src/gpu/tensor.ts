@@ -1,0 +1,34 @@
+/**
+ * Weight tensors on the GPU. A matrix larger than one storage binding is split by rows into parts;
+ * kernels dispatch once per part.
+ */
+
+/** Rows [rowStart, rowStart + rows) of a matrix, in one buffer. */
+export interface WeightPart {
+  buffer: GPUBuffer;
+  rowStart: number;
+  rows: number;
+}
+
+/** A weight of shape [rows, cols] (a vector is [1, n]), in storage dtype `dtype`. */
+export interface WeightMatrix {
+  name: string;
+  rows: number;
+  cols: number;
+  dtype: 'f32' | 'f16';
+  parts: WeightPart[];
+}
+
+/** Split `rows` into ranges of at most `maxRowsPerPart` rows. */
+export function splitRows(rows: number, cols: number, bytesPerElement: number, maxBindingBytes: number): Array<[number, number]> {
+  const maxRows = Math.max(1, Math.floor(maxBindingBytes / (cols * bytesPerElement)));
+  const ranges: Array<[number, number]> = [];
+  for (let start = 0; start < rows; start += maxRows) ranges.push([start, Math.min(maxRows, rows - start)]);
+  return ranges;
+}
+
+/** The single buffer of a weight that is never split (norm weights, biases). */
+export function vectorBuffer(w: WeightMatrix): GPUBuffer {
+  if (w.parts.length !== 1) throw new Error(`${w.name} is split; expected a single buffer`);
+  return w.parts[0].buffer;
+}

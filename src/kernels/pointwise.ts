@@ -1,0 +1,46 @@
+/**
+ * Embedding gather, RoPE, residual add, SwiGLU and argmax: the kernels that are one pass over their data.
+ */
+import { flatDispatch, type Recorder } from '../gpu/plan';
+import type { WeightMatrix } from '../gpu/tensor';
+
+/** out[t] = table[ids[t]] for `tokens` ids; one dispatch per table part. */
+export function embed(rec: Recorder, ids: GPUBuffer /* u32 [T] */, table: WeightMatrix /* [V, D] */, out: GPUBuffer /* f32 [T, D] */, tokens: number): void {
+  const pipeline = rec.pipelines.get({ shader: 'embed', variant: rec.variant });
+  for (const part of table.parts) {
+    const params = rec.uniforms.alloc([table.cols, part.rowStart, part.rows, tokens]);
+    rec.dispatch('embed', pipeline, { 0: params, 1: ids, 2: part.buffer, 3: out }, [Math.ceil(table.cols / 64), tokens, 1]);
+  }
+}
+
+/** Rotate x: f32 [T, heads, headDim] in place at positions pos0 + t. */
+export function rope(rec: Recorder, x: GPUBuffer, invFreq: GPUBuffer /* f32 [headDim / 2] */, tokens: number, heads: number, headDim: number): void {
+  const pipeline = rec.pipelines.get({ shader: 'rope', variant: rec.variant });
+  const params = rec.uniforms.alloc([tokens, heads, headDim, 0]);
+  const { workgroups } = flatDispatch(Math.ceil((tokens * heads * headDim) / 2 / 64), rec.caps.maxComputeWorkgroupsPerDimension);
+  rec.dispatch('rope', pipeline, { 0: params, 1: rec.step.buffer, 2: invFreq, 3: x }, workgroups);
+}
+
+function elementwise(rec: Recorder, entry: 'add_inplace' | 'swiglu', x: GPUBuffer, y: GPUBuffer, n: number): void {
+  const pipeline = rec.pipelines.get({ shader: 'elementwise', entry, variant: rec.variant });
+  const { workgroups, groupsPerRow } = flatDispatch(Math.ceil(n / 64), rec.caps.maxComputeWorkgroupsPerDimension);
+  const params = rec.uniforms.alloc([n, groupsPerRow * 64, 0, 0]);
+  rec.dispatch(entry, pipeline, { 0: params, 1: x, 2: y }, workgroups);
+}
+
+/** x += y over n elements (residual connection). */
+export function addInPlace(rec: Recorder, x: GPUBuffer, y: GPUBuffer, n: number): void {
+  elementwise(rec, 'add_inplace', x, y, n);
+}
+
+/** gate = silu(gate) * up over n elements. */
+export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
+  elementwise(rec, 'swiglu', gate, up, n);
+}
+
+/** out[0] = argmax of row `row` of x: f32 [rows, n]. */
+export function argmax(rec: Recorder, x: GPUBuffer, n: number, row: number, out: GPUBuffer /* u32 [1] */): void {
+  const pipeline = rec.pipelines.get({ shader: 'argmax', variant: rec.variant });
+  const params = rec.uniforms.alloc([n, row, 0, 0]);
+  rec.dispatch('argmax', pipeline, { 0: params, 1: x, 2: out }, [1, 1, 1]);
+}

@@ -1,0 +1,124 @@
+/**
+ * The `full` KV layout: K and V per layer as kvt (f16 when the adapter has shader-f16, else f32),
+ * [capacity, kvHeads, headDim] row-major. Capacity grows in whole blocks; on growth the old rows are
+ * copied on the GPU and the old buffers freed.
+ */
+import { BufferGroup } from '../gpu/buffers';
+import { f32 } from '../gpu/uniforms';
+import { flatDispatch, type Recorder } from '../gpu/plan';
+import type { KvLayerStats } from '../worker/api';
+import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+
+/** Options for the full-precision layout. */
+export interface FullCacheOptions {
+  /** Storage dtype; must be 'f32' unless the device has shader-f16. */
+  dtype: 'f32' | 'f16';
+  /** Growth granularity in tokens (default 64). */
+  blockTokens?: number;
+}
+
+interface LayerBuffers {
+  k: GPUBuffer /* kvt [capacity, kvHeads, headDim] */;
+  v: GPUBuffer /* kvt [capacity, kvHeads, headDim] */;
+}
+
+/** Full-precision cache. */
+export class FullKvCache implements KvCache {
+  readonly mode = 'full';
+  private buffers: LayerBuffers[] = [];
+  private capacity = 0;
+  private held = 0;
+  private gen = 0;
+  private readonly owner: BufferGroup;
+  private readonly blockTokens: number;
+  private readonly rowBytes: number;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly shape: KvShape,
+    private readonly options: FullCacheOptions,
+  ) {
+    this.owner = new BufferGroup(device, 'kv-full');
+    this.blockTokens = options.blockTokens ?? 64;
+    this.rowBytes = shape.numKvHeads * shape.headDim * (options.dtype === 'f16' ? 2 : 4);
+  }
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  get length(): number {
+    return this.held;
+  }
+
+  reserve(totalTokens: number): void {
+    if (totalTokens <= this.capacity) return;
+    const grown = Math.max(totalTokens, Math.ceil(this.capacity * 1.25));
+    const capacity = Math.min(Math.ceil(grown / this.blockTokens) * this.blockTokens, Math.max(totalTokens, this.shape.maxTokens));
+    const next = Array.from({ length: this.shape.numLayers }, (_, l) => ({
+      k: this.owner.create(`L${l}.k`, capacity * this.rowBytes),
+      v: this.owner.create(`L${l}.v`, capacity * this.rowBytes),
+    }));
+    if (this.held > 0) {
+      const encoder = this.device.createCommandEncoder({ label: 'kv-full grow' });
+      const bytes = this.held * this.rowBytes;
+      this.buffers.forEach((old, l) => {
+        encoder.copyBufferToBuffer(old.k, 0, next[l].k, 0, bytes);
+        encoder.copyBufferToBuffer(old.v, 0, next[l].v, 0, bytes);
+      });
+      this.device.queue.submit([encoder.finish()]);
+    }
+    for (const old of this.buffers) {
+      this.owner.release(old.k);
+      this.owner.release(old.v);
+    }
+    this.buffers = next;
+    this.capacity = capacity;
+    this.gen++;
+  }
+
+  recordAttention(rec: Recorder, layer: number, io: AttentionIO): void {
+    const { numHeads, numKvHeads, headDim } = this.shape;
+    const { k, v } = this.buffers[layer];
+    const rowElems = numKvHeads * headDim;
+    const append = rec.pipelines.get({ shader: 'kv_full_append', variant: rec.variant });
+    const { workgroups, groupsPerRow } = flatDispatch(Math.ceil((io.tokens * rowElems) / 64), rec.caps.maxComputeWorkgroupsPerDimension);
+    rec.dispatch(
+      `kv_full_append L${layer}`,
+      append,
+      { 0: rec.uniforms.alloc([rowElems, groupsPerRow * 64, 0, 0]), 1: rec.step.buffer, 2: io.k, 3: io.v, 4: k, 5: v },
+      workgroups,
+    );
+    const attend = rec.pipelines.get({ shader: 'attention_full', variant: rec.variant });
+    const params = rec.uniforms.alloc([io.tokens, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
+    rec.dispatch(`attention_full L${layer}`, attend, { 0: params, 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out }, [numHeads, io.tokens, 1]);
+  }
+
+  commit(tokens: number): void {
+    this.held += tokens;
+  }
+
+  truncate(tokens: number): boolean {
+    this.held = Math.min(this.held, tokens);
+    return true;
+  }
+
+  reset(): void {
+    this.held = 0;
+  }
+
+  layerStats(): KvLayerStats[] {
+    return this.buffers.map((b, layer) => ({ layer, components: { full: b.k.size + b.v.size }, total: b.k.size + b.v.size }));
+  }
+
+  fp16EquivalentBytes(): number {
+    return fp16BaselineBytes(this.shape, this.held);
+  }
+
+  destroy(): void {
+    this.owner.destroy();
+    this.buffers = [];
+    this.capacity = 0;
+    this.held = 0;
+  }
+}

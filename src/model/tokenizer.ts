@@ -1,0 +1,196 @@
+/**
+ * Tokenizer glue: transformers.js does the BPE, normalization and chat-template rendering; this module feeds
+ * it files read through a ModelSource (never its own network or cache code) and adds BOS/EOS policy, a plain
+ * chat fallback and streaming decode.
+ */
+import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import { EngineError, ModelFileMissingError, ModelFormatError } from '../errors';
+import type { ChatMessage } from '../worker/api';
+import type { ModelSource } from './source';
+
+/** What the engine needs from a tokenizer. */
+export interface ChatTokenizer {
+  /** Encode plain text, adding BOS as the model's tokenizer config says. */
+  encodeText(text: string): number[];
+  /** Render a conversation (chat template, or the plain fallback) with a generation prompt and encode it. */
+  encodeChat(messages: ChatMessage[]): number[];
+  /** The prompt text `encodeChat` encodes. */
+  renderChat(messages: ChatMessage[]): string;
+  /** False when the model has no chat template and `encodeChat` uses the plain fallback format. */
+  hasChatTemplate: boolean;
+  /** Decode ids to text, special tokens included. */
+  decode(ids: number[]): string;
+  /** Ids that end generation: the tokenizer's eos_token plus the ids passed to loadTokenizer. */
+  eosTokenIds: number[];
+  /** BOS id, or null when the tokenizer has none. */
+  bosTokenId: number | null;
+}
+
+/**
+ * The prompt used when a model has no chat template: one "Role: content" line per message, then "Assistant:".
+ * Base models continue it reasonably; the UI should say that the model was not trained for chat.
+ */
+export function renderPlainChat(messages: readonly ChatMessage[]): string {
+  const label = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
+  return messages.map((m) => `${label[m.role]}: ${m.content}\n`).join('') + 'Assistant:';
+}
+
+type Json = Record<string, unknown>;
+
+async function readJson(source: ModelSource, file: string): Promise<Json> {
+  const text = await source.text(file);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ModelFormatError(`${file} of ${source.label} is not valid JSON (${(err as Error).message}).`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ModelFormatError(`${file} of ${source.label} should hold a JSON object.`);
+  }
+  return parsed as Json;
+}
+
+async function readOptionalJson(source: ModelSource, file: string): Promise<Json> {
+  try {
+    return await readJson(source, file);
+  } catch (err) {
+    if (err instanceof ModelFileMissingError) return {};
+    throw err;
+  }
+}
+
+/**
+ * Load `tokenizer.json` and (optional) `tokenizer_config.json` from `source`. `extraEosIds` (usually
+ * config.json's eos_token_id) are added to the tokenizer's own EOS. Throws ModelFileMissingError or
+ * ModelFormatError.
+ */
+export async function loadTokenizer(source: ModelSource, extraEosIds: readonly number[] = []): Promise<ChatTokenizer> {
+  const tokenizerJson = await readJson(source, 'tokenizer.json');
+  const config = await readOptionalJson(source, 'tokenizer_config.json');
+  if (config.chat_template == null && (await source.has('chat_template.jinja'))) {
+    // Newer hub repos keep the template in its own file.
+    config.chat_template = await source.text('chat_template.jinja');
+  }
+  // Imported lazily: the library is large and only the tokenizer part is used.
+  const { PreTrainedTokenizer, env } = await import('@huggingface/transformers');
+  env.allowRemoteModels = false; // belt and braces: nothing here should reach the network
+  let tok: PreTrainedTokenizer;
+  try {
+    tok = new PreTrainedTokenizer(tokenizerJson, config);
+  } catch (err) {
+    throw new ModelFormatError(
+      `tokenizer.json of ${source.label} could not be loaded as a tokenizer (${(err as Error).message}).`,
+    );
+  }
+  return new HfChatTokenizer(tok, config, extraEosIds, source.label);
+}
+
+class HfChatTokenizer implements ChatTokenizer {
+  readonly hasChatTemplate: boolean;
+  readonly eosTokenIds: number[];
+  readonly bosTokenId: number | null;
+  private readonly addBos: boolean | undefined;
+  private readonly cleanUpSpaces: boolean;
+
+  constructor(
+    private readonly tok: PreTrainedTokenizer,
+    config: Json,
+    extraEosIds: readonly number[],
+    private readonly label: string,
+  ) {
+    this.hasChatTemplate = config.chat_template != null && config.chat_template !== '';
+    this.bosTokenId = validId(tok.bos_token_id);
+    const eos = validId(tok.eos_token_id);
+    this.eosTokenIds = [...new Set([...(eos === null ? [] : [eos]), ...extraEosIds])];
+    this.addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : undefined;
+    // transformers.js defaults this to true when the config is silent; HF Python now defaults to false, and
+    // false keeps streamed decoding (window by window) identical to a whole decode.
+    this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
+  }
+
+  encodeText(text: string): number[] {
+    const ids = this.tok.encode(text, { add_special_tokens: true });
+    const bos = this.bosTokenId;
+    if (bos === null) return ids;
+    // The post-processor decides BOS; an explicit add_bos_token in the config overrides it.
+    if (this.addBos === true && ids[0] !== bos) ids.unshift(bos);
+    if (this.addBos === false && ids[0] === bos && this.tok.encode(text, { add_special_tokens: false })[0] !== bos) {
+      ids.shift();
+    }
+    return ids;
+  }
+
+  renderChat(messages: ChatMessage[]): string {
+    if (!this.hasChatTemplate) return renderPlainChat(messages);
+    try {
+      return this.tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true });
+    } catch (err) {
+      throw new EngineError(`The chat template of ${this.label} failed to render: ${(err as Error).message}`);
+    }
+  }
+
+  encodeChat(messages: ChatMessage[]): number[] {
+    const text = this.renderChat(messages);
+    // Templates write BOS themselves; the plain fallback is ordinary text and gets the usual BOS handling.
+    return this.hasChatTemplate ? this.tok.encode(text, { add_special_tokens: false }) : this.encodeText(text);
+  }
+
+  decode(ids: number[]): string {
+    if (ids.length === 0) return ''; // transformers.js rejects an empty list
+    return this.tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: this.cleanUpSpaces });
+  }
+}
+
+function validId(id: unknown): number | null {
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
+}
+
+/** How many prompt tokens of context the decoder keeps, so the first generated token decodes as in context. */
+const PROMPT_CONTEXT = 4;
+
+/**
+ * Streams generated ids as text. Like text-generation-inference's decoder, it decodes only a small window (the
+ * ids emitted last time, as context, plus the ids since) and returns what that adds to the context's text.
+ * Text ending in U+FFFD (an incomplete UTF-8 sequence split over byte tokens) is held until it completes.
+ */
+export class IncrementalDecoder {
+  private window: number[];
+  /** Window ids [0, readOffset) were already emitted; they are kept as context for the next decode. */
+  private readOffset: number;
+  private prefixText: string;
+
+  /** `promptIds`, when given, provide context so that the first token's leading space survives decoding. */
+  constructor(
+    private readonly tok: Pick<ChatTokenizer, 'decode'>,
+    promptIds: readonly number[] = [],
+  ) {
+    this.window = promptIds.slice(-PROMPT_CONTEXT);
+    this.readOffset = this.window.length;
+    this.prefixText = tok.decode(this.window);
+  }
+
+  /** Add one generated id; returns the newly visible text (possibly empty). */
+  push(id: number): string {
+    this.window.push(id);
+    const text = this.tok.decode(this.window);
+    if (text.length <= this.prefixText.length || text.endsWith('\uFFFD')) return '';
+    const added = text.slice(this.prefixText.length);
+    // The emitted ids become the next window; the old context is dropped.
+    this.window = this.window.slice(this.readOffset);
+    this.readOffset = this.window.length;
+    this.prefixText = this.tok.decode(this.window);
+    return added;
+  }
+
+  /** Text still held back (an incomplete character at the very end); call once generation is over. */
+  flush(): string {
+    if (this.readOffset === this.window.length) return '';
+    const text = this.tok.decode(this.window);
+    this.window = this.window.slice(this.readOffset);
+    this.readOffset = this.window.length;
+    const added = text.length > this.prefixText.length ? text.slice(this.prefixText.length) : '';
+    this.prefixText = this.tok.decode(this.window);
+    return added;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * Streams safetensors files (single or sharded) from a ModelSource to the GPU, converting each tensor to
+ * the storage dtype and splitting matrices larger than one storage binding. Owns the weight buffers.
+ */
+import { ModelFormatError } from '../errors';
+import { BufferGroup } from '../gpu/buffers';
+import type { GpuCaps } from '../gpu/device';
+import { splitRows, type WeightMatrix } from '../gpu/tensor';
+import type { ModelSource } from './source';
+import { ByteStreamReader } from './byte-reader';
+import type { ModelConfig } from './config';
+import { convertTensor, parseSafetensorsHeader, readHeaderLength, type TensorInfo } from './safetensors';
+import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names';
+
+/** One decoder layer's weights. Optional entries exist only when the architecture has them. */
+export interface LayerWeights {
+  attnNorm: WeightMatrix;
+  wq: WeightMatrix;
+  wk: WeightMatrix;
+  wv: WeightMatrix;
+  wo: WeightMatrix;
+  bq?: WeightMatrix;
+  bk?: WeightMatrix;
+  bv?: WeightMatrix;
+  qNorm?: WeightMatrix;
+  kNorm?: WeightMatrix;
+  ffnNorm: WeightMatrix;
+  wGate: WeightMatrix;
+  wUp: WeightMatrix;
+  wDown: WeightMatrix;
+}
+
+/** Byte progress over all weight files. */
+export type WeightProgress = (bytesDone: number, bytesTotal: number, file: string) => void;
+
+/** All weights of a model, on the GPU. */
+export class ModelWeights {
+  constructor(
+    private readonly owner: BufferGroup,
+    readonly embed: WeightMatrix,
+    readonly layers: LayerWeights[],
+    readonly finalNorm: WeightMatrix,
+    readonly lmHead: WeightMatrix,
+  ) {}
+
+  /** Bytes allocated for weights. */
+  get bytes(): number {
+    return this.owner.bytes;
+  }
+
+  /** Free every buffer. Safe to call twice. */
+  destroy(): void {
+    this.owner.destroy();
+  }
+}
+
+/** The weight files of a source: the shards of model.safetensors.index.json, or model.safetensors. */
+async function listWeightFiles(source: ModelSource): Promise<{ files: string[]; totalBytes: number | null }> {
+  if (await source.has('model.safetensors.index.json')) {
+    let index: { weight_map?: Record<string, string>; metadata?: { total_size?: number } };
+    try {
+      index = JSON.parse(await source.text('model.safetensors.index.json'));
+    } catch {
+      throw new ModelFormatError('model.safetensors.index.json is not valid JSON. Re-download the model.');
+    }
+    if (!index.weight_map) throw new ModelFormatError('model.safetensors.index.json has no "weight_map".');
+    const files = [...new Set(Object.values(index.weight_map))].sort();
+    return { files, totalBytes: index.metadata?.total_size ?? null };
+  }
+  return { files: ['model.safetensors'], totalBytes: null };
+}
+
+/** Expected [rows, cols] of every tensor the config needs. Vectors are [1, n]. */
+function expectedShapes(c: ModelConfig): Map<string, [number, number]> {
+  const m = new Map<string, [number, number]>();
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  m.set(EMBED_TOKENS, [c.vocabSize, c.hiddenSize]);
+  m.set(FINAL_NORM, [1, c.hiddenSize]);
+  if (!c.tieEmbeddings) m.set(LM_HEAD, [c.vocabSize, c.hiddenSize]);
+  for (let i = 0; i < c.numLayers; i++) {
+    const n = layerTensorNames(i);
+    m.set(n.attnNorm, [1, c.hiddenSize]);
+    m.set(n.wq, [qDim, c.hiddenSize]);
+    m.set(n.wk, [kvDim, c.hiddenSize]);
+    m.set(n.wv, [kvDim, c.hiddenSize]);
+    m.set(n.wo, [c.hiddenSize, qDim]);
+    if (c.qkvBias) {
+      m.set(n.bq, [1, qDim]);
+      m.set(n.bk, [1, kvDim]);
+      m.set(n.bv, [1, kvDim]);
+    }
+    if (c.qkNorm) {
+      m.set(n.qNorm, [1, c.headDim]);
+      m.set(n.kNorm, [1, c.headDim]);
+    }
+    m.set(n.ffnNorm, [1, c.hiddenSize]);
+    m.set(n.wGate, [c.intermediateSize, c.hiddenSize]);
+    m.set(n.wUp, [c.intermediateSize, c.hiddenSize]);
+    m.set(n.wDown, [c.hiddenSize, c.intermediateSize]);
+  }
+  return m;
+}
+
+function checkShape(info: TensorInfo, want: [number, number], file: string): void {
+  const got = info.shape.length === 1 ? [1, info.shape[0]] : info.shape;
+  if (got.length !== 2 || got[0] !== want[0] || got[1] !== want[1]) {
+    throw new ModelFormatError(
+      `${file}: tensor ${info.name} has shape [${info.shape.join(', ')}] but config.json implies [${want.join(', ')}]. ` +
+        'The weights do not match the config.',
+    );
+  }
+}
+
+/** Download, convert and upload every tensor the config needs. */
+export async function loadWeights(
+  device: GPUDevice,
+  caps: GpuCaps,
+  source: ModelSource,
+  config: ModelConfig,
+  dtype: 'f32' | 'f16',
+  onProgress: WeightProgress = () => {},
+  signal?: AbortSignal,
+): Promise<ModelWeights> {
+  const owner = new BufferGroup(device, 'weights');
+  try {
+    const shapes = expectedShapes(config);
+    const loaded = new Map<string, WeightMatrix>();
+    const { files, totalBytes: indexTotal } = await listWeightFiles(source);
+    let done = 0;
+    let total = indexTotal ?? 0;
+    for (const file of files) {
+      const { size, body } = await source.stream(file);
+      if (indexTotal === null && Number.isFinite(size)) total += size;
+      const reader = new ByteStreamReader(body, file, (n) => {
+        done += n;
+        onProgress(done, Math.max(total, done), file);
+      });
+      try {
+        const headerLength = readHeaderLength(await reader.read(8));
+        const header = parseSafetensorsHeader(await reader.read(headerLength), Number.isFinite(size) ? size : null, file);
+        for (const info of header.tensors) {
+          if (signal?.aborted) throw new DOMException('Load aborted', 'AbortError');
+          const gap = header.dataStart + info.begin - reader.position;
+          if (gap < 0) throw new ModelFormatError(`${file}: tensor ${info.name} overlaps the one before it.`);
+          await reader.skip(gap);
+          const want = shapes.get(info.name);
+          if (!want) {
+            await reader.skip(info.end - info.begin);
+            continue;
+          }
+          checkShape(info, want, file);
+          const data = convertTensor(info.dtype, await reader.read(info.end - info.begin), dtype);
+          loaded.set(info.name, uploadMatrix(owner, caps, info.name, want, data, dtype));
+        }
+      } finally {
+        await reader.cancel();
+      }
+    }
+    const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
+    if (missing.length) {
+      throw new ModelFormatError(
+        `The weights lack ${missing.length} tensor(s) the config needs, e.g. ${missing.slice(0, 3).join(', ')}. ` +
+          'The model files are incomplete or of another architecture.',
+      );
+    }
+    const get = (n: string) => loaded.get(n) as WeightMatrix;
+    const opt = (n: string) => loaded.get(n);
+    const layers = Array.from({ length: config.numLayers }, (_, i) => {
+      const n = layerTensorNames(i);
+      return {
+        attnNorm: get(n.attnNorm), wq: get(n.wq), wk: get(n.wk), wv: get(n.wv), wo: get(n.wo),
+        bq: opt(n.bq), bk: opt(n.bk), bv: opt(n.bv), qNorm: opt(n.qNorm), kNorm: opt(n.kNorm),
+        ffnNorm: get(n.ffnNorm), wGate: get(n.wGate), wUp: get(n.wUp), wDown: get(n.wDown),
+      } satisfies LayerWeights;
+    });
+    const embed = get(EMBED_TOKENS);
+    return new ModelWeights(owner, embed, layers, get(FINAL_NORM), config.tieEmbeddings ? embed : get(LM_HEAD));
+  } catch (err) {
+    owner.destroy();
+    throw err;
+  }
+}
+
+function uploadMatrix(
+  owner: BufferGroup,
+  caps: GpuCaps,
+  name: string,
+  [rows, cols]: [number, number],
+  data: Float32Array | Uint16Array,
+  dtype: 'f32' | 'f16',
+): WeightMatrix {
+  const parts = splitRows(rows, cols, data.BYTES_PER_ELEMENT, caps.maxStorageBufferBindingSize).map(([rowStart, n]) => ({
+    buffer: owner.upload(`${name}[${rowStart}:${rowStart + n}]`, data.subarray(rowStart * cols, (rowStart + n) * cols)),
+    rowStart,
+    rows: n,
+  }));
+  return { name, rows, cols, dtype, parts };
+}

@@ -1,0 +1,36 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHADERS, type ShaderName } from '../../src/gpu/shaders';
+import { kernelHarness, type KernelHarness } from '../helpers/gpu';
+
+const ENTRIES: Record<ShaderName, string[]> = {
+  argmax: ['main'],
+  attention_full: ['main'],
+  elementwise: ['add_inplace', 'swiglu'],
+  embed: ['main'],
+  kv_full_append: ['main'],
+  matmul: ['gemv', 'tiled'],
+  rmsnorm: ['main'],
+  rope: ['main'],
+};
+
+describe('every WGSL kernel compiles in every variant', () => {
+  let h: KernelHarness;
+  beforeAll(async () => {
+    h = await kernelHarness();
+  });
+  afterAll(() => h.destroy());
+
+  for (const f16 of [false, true]) {
+    for (const subgroups of [false, true]) {
+      it(`f16=${f16} subgroups=${subgroups}`, async () => {
+        if ((f16 && !h.gpu.caps.f16) || (subgroups && !h.gpu.caps.subgroups)) return;
+        const variant = { weight: f16 ? 'f16' : 'f32', kv: f16 ? 'f16' : 'f32', subgroups } as const;
+        for (const name of Object.keys(SHADERS) as ShaderName[]) {
+          for (const entry of ENTRIES[name]) h.pipelines.get({ shader: name, entry, variant });
+        }
+        h.pipelines.get({ shader: 'rmsnorm', variant: { ...variant, flags: { IN_PLACE: true } } });
+        await expect(h.pipelines.checkCompilation()).resolves.toBeUndefined();
+      });
+    }
+  }
+});
