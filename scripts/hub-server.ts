@@ -227,7 +227,9 @@ async function main(argv: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// The basename check keeps bundles that inline this module (dist-bench/node-speed.js) from starting a second server.
+const entry = process.argv[1] ? path.resolve(process.argv[1]) : '';
+if (entry === fileURLToPath(import.meta.url) && /^hub-server\.[cm]?[jt]s$/.test(path.basename(entry))) {
   main(process.argv.slice(2)).catch((err) => {
     console.error(err);
     process.exit(1);

@@ -98,7 +98,9 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     next = pick(out);
   }
   if (finishReason !== 'stop') {
-    const rest = stops.flush();
+    // Bytes the decoder held back (an unfinished UTF-8 sequence) still pass through the stop matcher.
+    const tail = stops.push(decoder.flush());
+    const rest = tail.emit + (tail.stopped ? '' : stops.flush());
     if (rest) {
       text += rest;
       req.onToken?.({ tokenId: -1, text: rest, index: generated.length });

@@ -3,10 +3,13 @@
  */
 import argmax from '../../shaders/argmax.wgsl?raw';
 import attentionFull from '../../shaders/attention_full.wgsl?raw';
+import attentionQuant from '../../shaders/attention_quant.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
 import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
+import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
 import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
+import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
@@ -16,9 +19,11 @@ import rope from '../../shaders/rope.wgsl?raw';
 export const SHADERS = {
   argmax,
   attention_full: attentionFull,
+  attention_quant: attentionQuant,
   elementwise,
   embed,
   kv_full_append: kvFullAppend,
+  kv_quant_append: kvQuantAppend,
   matmul,
   rmsnorm,
   rope,
@@ -27,6 +32,7 @@ export const SHADERS = {
 /** Library files for `#include NAME`. */
 export const SHADER_LIBRARIES: Record<string, string> = {
   attention_core: attentionCore,
+  kv_quant: kvQuant,
   reduce,
 };
 

@@ -4,6 +4,8 @@
 import type { GpuCaps } from '../gpu/device';
 import type { KvModeSpec } from '../worker/api';
 import { FullKvCache } from './full-cache';
+import { quantFormat } from './quant-format';
+import { QuantKvCache } from './quant-cache';
 import type { KvCache, KvShape } from './types';
 
 /** Element type used for full-precision K/V on this device. */
@@ -18,7 +20,30 @@ export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, 
   switch (spec.mode) {
     case 'full':
       return new FullKvCache(device, shape, { dtype: kvDtype });
+    case 'int8':
+    case 'kivi':
+      return new QuantKvCache(device, shape, quantFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, spec.mode === 'kivi' ? `kivi-${spec.bits ?? 4}` : 'int8');
     default:
       throw new RangeError(`Unknown KV cache mode ${(spec as { mode: string }).mode}`);
   }
+}
+
+/** Default KIVI parameters (docs/kv-compression.md §1): G = 32, R = 64. */
+export const KIVI_DEFAULTS = { bits: 4 as 2 | 4, groupSize: 32, residual: 64 };
+/** Default int8 parameters: per-token groups of 32 channels, no residual window. */
+export const INT8_DEFAULTS = { groupSize: 32, residual: 0 };
+
+/** The quantized format of an `int8` or `kivi` spec for a model shape. */
+export function quantFormatFor(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'int8' | 'kivi' }>) {
+  const rowElems = shape.numKvHeads * shape.headDim;
+  if (spec.mode === 'int8') {
+    const o = { ...INT8_DEFAULTS, ...stripUndefined(spec) };
+    return quantFormat({ rowElems, keyBits: 8, valueBits: 8, keyGrouping: 'token', group: o.groupSize, residual: o.residual });
+  }
+  const o = { ...KIVI_DEFAULTS, ...stripUndefined(spec) };
+  return quantFormat({ rowElems, keyBits: o.bits, valueBits: o.bits, keyGrouping: 'channel', group: o.groupSize, residual: o.residual });
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -104,6 +104,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
   if (numHeads % numKvHeads !== 0) {
     throw new ModelFormatError(`num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads}).`);
   }
+  if ((cfg['head_dim'] ?? null) === null && hiddenSize % numHeads !== 0) {
+    throw new ModelFormatError(
+      `config.json has no "head_dim" and hidden_size (${hiddenSize}) is not a multiple of num_attention_heads (${numHeads}). ` +
+        'The config is inconsistent; re-download it or check the model id.',
+    );
+  }
   const headDim = positiveInt(cfg, 'head_dim', hiddenSize / numHeads);
   const eos = cfg['eos_token_id'];
   const eosTokenIds = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];

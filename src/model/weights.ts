@@ -56,18 +56,27 @@ export class ModelWeights {
 
 /** The weight files of a source: the shards of model.safetensors.index.json, or model.safetensors. */
 async function listWeightFiles(source: ModelSource): Promise<{ files: string[]; totalBytes: number | null }> {
-  if (await source.has('model.safetensors.index.json')) {
-    let index: { weight_map?: Record<string, string>; metadata?: { total_size?: number } };
-    try {
-      index = JSON.parse(await source.text('model.safetensors.index.json'));
-    } catch {
-      throw new ModelFormatError('model.safetensors.index.json is not valid JSON. Re-download the model.');
-    }
-    if (!index.weight_map) throw new ModelFormatError('model.safetensors.index.json has no "weight_map".');
-    const files = [...new Set(Object.values(index.weight_map))].sort();
-    return { files, totalBytes: index.metadata?.total_size ?? null };
+  const INDEX = 'model.safetensors.index.json';
+  if (!(await source.has(INDEX))) return { files: ['model.safetensors'], totalBytes: null };
+  const text = await source.text(INDEX);
+  let index: unknown;
+  try {
+    index = JSON.parse(text);
+  } catch {
+    throw new ModelFormatError(`${INDEX} is not valid JSON. Re-download the model.`);
   }
-  return { files: ['model.safetensors'], totalBytes: null };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const map = isObject(index) ? index['weight_map'] : undefined;
+  if (!isObject(map)) throw new ModelFormatError(`${INDEX} has no "weight_map" object. Re-download the model.`);
+  for (const [tensor, file] of Object.entries(map)) {
+    // Shards sit next to the index; anything path-like would fetch some other file.
+    if (typeof file !== 'string' || !/^[^/\\]+\.safetensors$/.test(file)) {
+      throw new ModelFormatError(`${INDEX} maps "${tensor}" to ${JSON.stringify(file)}, not a .safetensors file name. Re-download the model.`);
+    }
+  }
+  const total = isObject(index) && isObject(index['metadata']) ? index['metadata']['total_size'] : undefined;
+  const files = [...new Set(Object.values(map) as string[])].sort();
+  return { files, totalBytes: typeof total === 'number' && Number.isSafeInteger(total) && total > 0 ? total : null };
 }
 
 /** Expected [rows, cols] of every tensor the config needs. Vectors are [1, n]. */
@@ -107,7 +116,7 @@ function checkShape(info: TensorInfo, want: [number, number], file: string): voi
   if (got.length !== 2 || got[0] !== want[0] || got[1] !== want[1]) {
     throw new ModelFormatError(
       `${file}: tensor ${info.name} has shape [${info.shape.join(', ')}] but config.json implies [${want.join(', ')}]. ` +
-        'The weights do not match the config.',
+        'The weights do not match the config: check that config.json belongs to these weights, or re-download the model.',
     );
   }
 }
@@ -149,6 +158,7 @@ export async function loadWeights(
             await reader.skip(info.end - info.begin);
             continue;
           }
+          if (loaded.has(info.name)) throw new ModelFormatError(`${file}: tensor ${info.name} appears in more than one shard. Re-download the model.`);
           checkShape(info, want, file);
           const data = convertTensor(info.dtype, await reader.read(info.end - info.begin), dtype);
           loaded.set(info.name, uploadMatrix(owner, caps, info.name, want, data, dtype));
@@ -161,7 +171,7 @@ export async function loadWeights(
     if (missing.length) {
       throw new ModelFormatError(
         `The weights lack ${missing.length} tensor(s) the config needs, e.g. ${missing.slice(0, 3).join(', ')}. ` +
-          'The model files are incomplete or of another architecture.',
+          'The model files are incomplete or of another architecture: re-download the model, or check that config.json matches it.',
       );
     }
     const get = (n: string) => loaded.get(n) as WeightMatrix;

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../model/config';
 import { ropeInverseFrequencies } from '../model/rope-frequencies';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames } from '../model/tensor-names';
 import { add, applyRope, attention, embed, matmul, rmsNorm, swiglu } from './kernels';
+import { FullReferenceKv, type ReferenceKv } from './kv-reference';
 
 /** The HF shape of every tensor a config needs, by name. Biases and q/k norms appear only when used. */
 export function requiredTensorShapes(c: ModelConfig): Map<string, number[]> {
@@ -58,28 +59,6 @@ interface Layer {
   wDown: Float32Array; // (hidden, intermediate)
 }
 
-/** One layer's K and V after RoPE, growing by doubling: (capacity, numKvHeads, headDim). */
-class LayerCache {
-  k = new Float32Array(0);
-  v = new Float32Array(0);
-
-  /** Append rows at element offset `at`, growing the arrays when needed. */
-  append(at: number, k: Float32Array, v: Float32Array): void {
-    if (at + k.length > this.k.length) {
-      const cap = Math.max(at + k.length, 2 * this.k.length);
-      const grow = (old: Float32Array) => {
-        const a = new Float32Array(cap);
-        a.set(old.subarray(0, at));
-        return a;
-      };
-      this.k = grow(this.k);
-      this.v = grow(this.v);
-    }
-    this.k.set(k, at);
-    this.v.set(v, at);
-  }
-}
-
 /** A Llama-family model on the CPU with a KV cache. `forward` appends tokens after the cached ones. */
 export class ReferenceModel {
   readonly config: ModelConfig;
@@ -88,11 +67,11 @@ export class ReferenceModel {
   private readonly finalNorm: Float32Array; // (hidden)
   private readonly lmHead: Float32Array; // (vocab, hidden); the embedding table when tied
   private readonly invFreq: Float32Array; // (headDim / 2)
-  private readonly cache: LayerCache[];
+  private kv: ReferenceKv;
   private cached = 0;
 
   /** Takes f32 tensors by HF name; throws ModelFormatError naming any missing or misshaped tensor. */
-  constructor(config: ModelConfig, tensors: Map<string, Float32Array>) {
+  constructor(config: ModelConfig, tensors: Map<string, Float32Array>, kv?: ReferenceKv) {
     if (config.headDim % 2 !== 0) throw new ModelFormatError(`head_dim ${config.headDim} must be even for RoPE.`);
     for (const [name, shape] of requiredTensorShapes(config)) {
       const t = tensors.get(name);
@@ -130,7 +109,7 @@ export class ReferenceModel {
     this.finalNorm = get(FINAL_NORM);
     this.lmHead = config.tieEmbeddings ? this.embedTable : get(LM_HEAD);
     this.invFreq = ropeInverseFrequencies(config);
-    this.cache = this.layers.map(() => new LayerCache());
+    this.kv = kv ?? new FullReferenceKv(config.numLayers);
   }
 
   /** Number of tokens in the KV cache. */
@@ -141,6 +120,13 @@ export class ReferenceModel {
   /** Forget every cached token. */
   reset(): void {
     this.cached = 0;
+    this.kv.reset();
+  }
+
+  /** Use another KV cache mode from now on (forgets every cached token). */
+  setKv(kv: ReferenceKv): void {
+    this.kv = kv;
+    this.reset();
   }
 
   /** Run `tokens` after the cached ones; returns logits [T, vocab] for these tokens only. */
@@ -171,12 +157,8 @@ export class ReferenceModel {
     }
     applyRope(q, positions, this.invFreq);
     applyRope(k, positions, this.invFreq);
-    const cache = this.cache[l];
-    const pos0 = this.cached;
-    const T = positions.length;
-    cache.append(pos0 * Hk * d, k, v);
-    const end = (pos0 + T) * Hk * d;
-    const o = attention(q, cache.k.subarray(0, end), cache.v.subarray(0, end), pos0, T, H, Hk, d); // (T, H, d)
+    const rows = this.kv.attend(l, k, v); // (past + T, Hk, d) as the cache mode serves them
+    const o = attention(q, rows.k, rows.v, this.cached, positions.length, H, Hk, d); // (T, H, d)
     return matmul(o, w.wo, D, H * d);
   }
 

@@ -19,8 +19,16 @@ export interface LoadOptions {
   allLogits?: boolean;
 }
 
-/** Which KV cache layout to use. */
-export type KvModeSpec = { mode: 'full' };
+/** Which KV cache layout to use, with its parameters (defaults in src/kv/factory.ts). */
+export type KvModeSpec =
+  | { mode: 'full' }
+  /** 8-bit codes, per-token groups of `groupSize` channels for K and V; `residual` newest tokens in full precision. */
+  | { mode: 'int8'; groupSize?: number; residual?: number }
+  /** KIVI: keys per channel over `groupSize`-token blocks, values per token; `residual` (R) newest tokens in full precision. */
+  | { mode: 'kivi'; bits?: 2 | 4; groupSize?: number; residual?: number };
+
+/** Every KV mode name. */
+export type KvModeName = KvModeSpec['mode'];
 
 /** Load progress, in bytes of weight files. */
 export interface LoadProgress {

@@ -1,0 +1,313 @@
+/**
+ * `npm run bench`: the speed harness. Measures prefill and decode tokens/s at several context lengths
+ *   - in Node through Dawn (`webgpu` package; lavapipe here, a real Vulkan GPU elsewhere): builds
+ *     bench/node-speed.ts with vite.bench.config.ts and runs it (stories260k, byte-llama-12l, and
+ *     SmolLM2-135M shapes with random f16 weights);
+ *   - in headless system Chromium (SwiftShader here): builds the app, serves it with `vite preview`
+ *     next to the local hub, and opens the page's bench mode (src/ui/bench-mode.ts), which runs the
+ *     same workload through the real engine Worker.
+ * Writes bench/results/speed.json (rows + machine, adapters, date, git commit) and speed.md (a table).
+ *
+ * Flags: --quick (64 tokens, 8 decode steps, small models only), --node-only, --browser-only,
+ *   --full (also SmolLM2-135M shapes in Chromium, at 64 tokens; slow: SwiftShader has no f16),
+ *   --contexts 64,256,512, --decode 16, --out DIR (default bench/results).
+ * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from '@playwright/test';
+import { build, preview } from 'vite';
+import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
+import { RandomWeightsSource } from '../src/model/random-source';
+import type { AdapterSummary, SpeedRow } from '../src/worker/api';
+import type { BenchPageResult } from '../src/ui/bench-mode';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+
+const QUICK = flag('quick');
+const FULL = flag('full');
+const CONTEXTS = option('contexts', QUICK ? '64' : '64,256,512').split(',').map(Number);
+const DECODE = Number(option('decode', QUICK ? '8' : '16'));
+const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
+const MODELS_DIR = sharedModelsDir();
+const SMOL = 'smollm2-135m-shape';
+const SMOL_RANDOM_REPO = `local/${SMOL}-random`;
+/** SmolLM2 in Chromium (SwiftShader has no f16, so f32 weights and very slow kernels): 64 tokens only. */
+const SMOL_BROWSER_CONTEXTS = [64];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** One measured row of the results table. */
+interface ResultRow extends SpeedRow {
+  backend: string;
+  model: string;
+  weights: string;
+  adapter: string;
+}
+
+interface NodeSpeedOutput {
+  backend: string;
+  icd: string | null;
+  results: Array<{ model: string; weightDtype: string; adapter: AdapterSummary; rows: SpeedRow[] }>;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const seconds = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
+
+/** Run a command; stdout is captured, stderr passes through. Rejects on a non-zero exit. */
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}`))));
+  });
+}
+
+async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null }> {
+  log('Node/Dawn: building dist-bench/node-speed.js');
+  await build({ configFile: path.join(ROOT, 'vite.bench.config.ts'), root: ROOT, logLevel: 'warn' });
+  const args = [path.join(ROOT, 'dist-bench/node-speed.js'), '--models', MODELS_DIR, '--contexts', CONTEXTS.join(','), '--decode', String(DECODE)];
+  if (QUICK) args.push('--quick');
+  log(`Node/Dawn: running with VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`);
+  const stdout = await run(process.execPath, args);
+  const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  if (!line) throw new Error('node-speed printed no JSON result.');
+  const out = JSON.parse(line) as NodeSpeedOutput;
+  const backend = `node-dawn (${out.icd ? path.basename(out.icd, '.json').replace(/_icd$/, '') : 'default ICD'})`;
+  const rows = out.results.flatMap((r) =>
+    r.rows.map((row) => ({ backend, model: r.model, weights: r.weightDtype, adapter: r.adapter.description, ...row })),
+  );
+  return { rows, icd: out.icd };
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Config, tokenizer and a random f16 model.safetensors of the SmolLM2-135M shapes, written once to a temp dir. */
+async function smolRandomDir(): Promise<string> {
+  const src = path.join(MODELS_DIR, SMOL);
+  const dir = path.join(os.tmpdir(), 'kvtab-bench', `${SMOL}-random`);
+  const files = {
+    'config.json': fs.readFileSync(path.join(src, 'config.json'), 'utf8'),
+    'tokenizer.json': fs.readFileSync(path.join(src, 'tokenizer.json'), 'utf8'),
+  };
+  const { size, body } = await new RandomWeightsSource('SmolLM2-135M', files).stream('model.safetensors');
+  const target = path.join(dir, 'model.safetensors');
+  if (fs.existsSync(target) && fs.statSync(target).size === size) {
+    await body.cancel();
+    return dir;
+  }
+  log(`writing ${(size / 2 ** 20).toFixed(0)} MiB of random f16 weights to ${dir}`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+  const fd = fs.openSync(`${target}.part`, 'w');
+  try {
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) fs.writeSync(fd, chunk);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(`${target}.part`, target);
+  return dir;
+}
+
+interface BrowserCase {
+  label: string;
+  repo: string;
+  contexts: number[];
+  timeoutMs: number;
+}
+
+async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; errors: string[] }> {
+  const cases: BrowserCase[] = [{ label: 'stories260k', repo: 'local/stories260k', contexts: CONTEXTS, timeoutMs: 5 * 60_000 }];
+  if (!QUICK && fs.existsSync(path.join(MODELS_DIR, 'byte-llama-12l'))) {
+    cases.push({ label: 'byte-llama-12l', repo: 'local/byte-llama-12l', contexts: CONTEXTS, timeoutMs: 10 * 60_000 });
+  }
+  const repos = defaultRepos(MODELS_DIR);
+  if (FULL && fs.existsSync(path.join(MODELS_DIR, SMOL))) {
+    repos[SMOL_RANDOM_REPO] = await smolRandomDir();
+    cases.push({ label: `${SMOL} (random f16 weights)`, repo: SMOL_RANDOM_REPO, contexts: SMOL_BROWSER_CONTEXTS, timeoutMs: 30 * 60_000 });
+  }
+
+  log('Chromium: building the app into dist-bench/app');
+  const outDir = path.join(ROOT, 'dist-bench/app');
+  await build({ configFile: path.join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const hub = await startHubServer({ repos });
+  const port = await freePort();
+  const server = await preview({ configFile: path.join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir }, preview: { port, strictPort: true } });
+  const appUrl = `http://127.0.0.1:${port}/`;
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const rows: ResultRow[] = [];
+  const errors: string[] = [];
+  const version = browser.version();
+  try {
+    for (const c of cases) {
+      const t0 = performance.now();
+      log(`Chromium: ${c.label} at ${c.contexts.join(', ')} tokens`);
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        page.on('console', (m) => process.stderr.write(`  [page] ${m.text()}\n`));
+        page.on('pageerror', (e) => process.stderr.write(`  [page error] ${e.message}\n`));
+        const query = new URLSearchParams({ bench: c.contexts.join(','), decode: String(DECODE), model: c.repo, hub: hub.baseUrl });
+        await page.goto(`${appUrl}?${query}`);
+        const result = page.locator('#bench-result[data-status]');
+        await result.waitFor({ timeout: c.timeoutMs });
+        const text = (await result.textContent()) ?? '';
+        if ((await result.getAttribute('data-status')) !== 'done') throw new Error((JSON.parse(text) as { error: string }).error);
+        const out = JSON.parse(text) as BenchPageResult;
+        const backend = `chromium (${/swiftshader/i.test(out.info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
+        for (const row of out.rows) rows.push({ backend, model: c.label, weights: out.info.weightDtype, adapter: out.info.adapter.description, ...row });
+        log(`Chromium: ${c.label} done in ${seconds(t0)} s`);
+      } catch (err) {
+        errors.push(`chromium ${c.label}: ${(err as Error).message}`);
+        log(`Chromium: ${c.label} FAILED: ${(err as Error).message}`);
+      } finally {
+        await context.close();
+      }
+    }
+  } finally {
+    await browser.close();
+    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
+    await hub.close();
+  }
+  return { rows, chromium: version, errors };
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function markdown(report: Report): string {
+  const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const lines = [
+    '# Speed benchmark',
+    '',
+    `Run ${report.date} at commit \`${report.commit.slice(0, 12) || 'unknown'}\`${report.dirty ? ' (with local changes)' : ''}` +
+      ` by \`npm run bench${report.args.length ? ' ' + report.args.join(' ') : ''}\` in ${report.wallSeconds.toFixed(0)} s.`,
+    `Machine: ${report.machine.os}, ${report.machine.cpuCount} × ${report.machine.cpu}, ${report.machine.memoryGiB} GiB; Node ${report.machine.node}` +
+      (report.machine.chromium ? `; Chromium ${report.machine.chromium}` : '') + '.',
+    `Decode tok/s: the last ${report.decodeTokens} steps ending at the context length; prefill tok/s: the whole context in chunks of 128.`,
+    '',
+    '| backend | model | weights | context | prefill tok/s | decode tok/s |',
+    '|---|---|---|---:|---:|---:|',
+    ...report.rows.map((r) => `| ${r.backend} | ${r.model} | ${r.weights} | ${r.context} | ${fmt(r.prefillTokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} |`),
+    '',
+    'Adapters:',
+    ...Object.entries(report.adapters).map(([backend, a]) => `- ${backend}: ${a}`),
+  ];
+  if (report.errors.length) lines.push('', 'Errors:', ...report.errors.map((e) => `- ${e}`));
+  return lines.join('\n') + '\n';
+}
+
+interface Report {
+  date: string;
+  commit: string;
+  dirty: boolean;
+  args: string[];
+  wallSeconds: number;
+  contexts: number[];
+  decodeTokens: number;
+  machine: { os: string; arch: string; cpu: string; cpuCount: number; memoryGiB: number; node: string; chromium: string | null; vkIcd: string | null };
+  adapters: Record<string, string>;
+  rows: ResultRow[];
+  errors: string[];
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const rows: ResultRow[] = [];
+  const errors: string[] = [];
+  let icd: string | null = process.env.VK_ICD_FILENAMES ?? null;
+  let chromiumVersion: string | null = null;
+  if (!flag('browser-only')) {
+    try {
+      const node = await nodeBench();
+      rows.push(...node.rows);
+      icd = node.icd;
+    } catch (err) {
+      errors.push(`node: ${(err as Error).message}`);
+      log(`Node/Dawn FAILED: ${(err as Error).message}`);
+    }
+    log(`Node/Dawn finished at ${seconds(t0)} s`);
+  }
+  if (!flag('node-only')) {
+    try {
+      const browser = await browserBench();
+      rows.push(...browser.rows);
+      errors.push(...browser.errors);
+      chromiumVersion = browser.chromium;
+    } catch (err) {
+      errors.push(`chromium: ${(err as Error).message}`);
+      log(`Chromium FAILED: ${(err as Error).message}`);
+    }
+    log(`Chromium finished at ${seconds(t0)} s`);
+  }
+  const cpus = os.cpus();
+  const report: Report = {
+    date: new Date().toISOString(),
+    commit: git(['rev-parse', 'HEAD']),
+    dirty: git(['status', '--porcelain']) !== '',
+    args: argv,
+    wallSeconds: (performance.now() - t0) / 1000,
+    contexts: CONTEXTS,
+    decodeTokens: DECODE,
+    machine: {
+      os: `${os.type()} ${os.release()}`,
+      arch: os.arch(),
+      cpu: cpus[0]?.model.trim() ?? 'unknown',
+      cpuCount: cpus.length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      chromium: chromiumVersion,
+      vkIcd: icd,
+    },
+    adapters: Object.fromEntries(rows.map((r) => [r.backend, r.adapter])),
+    rows,
+    errors,
+  };
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(OUT_DIR, 'speed.json'), JSON.stringify(report, null, 2) + '\n');
+  const md = markdown(report);
+  fs.writeFileSync(path.join(OUT_DIR, 'speed.md'), md);
+  process.stdout.write(md);
+  log(`wrote ${path.relative(ROOT, OUT_DIR)}/speed.json and speed.md in ${report.wallSeconds.toFixed(0)} s`);
+  process.exit(errors.length ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+// Attention over a quantized KV layer, read in place (layout in lib/kv_quant.wgsl): keys and values
+// below quantized_count(pos0) are dequantized from packed codes and f16 (s, min) inside the dot product
+// and the value sum; older-than-this-step positions above it come from the full-precision ring; this step's
+// own positions (≥ pos0) come from its fresh f32 rows. The quantize-on-flush runs after this kernel.
+// Bindings: 0 AttnParams, 1 Step, 2 q, 3 out, 4 QuantParams, 5 k_fresh, 6 v_fresh, 7 ring, 8 codes, 9 scales.
+
+@group(0) @binding(0) var<uniform> p: AttnParams;
+@group(0) @binding(1) var<uniform> step: Step;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> qp: QuantParams;
+@group(0) @binding(5) var<storage, read> k_fresh: array<f32>;
+@group(0) @binding(6) var<storage, read> v_fresh: array<f32>;
+@group(0) @binding(7) var<storage, read> ring: array<kvt>;
+@group(0) @binding(8) var<storage, read> codes: array<u32>;
+@group(0) @binding(9) var<storage, read> scales: array<u32>;
+
+#include kv_quant
+#include attention_core
+
+fn key_dot(j: u32, kvh: u32) -> f32 {
+  let e0 = kvh * p.head_dim;
+  var s = 0.0;
+  if (j >= step.pos0) {
+    let base = (j - step.pos0) * qp.row_elems + e0;
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * k_fresh[base + c]; }
+  } else if (j >= quantized_count(step.pos0, true)) {
+    let base = (j % qp.residual) * qp.row_elems + e0;
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[base + c]); }
+  } else {
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * dequant(j, e0 + c, true); }
+  }
+  return s;
+}
+
+fn value_at(j: u32, kvh: u32, c: u32) -> f32 {
+  let e = kvh * p.head_dim + c;
+  if (j >= step.pos0) { return v_fresh[(j - step.pos0) * qp.row_elems + e]; }
+  if (j >= quantized_count(step.pos0, false)) { return f32(ring[(qp.residual + j % qp.residual) * qp.row_elems + e]); }
+  return dequant(j, e, false);
+}

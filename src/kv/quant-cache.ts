@@ -1,0 +1,189 @@
+/**
+ * Quantized KV layouts `int8` and `kivi` (docs/kv-compression.md §1): packed codes, f16 (s, min) pairs
+ * and a full-precision residual ring per layer, laid out as in shaders/lib/kv_quant.wgsl. Attention
+ * reads them in place (attention_quant.wgsl); after it, the step's flushed tokens are quantized and its
+ * fresh rows enter the ring (kv_quant_append.wgsl). There is no full-precision copy of the quantized part.
+ */
+import { BufferGroup } from '../gpu/buffers';
+import { flatDispatch, type Recorder } from '../gpu/plan';
+import { f32, type UniformSlot } from '../gpu/uniforms';
+import type { KvLayerStats } from '../worker/api';
+import { copyOnGpu, grownCapacity } from './growth';
+import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
+import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+
+interface QuantLayer {
+  codes: GPUBuffer /* u32 [capacity, kWords + vWords] */;
+  scales: GPUBuffer /* u32 (f16 s, f16 min) [K region | V region] */;
+  ring: GPUBuffer /* kvt [2, R, E] (4 bytes when R = 0) */;
+}
+
+/** A quantized cache: every layer in the same QuantFormat. */
+export class QuantKvCache implements KvCache {
+  private layers: QuantLayer[] = [];
+  private capacity = 0;
+  private held = 0;
+  private gen = 0;
+  private readonly owner: BufferGroup;
+  private readonly kWords: number;
+  private readonly vWords: number;
+  private readonly blockTokens: number;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly shape: KvShape,
+    readonly format: QuantFormat,
+    /** Bytes of one full-precision element in the ring (kvt). */
+    private readonly ringElementBytes: 2 | 4,
+    readonly mode: string,
+  ) {
+    this.owner = new BufferGroup(device, `kv-${mode}`);
+    this.kWords = wordsPerRow(format.rowElems, format.keyBits);
+    this.vWords = wordsPerRow(format.rowElems, format.valueBits);
+    this.blockTokens = Math.max(64, format.keyBlockTokens, format.residual);
+    if (this.blockTokens % format.keyBlockTokens !== 0) this.blockTokens = Math.ceil(this.blockTokens / format.keyBlockTokens) * format.keyBlockTokens;
+  }
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  get length(): number {
+    return this.held;
+  }
+
+  /** Tokens the current allocation holds. */
+  get allocatedTokens(): number {
+    return this.capacity;
+  }
+
+  private scaleBytes(capacity: number): number {
+    return (keyScaleCount(this.format, capacity) + valueScaleCount(this.format, capacity)) * 4;
+  }
+
+  reserve(totalTokens: number): void {
+    if (totalTokens <= this.capacity) return;
+    const capacity = grownCapacity(this.capacity, totalTokens, this.blockTokens, this.shape.maxTokens);
+    const f = this.format;
+    const ringBytes = 2 * f.residual * f.rowElems * this.ringElementBytes;
+    const next = Array.from({ length: this.shape.numLayers }, (_, l) => ({
+      codes: this.owner.create(`L${l}.codes`, capacity * (this.kWords + this.vWords) * 4),
+      scales: this.owner.create(`L${l}.scales`, this.scaleBytes(capacity)),
+      ring: this.layers[l]?.ring ?? this.owner.create(`L${l}.residual`, ringBytes),
+    }));
+    const oldKScales = keyScaleCount(f, this.capacity) * 4;
+    const oldVScales = valueScaleCount(f, this.capacity) * 4;
+    const newKScales = keyScaleCount(f, capacity) * 4;
+    copyOnGpu(
+      this.device,
+      `kv-${this.mode} grow`,
+      this.layers.flatMap((old, l) => [
+        [old.codes, next[l].codes, 0, 0, old.codes.size] as [GPUBuffer, GPUBuffer, number, number, number],
+        [old.scales, next[l].scales, 0, 0, oldKScales],
+        [old.scales, next[l].scales, oldKScales, newKScales, oldVScales],
+      ]),
+    );
+    for (const old of this.layers) {
+      this.owner.release(old.codes);
+      this.owner.release(old.scales);
+    }
+    this.layers = next;
+    this.capacity = capacity;
+    this.gen++;
+  }
+
+  /** Uniform QuantParams for the current capacity (see lib/kv_quant.wgsl). */
+  private quantParams(rec: Recorder): UniformSlot {
+    const f = this.format;
+    return rec.uniforms.alloc([
+      f.rowElems,
+      f.residual,
+      f.keyBlockTokens,
+      f.keyGrouping === 'channel' ? 1 : 0,
+      f.keyBits,
+      f.valueBits,
+      this.kWords,
+      this.vWords,
+      keyScaleCount(f, this.capacity),
+      f.rowElems / f.channelGroup,
+      f.channelGroup,
+      0,
+    ]);
+  }
+
+  recordAttention(rec: Recorder, layer: number, io: AttentionIO): void {
+    const { numHeads, numKvHeads, headDim } = this.shape;
+    const f = this.format;
+    const buf = this.layers[layer];
+    const qp = this.quantParams(rec);
+    const attend = rec.pipelines.get({ shader: 'attention_quant', variant: rec.variant });
+    const params = rec.uniforms.alloc([io.tokens, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
+    rec.dispatch(
+      `attention_${this.mode} L${layer}`,
+      attend,
+      { 0: params, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
+      [numHeads, io.tokens, 1],
+    );
+    // After attention: quantize what leaves the residual window, then push the fresh rows into it.
+    const T = io.tokens;
+    const keyChannel = f.keyGrouping === 'channel';
+    const flushedKeys = keyChannel ? T + f.residual : T;
+    const groupsPerRow = f.rowElems / f.channelGroup;
+    const passes: Array<[string, boolean, number]> = [
+      [keyChannel ? 'scales_channel' : 'scales_token', true, keyChannel ? Math.ceil(flushedKeys / f.keyBlockTokens + 1) * f.rowElems : T * groupsPerRow],
+      ['pack_codes', true, flushedKeys * this.kWords],
+      ['ring_append', true, f.residual > 0 ? T * f.rowElems : 0],
+      ['scales_token', false, T * groupsPerRow],
+      ['pack_codes', false, T * this.vWords],
+      ['ring_append', false, f.residual > 0 ? T * f.rowElems : 0],
+    ];
+    for (const [entry, isKey, invocations] of passes) {
+      if (invocations === 0) continue;
+      const { workgroups, groupsPerRow: stride } = flatDispatch(Math.ceil(invocations / 64), rec.caps.maxComputeWorkgroupsPerDimension);
+      const pipeline = rec.pipelines.get({ shader: 'kv_quant_append', entry, variant: rec.variant });
+      const ap = rec.uniforms.alloc([isKey ? 1 : 0, invocations, stride * 64, 0]);
+      const fresh = isKey ? io.k : io.v;
+      // Layouts are derived per entry point ('auto'), so each binds only what it uses.
+      const bindings: Record<number, GPUBuffer | UniformSlot> = { 0: qp, 1: ap, 2: rec.step.buffer, 3: fresh, 4: buf.ring };
+      if (entry !== 'ring_append') bindings[6] = buf.scales;
+      if (entry === 'pack_codes') bindings[5] = buf.codes;
+      rec.dispatch(`${entry} ${isKey ? 'K' : 'V'} L${layer}`, pipeline, bindings, workgroups);
+    }
+  }
+
+  commit(tokens: number): void {
+    this.held += tokens;
+  }
+
+  truncate(tokens: number): boolean {
+    // Quantized blocks and the ring cannot be rewound to an arbitrary position; only a no-op cut works.
+    return tokens >= this.held;
+  }
+
+  reset(): void {
+    this.held = 0;
+  }
+
+  layerStats(): KvLayerStats[] {
+    return this.layers.map((b, layer) => {
+      const components = { codes: b.codes.size, scales: b.scales.size, residual: b.ring.size };
+      return { layer, components, total: b.codes.size + b.scales.size + b.ring.size };
+    });
+  }
+
+  fp16EquivalentBytes(): number {
+    return fp16BaselineBytes(this.shape, this.held);
+  }
+
+  /** The layer's buffers, for kernel tests that compare packed bytes with the CPU reference. */
+  debugLayer(layer: number): Readonly<QuantLayer> {
+    return this.layers[layer];
+  }
+
+  destroy(): void {
+    this.owner.destroy();
+    this.layers = [];
+    this.capacity = 0;
+    this.held = 0;
+  }
+}

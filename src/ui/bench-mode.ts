@@ -1,0 +1,75 @@
+/**
+ * Benchmark mode of the page, used by `npm run bench` (bench/run.ts drives it with Playwright).
+ * Opened as `/?bench=64,256,512&decode=16&model=local/stories260k&hub=<base>[&dtype=f32][&chunk=128]`:
+ * loads the model through the engine worker, runs the worker's `benchmark`, and writes one JSON object
+ * into `<pre id="bench-result" data-status="done|error">`. DOM only; every GPU call stays in the worker.
+ */
+import type { EngineClient } from '../worker/client';
+import type { LoadOptions, ModelInfo, SpeedRow } from '../worker/api';
+import { DEFAULT_HUB_URL } from '../model/source';
+
+/** What the bench page reports on success. */
+export interface BenchPageResult {
+  model: string;
+  info: ModelInfo;
+  loadMs: number;
+  benchMs: number;
+  rows: SpeedRow[];
+  userAgent: string;
+}
+
+/** Whether the page was opened in benchmark mode. */
+export function isBenchMode(query: URLSearchParams): boolean {
+  return query.has('bench');
+}
+
+function positiveInts(text: string, what: string): number[] {
+  const values = text.split(',').map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 2)) {
+    throw new Error(`Bad ${what} "${text}": expected comma-separated integers of 2 or more.`);
+  }
+  return values;
+}
+
+function loadOptions(query: URLSearchParams): LoadOptions {
+  const options: LoadOptions = { prefillChunk: Number(query.get('chunk') ?? 128) };
+  const dtype = query.get('dtype');
+  if (dtype === 'f32' || dtype === 'f16' || dtype === 'auto') options.weightDtype = dtype;
+  return options;
+}
+
+/** Run the benchmark the query describes and publish the result (or the error) in the page. */
+export async function runBenchMode(root: HTMLElement, client: EngineClient, query: URLSearchParams): Promise<void> {
+  const status = document.createElement('p');
+  const result = document.createElement('pre');
+  result.id = 'bench-result';
+  root.append(status, result);
+  const say = (text: string) => {
+    status.textContent = text;
+    console.log(`[bench] ${text}`);
+  };
+  try {
+    const contexts = positiveInts(query.get('bench') ?? '', 'context list');
+    const decode = Number(query.get('decode') ?? 16);
+    const model = query.get('model') ?? 'local/stories260k';
+    const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
+    say(`Loading ${model} from ${baseUrl}…`);
+    const t0 = performance.now();
+    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
+    const loadMs = performance.now() - t0;
+    say(`Loaded ${info.label} (${info.weightDtype} on ${info.adapter.description}); measuring ${contexts.join(', ')} tokens…`);
+    const t1 = performance.now();
+    const rows = await client.api.benchmark(contexts, decode);
+    const benchMs = performance.now() - t1;
+    await client.api.unload();
+    const out: BenchPageResult = { model, info, loadMs, benchMs, rows, userAgent: navigator.userAgent };
+    result.textContent = JSON.stringify(out, null, 2);
+    result.dataset.status = 'done';
+    say(`Done in ${((loadMs + benchMs) / 1000).toFixed(1)} s.`);
+  } catch (err) {
+    const e = err as Error;
+    result.textContent = JSON.stringify({ error: `${e.name ?? 'Error'}: ${e.message ?? String(err)}` });
+    result.dataset.status = 'error';
+    say('Failed.');
+  }
+}
