@@ -64,7 +64,7 @@ fn gemv(
   workgroupBarrier();
   if (lid == 0u) {
     var total = vec4f(0.0);
-    for (var i = 0u; i < GEMV_WG / sg_size; i++) { total += gemv_partial[i]; }
+    for (var i = 0u; i < max(1u, GEMV_WG / sg_size); i++) { total += gemv_partial[i]; }
     gemv_partial[0] = total;
   }
   workgroupBarrier();

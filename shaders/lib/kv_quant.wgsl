@@ -54,14 +54,33 @@ fn dequant(j: u32, e: u32, is_key: bool) -> f32 {
   return f32(code_at(j, e, is_key)) * sm.x + sm.y;
 }
 
-// Code for x under (s, min): round half up, clamped to [0, 2^bits − 1].
+// Code for x under (s, min): floor((x − min)/s + 0.5) clamped to [0, 2^bits − 1]. The estimate from the
+// (inexact) division is corrected with exact comparisons: (q ± 0.5)·s is exact in f32 for f16 s and
+// q < 2^9, and x − min is correctly rounded, so GPU and CPU reference agree bit for bit.
 fn quantize_value(x: f32, sm: vec2f, bits: u32) -> u32 {
   let levels = f32((1u << bits) - 1u);
-  return u32(clamp(floor((x - sm.y) / sm.x + 0.5), 0.0, levels));
+  let d = x - sm.y;
+  var q = clamp(floor(d / sm.x + 0.5), 0.0, levels);
+  if (q < levels && d >= (q + 0.5) * sm.x) { q += 1.0; }
+  if (q > 0.0 && d < (q - 0.5) * sm.x) { q -= 1.0; }
+  return u32(q);
 }
 
-// 1 / (2^bits − 1) as the nearest f32, so s is computed with one correctly rounded multiply (division is
-// only accurate to 2.5 ulp in WGSL, which would make the stored f16 scale differ from the CPU reference).
+// f32 → f16 bits, round to nearest even, with subnormals. Written out because pack2x16float's rounding
+// is implementation-defined, and the stored (s, min) must match the CPU reference exactly.
+fn f16_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  let sign = (b >> 16u) & 0x8000u;
+  let a = b & 0x7fffffffu;
+  if (a >= 0x477ff000u) { return sign | 0x7bffu; }              // beyond f16 range: clamp to ±65504
+  if (a < 0x38800000u) { return sign | u32(round(bitcast<f32>(a) * 16777216.0)); } // subnormal: m · 2^-24
+  let e = a - 0x38000000u;                                       // rebias the exponent from 127 to 15
+  return sign | ((e + 0xfffu + ((e >> 13u) & 1u)) >> 13u);
+}
+
+fn f16_round(x: f32) -> f32 { return unpack2x16float(f16_bits(x)).x; }
+
+// 1 / (2^bits − 1) as the nearest f32, so s is one correctly rounded multiply, as in the CPU reference.
 fn inverse_levels(bits: u32) -> f32 {
   switch bits {
     case 2u: { return 0.333333343267; }
@@ -70,9 +89,9 @@ fn inverse_levels(bits: u32) -> f32 {
   }
 }
 
-// (s, min) for a group with extremes lo, hi, rounded to f16 as stored: min first, then s from it.
+// (s, min) for a group with extremes lo, hi, as stored: min rounded to f16 first, then s from it, both f16.
 fn group_scale(lo: f32, hi: f32, bits: u32) -> u32 {
-  let m = unpack2x16float(pack2x16float(vec2f(lo, 0.0))).x;
+  let m = f16_round(lo);
   let s = max((hi - m) * inverse_levels(bits), 1e-6);
-  return pack2x16float(vec2f(s, m));
+  return f16_bits(s) | (f16_bits(m) << 16u);
 }

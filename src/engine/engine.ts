@@ -7,6 +7,7 @@ import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
+import type { KvShape } from '../kv/types';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
@@ -18,6 +19,7 @@ import type {
   EngineStats,
   GenerateParams,
   GenerateResult,
+  KvModeSpec,
   LoadOptions,
   LoadProgress,
   ModelInfo,
@@ -37,6 +39,9 @@ interface Loaded {
   info: ModelInfo;
   /** Token ids whose K/V the cache holds, in order. */
   history: number[];
+  shape: KvShape;
+  kvDtype: 'f32' | 'f16';
+  kvMode: KvModeSpec;
 }
 
 /** The engine. One model at a time; one operation at a time. */
@@ -93,13 +98,15 @@ export class Engine implements EngineApi {
       );
       const variant: ShaderVariant = { weight: weightDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
       const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
-      const shape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions };
-      const kv = createKvCache(gpu.device, gpu.caps, shape, options.kvMode ?? { mode: 'full' }, kvDtype);
-      const model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
+      const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions };
+      const kvMode = options.kvMode ?? { mode: 'full' };
+      let model: LlamaModel | null = null;
       try {
+        const kv = createKvCache(gpu.device, gpu.caps, shape, kvMode, kvDtype);
+        model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
         await this.warmUp(model, config);
       } catch (err) {
-        model.destroy();
+        model?.destroy();
         weights.destroy();
         throw err;
       }
@@ -115,7 +122,7 @@ export class Engine implements EngineApi {
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,
       };
-      this.loaded = { config, tokenizer, weights, model, info, history: [] };
+      this.loaded = { config, tokenizer, weights, model, info, history: [], shape, kvDtype, kvMode };
       onProgress?.({ phase: 'ready', bytesDone: weights.bytes, bytesTotal: weights.bytes });
       return info;
     } finally {
@@ -153,6 +160,39 @@ export class Engine implements EngineApi {
       // A failed step leaves the cache in an unknown state: start the next request from scratch.
       loaded.model.kv.reset();
       loaded.history.length = 0;
+      throw this.lostError ?? err;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /**
+   * Switch the KV cache layout mid-chat: build the new cache, then re-prefill every token the old one held,
+   * so the conversation continues unchanged in the new mode.
+   */
+  async setKvMode(spec: KvModeSpec): Promise<EngineStats> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
+    this.busy = 'generate';
+    const { model, history } = loaded;
+    const tokens = history.splice(0);
+    try {
+      const gpu = this.gpu as GpuContext;
+      model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype));
+      loaded.kvMode = spec;
+      for (let i = 0; i < tokens.length; i += model.maxStepTokens) {
+        const chunk = tokens.slice(i, i + model.maxStepTokens);
+        await model.forward(chunk, 'none');
+        history.push(...chunk);
+      }
+      await model.sync();
+      return this.stats();
+    } catch (err) {
+      // The old cache is gone; the next generate re-prefills from the chat text, so nothing is lost.
+      model.kv.reset();
+      history.length = 0;
       throw this.lostError ?? err;
     } finally {
       this.busy = null;

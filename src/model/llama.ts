@@ -42,7 +42,7 @@ export class LlamaModel {
     private readonly pipelines: PipelineCache,
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
-    readonly kv: KvCache,
+    private cache: KvCache,
     private readonly variant: ShaderVariant,
     /** Largest step (prefill chunk) in tokens. */
     readonly maxStepTokens: number,
@@ -53,6 +53,19 @@ export class LlamaModel {
     this.fixed = new BufferGroup(gpu.device, 'model-constants');
     this.step = new StepUniform(gpu.device, this.fixed);
     this.invFreq = this.fixed.upload('rope.inv_freq', ropeInverseFrequencies(config));
+  }
+
+  /** The KV cache this model reads and appends to. */
+  get kv(): KvCache {
+    return this.cache;
+  }
+
+  /** Switch to another cache layout; the old one and every plan bound to it are freed. */
+  replaceKv(next: KvCache): void {
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    this.cache.destroy();
+    this.cache = next;
   }
 
   /** Bytes of activations and model constants. */
@@ -176,6 +189,6 @@ export class LlamaModel {
     this.plans.clear();
     this.act.destroy();
     this.fixed.destroy();
-    this.kv.destroy();
+    this.cache.destroy();
   }
 }

@@ -21,10 +21,14 @@ export function groupScale(lo: number, hi: number, bits: number): [number, numbe
   return [s, m];
 }
 
-/** The code of x under (s, min): floor((x − min)/s + 0.5) clamped to [0, 2^b − 1], in f32 steps. */
+/** The code of x under (s, min): floor((x − min)/s + 0.5) clamped to [0, 2^b − 1], decided exactly as the GPU does. */
 export function quantizeValue(x: number, s: number, m: number, bits: number): number {
-  const v = Math.floor(Math.fround(Math.fround(Math.fround(x - m) / s) + 0.5));
-  return Math.min(Math.max(v, 0), (1 << bits) - 1);
+  const levels = (1 << bits) - 1;
+  const d = Math.fround(x - m);
+  let q = Math.min(Math.max(Math.floor(d / s + 0.5), 0), levels);
+  if (q < levels && d >= (q + 0.5) * s) q += 1;
+  if (q > 0 && d < (q - 0.5) * s) q -= 1;
+  return q;
 }
 
 /** Pack codes of one row: 32/b codes per u32 word, code i at bit b·i. */

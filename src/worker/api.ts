@@ -129,6 +129,8 @@ export interface EngineApi {
   load(source: ModelSourceSpec, options?: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   generate(input: string | ChatMessage[], params?: GenerateParams, onToken?: (t: TokenEvent) => void): Promise<GenerateResult>;
   abort(): void;
+  /** Switch the KV cache mode mid-chat; the cached tokens are re-prefilled in the new mode. */
+  setKvMode(spec: KvModeSpec): Promise<EngineStats>;
   stats(): EngineStats;
   unload(): Promise<void>;
   /** Measure prefill and decode speed of the loaded model at each context length (benchmarks). */

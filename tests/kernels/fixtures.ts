@@ -67,7 +67,7 @@ export function nanBuffer(h: KernelHarness, n: number): GPUBuffer {
 export function expectClose(kernel: string, shape: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): number {
   expect(got.length).toBe(want.length);
   const err = relativeMaxError(got, want);
-  console.log(`[kernel-error] ${kernel.padEnd(22)} ${shape.padEnd(44)} ${err.toExponential(2)} (tol ${tol})`);
+  console.log(`[kernel-error] ${kernel.padEnd(24)} | ${shape.padEnd(44)} | ${err.toExponential(2)} (tol ${tol})`);
   expect(err, `${kernel} ${shape}`).toBeLessThanOrEqual(tol);
   return err;
 }
