@@ -15,6 +15,7 @@
 @group(0) @binding(8) var<storage, read> codes: array<u32>;
 @group(0) @binding(9) var<storage, read> scales: array<u32>;
 
+#include f16
 #include kv_quant
 #include attention_core
 
@@ -25,7 +26,7 @@ fn key_dot(j: u32, kvh: u32) -> f32 {
     let base = (j - step.pos0) * qp.row_elems + e0;
     for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * k_fresh[base + c]; }
   } else if (j >= quantized_count(step.pos0, true)) {
-    let base = (j % qp.residual) * qp.row_elems + e0;
+    let base = (j % qp.ring_slots) * qp.row_elems + e0;
     for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[base + c]); }
   } else {
     for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * dequant(j, e0 + c, true); }
@@ -36,6 +37,6 @@ fn key_dot(j: u32, kvh: u32) -> f32 {
 fn value_at(j: u32, kvh: u32, c: u32) -> f32 {
   let e = kvh * p.head_dim + c;
   if (j >= step.pos0) { return v_fresh[(j - step.pos0) * qp.row_elems + e]; }
-  if (j >= quantized_count(step.pos0, false)) { return f32(ring[(qp.residual + j % qp.residual) * qp.row_elems + e]); }
+  if (j >= quantized_count(step.pos0, false)) { return f32(ring[(qp.ring_slots + j % qp.ring_slots) * qp.row_elems + e]); }
   return dequant(j, e, false);
 }

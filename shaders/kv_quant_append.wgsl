@@ -1,7 +1,7 @@
 // Quantized KV cache: quantize-on-flush and residual-ring append for one tensor (K or V) of one layer,
 // run after the step's attention (layout in lib/kv_quant.wgsl). Positions [lo, hi) =
 // [quantized_count(pos0), quantized_count(pos0 + T)) leave full precision this step; each comes from the
-// step's fresh rows (p ≥ pos0) or the ring (p < pos0). Entry points, dispatched in this order:
+// step's fresh rows (p ≥ pos0) or the ring (p < pos0, or always when ring_source = 1). Entry points, dispatched in this order:
 //   scales_token    one invocation per (flushed token, channel group)        → scales
 //   scales_channel  one invocation per (flushed G-token block, channel)      → scales
 //   pack_codes      one invocation per (flushed token, code word)            → codes (uses the stored f16 scales)
@@ -19,15 +19,16 @@ struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
 @group(0) @binding(5) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(6) var<storage, read_write> scales: array<u32>;
 
+#include f16
 #include kv_quant
 
 fn is_key() -> bool { return ap.is_key == 1u; }
-fn ring_base() -> u32 { return select(qp.residual * qp.row_elems, 0u, is_key()); }
+fn ring_base() -> u32 { return select(qp.ring_slots * qp.row_elems, 0u, is_key()); }
 
 // Full-precision element e of position p, from this step's rows or the ring.
 fn source(p: u32, e: u32) -> f32 {
-  if (p >= step.pos0) { return fresh[(p - step.pos0) * qp.row_elems + e]; }
-  return f32(ring[ring_base() + (p % qp.residual) * qp.row_elems + e]);
+  if (p >= step.pos0 && qp.ring_source == 0u) { return fresh[(p - step.pos0) * qp.row_elems + e]; }
+  return f32(ring[ring_base() + (p % qp.ring_slots) * qp.row_elems + e]);
 }
 
 fn invocation(gid: vec3u) -> u32 { return gid.x + gid.y * ap.row_stride; }
@@ -95,5 +96,5 @@ fn ring_append(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= step.tokens * qp.row_elems) { return; }
   let p = step.pos0 + i / qp.row_elems;
   if (p + qp.residual < step.pos0 + step.tokens) { return; }
-  ring[ring_base() + (p % qp.residual) * qp.row_elems + i % qp.row_elems] = kvt(fresh[i]);
+  ring[ring_base() + (p % qp.ring_slots) * qp.row_elems + i % qp.row_elems] = kvt(fresh[i]);
 }

@@ -6,9 +6,10 @@
 //   scales: u32 [K region | V region]           K region at 0, V region at v_scale_offset
 //     token grouping  (V always; K in int8):   [capacity, E / group] (s, min) per token and group of channels
 //     channel grouping (K in kivi/zip/merge):  [capacity / group, E]  (s, min) per G-token block and channel
-//   ring:   kvt [2, R, E]  full-precision residual window, position p at slot p % R (K half, then V half)
+//   ring:   kvt [2, S, E]  full-precision residual window, position p at slot p % S (K half, then V half),
+//           S = ring_slots
 // Tokens [0, quantized_count(n)) of a cache holding n tokens are quantized; the rest sit in the ring.
-// The including file declares `qp: QuantParams` (uniform) and, where it reads them, `codes`, `scales`, `ring`.
+// Needs lib/f16.wgsl. The including file declares `qp: QuantParams` (uniform) and, where it reads them, `codes`, `scales`, `ring`.
 
 struct QuantParams {
   row_elems: u32,     // E = kv_heads * head_dim
@@ -22,12 +23,15 @@ struct QuantParams {
   v_scale_offset: u32,
   groups_per_row: u32, // E / channel_group
   channel_group: u32, // channels sharing one (s, min) per token (token grouping)
-  _p1: u32,
+  v_blocked: u32,     // 1: values leave the residual in whole R blocks like keys (merged pairs); 0: FIFO
+  ring_slots: u32,    // slots per tensor in the ring (R, or R + largest step for merged directions)
+  ring_source: u32,   // 1: every flushed row is read from the ring (merged directions); 0: fresh rows for p ≥ pos0
+  _p0: u32,
 }
 
 // Tokens of a cache holding n tokens that are quantized, for keys (is_key) or values.
 fn quantized_count(n: u32, is_key: bool) -> u32 {
-  if (is_key && qp.k_channel == 1u) { return (n / qp.residual) * qp.residual; }
+  if ((is_key && qp.k_channel == 1u) || (!is_key && qp.v_blocked == 1u)) { return (n / qp.residual) * qp.residual; }
   return select(0u, n - qp.residual, n > qp.residual);
 }
 
@@ -65,20 +69,6 @@ fn quantize_value(x: f32, sm: vec2f, bits: u32) -> u32 {
   if (q > 0.0 && d < (q - 0.5) * sm.x) { q -= 1.0; }
   return u32(q);
 }
-
-// f32 → f16 bits, round to nearest even, with subnormals. Written out because pack2x16float's rounding
-// is implementation-defined, and the stored (s, min) must match the CPU reference exactly.
-fn f16_bits(x: f32) -> u32 {
-  let b = bitcast<u32>(x);
-  let sign = (b >> 16u) & 0x8000u;
-  let a = b & 0x7fffffffu;
-  if (a >= 0x477ff000u) { return sign | 0x7bffu; }              // beyond f16 range: clamp to ±65504
-  if (a < 0x38800000u) { return sign | u32(round(bitcast<f32>(a) * 16777216.0)); } // subnormal: m · 2^-24
-  let e = a - 0x38000000u;                                       // rebias the exponent from 127 to 15
-  return sign | ((e + 0xfffu + ((e >> 13u) & 1u)) >> 13u);
-}
-
-fn f16_round(x: f32) -> f32 { return unpack2x16float(f16_bits(x)).x; }
 
 // 1 / (2^bits − 1) as the nearest f32, so s is one correctly rounded multiply, as in the CPU reference.
 fn inverse_levels(bits: u32) -> f32 {

@@ -98,7 +98,7 @@ export class Engine implements EngineApi {
       );
       const variant: ShaderVariant = { weight: weightDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
       const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
-      const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions };
+      const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions, maxStepTokens: maxStep };
       const kvMode = options.kvMode ?? { mode: 'full' };
       let model: LlamaModel | null = null;
       try {

@@ -4,9 +4,11 @@
 import type { GpuCaps } from '../gpu/device';
 import type { KvModeSpec } from '../worker/api';
 import { FullKvCache } from './full-cache';
+import { MergedKvCache } from './merge-cache';
 import { quantFormat } from './quant-format';
 import { QuantKvCache } from './quant-cache';
 import type { KvCache, KvShape } from './types';
+import type { MergeOptions } from './merge-cache';
 
 /** Element type used for full-precision K/V on this device. */
 export function fullPrecisionKvDtype(caps: GpuCaps, requested: 'auto' | 'f32' | 'f16' = 'auto'): 'f32' | 'f16' {
@@ -23,6 +25,17 @@ export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, 
     case 'int8':
     case 'kivi':
       return new QuantKvCache(device, shape, quantFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, spec.mode === 'kivi' ? `kivi-${spec.bits ?? 4}` : 'int8');
+    case 'merge':
+    case 'merge+kivi': {
+      const o = mergeOptionsFor(shape, spec);
+      const bytes = kvDtype === 'f16' ? 2 : 4;
+      const makeBase = (baseShape: KvShape): KvCache =>
+        spec.mode === 'merge'
+          ? new FullKvCache(device, baseShape, { dtype: kvDtype })
+          : new QuantKvCache(device, baseShape, quantFormatFor(baseShape, { ...spec, mode: 'kivi', bits: spec.bits ?? 2 }), bytes, 'kivi');
+      const name = spec.mode === 'merge' ? 'merge' : `merge+kivi-${o.directionFormat?.keyBits}`;
+      return new MergedKvCache(device, shape, o, bytes, makeBase, name);
+    }
     default:
       throw new RangeError(`Unknown KV cache mode ${(spec as { mode: string }).mode}`);
   }
@@ -34,7 +47,7 @@ export const KIVI_DEFAULTS = { bits: 4 as 2 | 4, groupSize: 32, residual: 64 };
 export const INT8_DEFAULTS = { groupSize: 32, residual: 0 };
 
 /** The quantized format of an `int8` or `kivi` spec for a model shape. */
-export function quantFormatFor(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'int8' | 'kivi' }>) {
+export function quantFormatFor(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'int8' | 'kivi' }> | (Omit<Extract<KvModeSpec, { mode: 'merge+kivi' }>, 'mode'> & { mode: 'kivi' })) {
   const rowElems = shape.numKvHeads * shape.headDim;
   if (spec.mode === 'int8') {
     const o = { ...INT8_DEFAULTS, ...stripUndefined(spec) };
@@ -46,4 +59,30 @@ export function quantFormatFor(shape: KvShape, spec: Extract<KvModeSpec, { mode:
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Default MiniCache parameters: S = L/2, t = 0.6, γ = 0.05, blocks of R = 64 tokens. */
+export const MERGE_DEFAULTS = { t: 0.6, retention: 0.05, residual: 64 };
+
+/** Merge options of a `merge` or `merge+kivi` spec for a model shape. */
+export function mergeOptionsFor(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'merge' | 'merge+kivi' }>): MergeOptions {
+  const o = { ...MERGE_DEFAULTS, startLayer: Math.floor(shape.numLayers / 2), ...stripUndefined(spec) };
+  if (!Number.isInteger(o.startLayer) || o.startLayer < 0 || o.startLayer >= shape.numLayers) {
+    throw new RangeError(`Merge start layer must be in 0..${shape.numLayers - 1}, got ${o.startLayer}.`);
+  }
+  const options: MergeOptions = { startLayer: o.startLayer, t: o.t, retention: o.retention, residual: o.residual };
+  if (spec.mode === 'merge+kivi') {
+    const q = { ...KIVI_DEFAULTS, bits: 2 as 2 | 4, ...stripUndefined(spec) };
+    options.residual = q.residual;
+    options.directionFormat = quantFormat({
+      rowElems: shape.numKvHeads * shape.headDim,
+      keyBits: q.bits,
+      valueBits: q.bits,
+      keyGrouping: 'channel',
+      group: q.groupSize,
+      residual: q.residual,
+      valueFlush: 'block',
+    });
+  }
+  return options;
 }

@@ -115,6 +115,10 @@ export class FullKvCache implements KvCache {
     return fp16BaselineBytes(this.shape, this.held);
   }
 
+  bufferSizes(): Array<{ label: string; bytes: number }> {
+    return this.owner.sizes();
+  }
+
   destroy(): void {
     this.owner.destroy();
     this.buffers = [];

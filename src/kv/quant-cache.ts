@@ -94,21 +94,7 @@ export class QuantKvCache implements KvCache {
 
   /** Uniform QuantParams for the current capacity (see lib/kv_quant.wgsl). */
   private quantParams(rec: Recorder): UniformSlot {
-    const f = this.format;
-    return rec.uniforms.alloc([
-      f.rowElems,
-      f.residual,
-      f.keyBlockTokens,
-      f.keyGrouping === 'channel' ? 1 : 0,
-      f.keyBits,
-      f.valueBits,
-      this.kWords,
-      this.vWords,
-      keyScaleCount(f, this.capacity),
-      f.rowElems / f.channelGroup,
-      f.channelGroup,
-      0,
-    ]);
+    return rec.uniforms.alloc(quantParamsFields(this.format, this.capacity, this.format.residual));
   }
 
   recordAttention(rec: Recorder, layer: number, io: AttentionIO): void {
@@ -180,10 +166,36 @@ export class QuantKvCache implements KvCache {
     return this.layers[layer];
   }
 
+  bufferSizes(): Array<{ label: string; bytes: number }> {
+    return this.owner.sizes();
+  }
+
   destroy(): void {
     this.owner.destroy();
     this.layers = [];
     this.capacity = 0;
     this.held = 0;
   }
+}
+
+/** The fields of WGSL `QuantParams` (lib/kv_quant.wgsl) for a format, capacity and ring size. */
+export function quantParamsFields(f: QuantFormat, capacity: number, ringSlots: number): number[] {
+  return [
+    f.rowElems,
+    f.residual,
+    f.keyBlockTokens,
+    f.keyGrouping === 'channel' ? 1 : 0,
+    f.keyBits,
+    f.valueBits,
+    wordsPerRow(f.rowElems, f.keyBits),
+    wordsPerRow(f.rowElems, f.valueBits),
+    keyScaleCount(f, capacity),
+    f.rowElems / f.channelGroup,
+    f.channelGroup,
+    f.valueFlush === 'block' ? 1 : 0,
+    ringSlots,
+    ringSlots === f.residual ? 0 : 1,
+    0,
+    0,
+  ];
 }

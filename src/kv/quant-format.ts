@@ -18,6 +18,8 @@ export interface QuantFormat {
   channelGroup: number;
   /** R: tokens held in full precision (a multiple of keyBlockTokens when keys are grouped per channel). */
   residual: number;
+  /** Values leave the residual one at a time (KIVI's FIFO) or in whole R blocks like keys (merged directions). */
+  valueFlush: 'fifo' | 'block';
 }
 
 function gcd(a: number, b: number): number {
@@ -32,6 +34,7 @@ export function quantFormat(o: {
   keyGrouping: 'channel' | 'token';
   group: number;
   residual: number;
+  valueFlush?: 'fifo' | 'block';
 }): QuantFormat {
   if (![2, 4, 8].includes(o.keyBits) || ![2, 4, 8].includes(o.valueBits)) throw new RangeError('KV bits must be 2, 4 or 8.');
   if (!Number.isInteger(o.group) || o.group < 1) throw new RangeError(`KV group size must be a positive integer, got ${o.group}.`);
@@ -47,6 +50,7 @@ export function quantFormat(o: {
     keyBlockTokens: o.group,
     channelGroup: gcd(o.group, o.rowElems),
     residual: o.residual,
+    valueFlush: o.valueFlush ?? 'fifo',
   };
 }
 
@@ -57,7 +61,7 @@ export function wordsPerRow(rowElems: number, bits: number): number {
 
 /** Tokens quantized in a cache holding n tokens (the rest are in the residual ring). */
 export function quantizedCount(f: QuantFormat, n: number, isKey: boolean): number {
-  if (isKey && f.keyGrouping === 'channel') return Math.floor(n / f.residual) * f.residual;
+  if ((isKey && f.keyGrouping === 'channel') || (!isKey && f.valueFlush === 'block')) return Math.floor(n / f.residual) * f.residual;
   return Math.max(0, n - f.residual);
 }
 

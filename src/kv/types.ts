@@ -14,6 +14,8 @@ export interface KvShape {
   headDim: number;
   /** Largest number of tokens the model accepts. */
   maxTokens: number;
+  /** Largest step (prefill chunk) in tokens; merged layouts size their rings from it (default 128). */
+  maxStepTokens?: number;
 }
 
 /** The buffers one layer's attention step works on. */
@@ -47,6 +49,8 @@ export interface KvCache {
   layerStats(): KvLayerStats[];
   /** Bytes an fp16 cache holding the same tokens would take: 2 × L × Hk × d × T × 2. */
   fp16EquivalentBytes(): number;
+  /** Every GPU buffer the cache owns, with its real size: the ground truth layerStats must add up to. */
+  bufferSizes(): Array<{ label: string; bytes: number }>;
   /** Free every buffer. Safe to call twice. */
   destroy(): void;
 }

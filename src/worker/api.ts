@@ -25,7 +25,11 @@ export type KvModeSpec =
   /** 8-bit codes, per-token groups of `groupSize` channels for K and V; `residual` newest tokens in full precision. */
   | { mode: 'int8'; groupSize?: number; residual?: number }
   /** KIVI: keys per channel over `groupSize`-token blocks, values per token; `residual` (R) newest tokens in full precision. */
-  | { mode: 'kivi'; bits?: 2 | 4; groupSize?: number; residual?: number };
+  | { mode: 'kivi'; bits?: 2 | 4; groupSize?: number; residual?: number }
+  /** MiniCache: layers from `startLayer` merged in pairs (SLERP weight `t`), top-`retention` distant tokens kept; base layers full. */
+  | { mode: 'merge'; startLayer?: number; t?: number; retention?: number; residual?: number }
+  /** Merged pairs with KIVI-quantized directions and f16 norms; layers below `startLayer` use KIVI. */
+  | { mode: 'merge+kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; startLayer?: number; t?: number; retention?: number };
 
 /** Every KV mode name. */
 export type KvModeName = KvModeSpec['mode'];
@@ -108,6 +112,8 @@ export interface GenerateResult {
 /** Per-layer KV bytes, by component. */
 export interface KvLayerStats {
   layer: number;
+  /** For a layer of a merged pair, the other layer of the pair. */
+  pairedWith?: number;
   components: Record<string, number>;
   total: number;
 }

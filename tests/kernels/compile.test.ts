@@ -5,10 +5,12 @@ import { kernelHarness, type KernelHarness } from '../helpers/gpu';
 const ENTRIES: Record<ShaderName, string[]> = {
   argmax: ['main'],
   attention_full: ['main'],
+  attention_merged: ['main'],
   attention_quant: ['main'],
   elementwise: ['add_inplace', 'swiglu'],
   embed: ['main'],
   kv_full_append: ['main'],
+  kv_merge: ['ring_write', 'merge_flush', 'retain_select'],
   kv_quant_append: ['scales_token', 'scales_channel', 'pack_codes', 'ring_append'],
   matmul: ['gemv', 'tiled'],
   rmsnorm: ['main'],

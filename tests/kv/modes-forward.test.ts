@@ -8,23 +8,60 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubServer } from '../../scripts/hub-server';
 import type { Engine } from '../../src/engine/engine';
-import { quantFormatFor } from '../../src/kv/factory';
+import { mergeOptionsFor, quantFormatFor } from '../../src/kv/factory';
+import { formulaPairBytes, mergedPairs } from '../../src/kv/merge-cache';
 import { formulaLayerBytes } from '../../src/kv/quant-format';
-import type { QuantKvCache } from '../../src/kv/quant-cache';
+import type { KvShape } from '../../src/kv/types';
 import { QuantReferenceKv } from '../../src/reference/kv-quant';
-import { FullReferenceKv } from '../../src/reference/kv-reference';
+import { MergeReferenceKv } from '../../src/reference/kv-merge';
+import { FullReferenceKv, type ReferenceKv } from '../../src/reference/kv-reference';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import type { KvModeSpec } from '../../src/worker/api';
 import { GOLDEN, hubSpec, nodeEngine, sharedModel, startTestHub } from '../helpers/hub';
 
-const MODES: Array<{ spec: Extract<KvModeSpec, { mode: 'int8' | 'kivi' }>; tolerance: number }> = [
-  { spec: { mode: 'int8' }, tolerance: 1e-3 },
-  { spec: { mode: 'int8', groupSize: 16, residual: 16 }, tolerance: 1e-3 },
-  { spec: { mode: 'kivi', bits: 4 }, tolerance: 1e-3 },
-  { spec: { mode: 'kivi', bits: 2, groupSize: 16, residual: 32 }, tolerance: 1e-3 },
+const MODES: KvModeSpec[] = [
+  { mode: 'int8' },
+  { mode: 'int8', groupSize: 16, residual: 16 },
+  { mode: 'kivi', bits: 4 },
+  { mode: 'kivi', bits: 2, groupSize: 16, residual: 32 },
+  { mode: 'merge', residual: 32 },
+  { mode: 'merge', residual: 32, retention: 1 }, // every token retained: must equal full precision
+  { mode: 'merge', startLayer: 0, retention: 0.25, residual: 16 },
+  { mode: 'merge+kivi' },
+  { mode: 'merge+kivi', bits: 4, groupSize: 16, residual: 32, startLayer: 1 },
 ];
 const PREFILL = [48, 48, 48, 48, 7];
 const DECODE = 12;
+const CHUNK = 48;
+
+/** The reference cache for a spec, built from the same parameters the GPU cache uses. */
+export function referenceKv(shape: KvShape, spec: KvModeSpec): ReferenceKv {
+  switch (spec.mode) {
+    case 'full':
+      return new FullReferenceKv(shape.numLayers);
+    case 'int8':
+    case 'kivi':
+      return new QuantReferenceKv(shape.numLayers, quantFormatFor(shape, spec));
+    case 'merge':
+    case 'merge+kivi': {
+      const base = (n: number): ReferenceKv =>
+        spec.mode === 'merge' ? new FullReferenceKv(n) : new QuantReferenceKv(n, quantFormatFor(shape, { ...spec, mode: 'kivi', bits: spec.bits ?? 2 }));
+      return new MergeReferenceKv(shape.numLayers, shape.numKvHeads, shape.headDim, mergeOptionsFor(shape, spec), base);
+    }
+  }
+}
+
+/** The doc's formula for the whole cache holding n tokens (f32 full-precision elements here). */
+function formulaBytes(shape: KvShape, spec: KvModeSpec, n: number): number {
+  const E = shape.numKvHeads * shape.headDim;
+  if (spec.mode === 'full') return shape.numLayers * 2 * n * E * 4;
+  if (spec.mode === 'int8' || spec.mode === 'kivi') return shape.numLayers * formulaLayerBytes(quantFormatFor(shape, spec), n, 4);
+  const o = mergeOptionsFor(shape, spec);
+  const pairs = mergedPairs(shape.numLayers, o.startLayer).length;
+  const baseLayers = shape.numLayers - 2 * pairs;
+  const base = spec.mode === 'merge' ? 2 * n * E * 4 : formulaLayerBytes(quantFormatFor(shape, { ...spec, mode: 'kivi', bits: spec.bits ?? 2 }), n, 4);
+  return pairs * formulaPairBytes(o, shape, n, 4) + baseLayers * base;
+}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -36,66 +73,69 @@ describe('compressed KV modes on stories260k', () => {
   let hub: HubServer;
   let engine: Engine;
   let ref: Awaited<ReturnType<typeof loadReferenceModel>>;
+  let full: Awaited<ReturnType<typeof loadReferenceModel>>;
   let tokens: number[];
-  const vocab = 512;
+  let shape: KvShape;
 
   beforeAll(async () => {
     hub = await startTestHub();
     engine = nodeEngine();
     ref = await loadReferenceModel(sharedModel('stories260k'));
-    await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: 48 });
+    full = await loadReferenceModel(sharedModel('stories260k'));
+    await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: CHUNK });
+    const c = ref.config;
+    shape = { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, maxTokens: c.maxPositions, maxStepTokens: CHUNK };
     const text = fs.readFileSync(path.join(sharedModel('stories260k'), '..', '..', 'eval', 'dracula.txt'), 'utf8').slice(5000, 9000);
-    tokens = engine.tokenizer!.encodeText(text + text).slice(0, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
+    tokens = engine.tokenizer!.encodeText(text).slice(0, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
   });
   afterAll(async () => {
     await engine.unload();
     await hub.close();
   });
 
-  for (const { spec, tolerance } of MODES) {
-    it(`${JSON.stringify(spec)}: logits match the reference run in the same mode`, async () => {
+  for (const spec of MODES) {
+    it(`${JSON.stringify(spec)}: logits match the reference run in the same mode; bytes add up`, async () => {
       await engine.setKvMode(spec);
       const model = engine.model!;
       model.kv.reset();
-      const f = quantFormatFor({ ...shapeOf(engine), maxTokens: 512 }, spec);
-      ref.model.setKv(new QuantReferenceKv(ref.config.numLayers, f));
-      const full = await loadReferenceModel(sharedModel('stories260k'));
-      full.model.setKv(new FullReferenceKv(ref.config.numLayers));
+      ref.model.setKv(referenceKv(shape, spec));
+      full.model.reset();
       let worst = 0;
       let vsFull = 0;
       let pos = 0;
-      const steps = [...PREFILL, ...new Array(DECODE).fill(1)];
-      for (const size of steps) {
+      for (const size of [...PREFILL, ...new Array(DECODE).fill(1)]) {
         const chunk = tokens.slice(pos, pos + size);
         const { logits } = await model.forward(chunk, size > 1 ? 'all-logits' : 'last-logits');
         const want = ref.model.forward(chunk);
         const exact = full.model.forward(chunk);
-        worst = Math.max(worst, maxAbsDiff(logits!, want));
-        vsFull = Math.max(vsFull, maxAbsDiff(logits!, exact));
+        worst = Math.max(worst, maxAbsDiff(logits!, size > 1 ? want : want.subarray(want.length - 512)));
+        vsFull = Math.max(vsFull, maxAbsDiff(logits!, size > 1 ? exact : exact.subarray(exact.length - 512)));
         pos += size;
       }
-      console.log(`${JSON.stringify(spec)}: max |logits − same-mode reference| = ${worst.toExponential(3)}; vs full-precision reference = ${vsFull.toExponential(3)}`);
-      expect(worst).toBeLessThanOrEqual(tolerance);
-      // The mode really compresses: its logits are measurably different from full precision.
-      expect(vsFull).toBeGreaterThan(worst);
-
-      // Accounting: stats are the real buffer sizes and match the doc's formula within block slack.
       const stats = engine.stats();
-      const cache = model.kv as QuantKvCache;
+      const buffers = model.kv.bufferSizes();
+      const real = buffers.reduce((a, b) => a + b.bytes, 0);
+      const formula = formulaBytes(shape, spec, pos);
+      console.log(
+        `${JSON.stringify(spec)}: |logits − same-mode reference| ${worst.toExponential(2)}, vs full reference ${vsFull.toExponential(2)}; ` +
+          `KV ${stats.kvBytes} B (formula ${Math.round(formula)} B) for ${pos} tokens, ${(stats.kvFp16EquivalentBytes / stats.kvBytes).toFixed(2)}× vs fp16`,
+      );
+      // Every mode agrees to 1e-3, except that with quantized merged directions an occasional code may land on
+      // the other side of a rounding boundary (GPU division is accurate to 2.5 ulp), which stories260k
+      // amplifies: allowed up to 0.2% of the mode's own deviation from full precision. The exact check of
+      // the merged layout is tests/kv/merge-kernels.test.ts (attention within 1e-4 of the reference).
+      expect(worst).toBeLessThanOrEqual(spec.mode === 'merge+kivi' ? Math.max(1e-3, 2e-3 * vsFull) : 1e-3);
+      if ('retention' in spec && spec.retention === 1) expect(vsFull).toBeLessThanOrEqual(1e-3); // nothing merged
+      else expect(vsFull).toBeGreaterThan(worst); // the mode really changes what attention reads
+      // Accounting: per-layer stats sum to the real allocated buffers, which match the formula within block slack.
       expect(stats.tokensHeld).toBe(pos);
-      const real = [...Array(ref.config.numLayers).keys()].map((l) => {
-        const b = cache.debugLayer(l);
-        return b.codes.size + b.scales.size + b.ring.size;
-      });
-      expect(stats.kvLayers.map((x) => x.total)).toEqual(real);
-      expect(stats.kvBytes).toBe(real.reduce((a, b) => a + b, 0));
-      const formula = formulaLayerBytes(f, pos, 4);
-      const slack = (cache.allocatedTokens - pos) * f.rowElems * ((f.keyBits + f.valueBits) / 8 + 8 / f.channelGroup) + 4096;
-      for (const r of real) {
-        expect(r).toBeGreaterThanOrEqual(formula - 1);
-        expect(r).toBeLessThanOrEqual(formula + slack);
-      }
-      expect(stats.kvFp16EquivalentBytes).toBe(2 * 5 * f.rowElems * pos * 2);
+      expect(stats.kvBytes).toBe(real);
+      expect(stats.kvLayers.reduce((a, l) => a + l.total, 0)).toBe(real);
+      expect(real).toBeGreaterThanOrEqual(formula * 0.999);
+      // Slack: codes and scales are allocated for every token of the block-rounded capacity, ring included.
+      const allocated = 'allocatedTokens' in model.kv ? (model.kv as { allocatedTokens: number }).allocatedTokens : pos;
+      expect(real).toBeLessThanOrEqual(formulaBytes(shape, spec, allocated + 64) + 4 * buffers.length);
+      expect(stats.kvFp16EquivalentBytes).toBe(2 * shape.numLayers * shape.numKvHeads * shape.headDim * pos * 2);
     });
   }
 
@@ -115,8 +155,3 @@ describe('compressed KV modes on stories260k', () => {
     expect(resumed.tokenIds).toEqual(g.ids);
   });
 });
-
-function shapeOf(engine: Engine) {
-  const c = engine.model!.config;
-  return { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
-}
