@@ -10,7 +10,7 @@ export default defineConfig({
     outDir: 'dist-bench',
     emptyOutDir: true,
     target: 'node20',
-    rollupOptions: { input: { 'node-speed': 'bench/node-speed.ts', eval: 'bench/eval.ts', 'probe-tmp': 'bench/probe-tmp.ts' }, output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' } },
+    rollupOptions: { input: { 'node-speed': 'bench/node-speed.ts', eval: 'bench/eval.ts' }, output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' } },
   },
   ssr: { external: ['webgpu', '@huggingface/transformers'] },
 });

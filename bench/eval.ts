@@ -1,30 +1,54 @@
+/**
+ * Node/Dawn runner of `npm run eval` (bundled by vite.bench.config.ts into dist-bench/eval.js, because the
+ * engine imports WGSL with `?raw`): loads each model of a job file through the real Engine on Dawn and runs
+ * its QualityTasks, printing one JSON line per finished job (JobOutcome) and `{"adapter": …}` per model.
+ * Usage: node dist-bench/eval.js --jobs FILE [--models DIR]. The orchestrator is bench/quality.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
 import { create, globals } from 'webgpu';
-import { defaultRepos, startHubServer } from '../scripts/hub-server';
+import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
 import { Engine } from '../src/engine/engine';
-import { draculaBody, firstTokens } from './eval/text';
-import { perplexity } from './eval/measure';
+import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './eval/jobs';
 
-async function main() {
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string | null = null) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+
+async function main(): Promise<void> {
+  const jobsFile = option('jobs');
+  if (!jobsFile) throw new Error('usage: node dist-bench/eval.js --jobs FILE [--models DIR]');
+  const plan = JSON.parse(fs.readFileSync(jobsFile, 'utf8')) as ModelJobs[];
   Object.assign(globalThis, globals);
-  const hub = await startHubServer({ repos: defaultRepos() });
+  const hub = await startHubServer({ repos: defaultRepos(option('models') ?? sharedModelsDir()) });
+  const backend = `node-dawn (${path.basename(process.env.VK_ICD_FILENAMES ?? 'default', '.json').replace(/_icd$/, '')})`;
   const engine = new Engine(create([]) as unknown as GPU);
-  let t = performance.now();
-  await engine.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl }, { kvMode: { mode: 'full' }, allLogits: true, prefillChunk: 64, weightDtype: 'f32', kvDtype: 'f32' });
-  console.log('load', performance.now() - t);
-  const body = draculaBody('/work/shared/eval/dracula.txt');
-  const ids = firstTokens(engine.tokenizer!, body, 1024);
-  console.log(ids.slice(0, 20));
-  for (const n of [512, 513, 1024]) {
-    t = performance.now();
-    const r = await perplexity(engine, ids.slice(0, n), 4);
-    console.log(n, r.ppl, r.kvBytes, r.fp16Bytes, performance.now() - t);
+  try {
+    for (const { model, jobs } of plan) {
+      const info = await engine.load({ kind: 'hub', repo: `local/${model}`, baseUrl: hub.baseUrl }, EVAL_LOAD);
+      process.stdout.write(JSON.stringify({ adapter: info.adapter.description, backend, model }) + '\n');
+      for (const job of jobs) {
+        const out: JobOutcome = { id: job.id, model, backend };
+        try {
+          out.result = await engine.measureQuality(job.task);
+        } catch (err) {
+          out.error = `${(err as Error).name}: ${(err as Error).message}`;
+        }
+        process.stdout.write(JSON.stringify(out) + '\n');
+      }
+    }
+  } finally {
+    await engine.unload();
+    await hub.close();
   }
-  for (const spec of [{ mode: 'kivi' as const, bits: 2 as const }]) {
-    await engine.setKvMode(spec);
-    t = performance.now();
-    const r = await perplexity(engine, ids.slice(0, 512), 4);
-    console.log(spec, r.ppl, r.kvBytes, r.fp16Bytes, r.components, performance.now() - t);
-  }
-  await engine.unload(); await hub.close(); process.exit(0);
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

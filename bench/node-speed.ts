@@ -1,16 +1,24 @@
 /**
  * Speed benchmark in Node through Dawn (lavapipe here, Vulkan on a real GPU machine).
  * Real stories260k and byte-llama-12l weights over the local hub, plus SmolLM2-135M shapes with random
- * weights. Prints one JSON object on stdout. Built by vite (WGSL ?raw imports) into dist-bench/.
+ * weights. Then the per-KV-mode section on byte-llama-12l: decode tok/s and attention GPU time of every
+ * mode in BENCH_KV_MODES (src/engine/benchmark.ts). Prints one JSON object on stdout. Built by vite
+ * (WGSL ?raw imports) into dist-bench/.
  *   node dist-bench/node-speed.js [--models DIR] [--contexts 64,256,512] [--decode 16] [--quick]
+ *     [--modes-only | --no-modes] [--modes full,int8,...] [--mode-contexts 128,512,2048] [--mode-decode 16]
+ *     [--repeats 3] [--mode-timing auto|cpu-repeat|none]
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { create, globals } from 'webgpu';
 import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
+import { BENCH_KV_MODES } from '../src/engine/benchmark';
 import { Engine } from '../src/engine/engine';
 import { RandomWeightsSource } from '../src/model/random-source';
-import type { LoadOptions, SpeedRow } from '../src/worker/api';
+import type { KvModeBenchRequest, KvModeBenchResult, LoadOptions, SpeedRow } from '../src/worker/api';
+
+/** The model of the per-KV-mode section (max 2048 positions). */
+const MODE_MODEL = 'byte-llama-12l';
 
 interface Case {
   name: string;
@@ -30,6 +38,7 @@ async function main() {
   const decode = Number(arg('decode', '16'));
   const smolContexts = arg('smol-contexts', contexts.join(',')).split(',').map(Number);
   const options: LoadOptions = { prefillChunk: 128 };
+  const modesOnly = process.argv.includes('--modes-only');
   const hub = await startHubServer({ repos: defaultRepos(modelsDir) });
   const smolDir = path.join(modelsDir, 'smollm2-135m-shape');
   const cases: Case[] = [
@@ -45,17 +54,36 @@ async function main() {
     };
     cases.push({ name: 'smollm2-135m-shape (random f16 weights)', contexts: smolContexts, load: (e) => e.load(new RandomWeightsSource('SmolLM2-135M', files), options) });
   }
-  const engine = new Engine(create([]) as unknown as GPU);
+  // Unquantized timestamps (Dawn rounds them to 2^16 ns by default, against timing attacks in browsers).
+  const engine = new Engine(create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU);
   const results: Array<{ model: string; weightDtype: string; adapter: unknown; rows: SpeedRow[] }> = [];
-  for (const c of cases) {
+  for (const c of modesOnly ? [] : cases) {
     const info = (await c.load(engine)) as { weightDtype: string; adapter: unknown };
     const rows = await engine.benchmark(c.contexts, decode);
     results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows });
     process.stderr.write(`${c.name}: ${rows.map((r) => `${r.context}: ${r.prefillTokensPerSecond.toFixed(1)}/${r.decodeTokensPerSecond.toFixed(1)}`).join('  ')}\n`);
   }
+  let kvModes: { model: string; weightDtype: string; adapter: unknown; request: KvModeBenchRequest; result: KvModeBenchResult } | null = null;
+  if (!process.argv.includes('--no-modes') && fs.existsSync(path.join(modelsDir, MODE_MODEL))) {
+    const labels = arg('modes', BENCH_KV_MODES.map((m) => m.label).join(',')).split(',');
+    const unknown = labels.filter((l) => !BENCH_KV_MODES.some((m) => m.label === l));
+    if (unknown.length) throw new Error(`Unknown KV mode label(s) ${unknown.join(', ')}; known: ${BENCH_KV_MODES.map((m) => m.label).join(', ')}.`);
+    const request: KvModeBenchRequest = {
+      modes: BENCH_KV_MODES.filter((m) => labels.includes(m.label)),
+      contexts: arg('mode-contexts', '128,512,2048').split(',').map(Number),
+      decodeTokens: Number(arg('mode-decode', '16')),
+      repeats: Number(arg('repeats', '3')),
+      timing: arg('mode-timing', 'auto') as KvModeBenchRequest['timing'],
+    };
+    const info = await engine.load({ kind: 'hub', repo: `local/${MODE_MODEL}`, baseUrl: hub.baseUrl }, options);
+    const t0 = performance.now();
+    const result = await engine.benchmarkKvModes(request);
+    process.stderr.write(`${MODE_MODEL} KV modes: ${result.samples.length} samples (${result.timing}) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    kvModes = { model: MODE_MODEL, weightDtype: info.weightDtype, adapter: info.adapter, request, result };
+  }
   await engine.unload();
   await hub.close();
-  process.stdout.write(JSON.stringify({ backend: 'node-dawn', icd: process.env.VK_ICD_FILENAMES ?? null, results }) + '\n');
+  process.stdout.write(JSON.stringify({ backend: 'node-dawn', icd: process.env.VK_ICD_FILENAMES ?? null, results, kvModes }) + '\n');
   process.exit(0);
 }
 

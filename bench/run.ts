@@ -6,11 +6,18 @@
  *   - in headless system Chromium (SwiftShader here): builds the app, serves it with `vite preview`
  *     next to the local hub, and opens the page's bench mode (src/ui/bench-mode.ts), which runs the
  *     same workload through the real engine Worker.
- * Writes bench/results/speed.json (rows + machine, adapters, date, git commit) and speed.md (a table).
+ * Then the per-KV-mode section (bench/kv-modes.ts): decode tok/s and attention GPU time of every mode of
+ * BENCH_KV_MODES on byte-llama-12l, as ratios to full measured in the same rounds (Node at 128/512/2048,
+ * Chromium at 512).
+ * Writes bench/results/speed.json (rows, KV-mode sections, machine, adapters, date, git commit) and speed.md
+ * (the tables). A section a run skips is carried over from the previous speed.json, marked with its own run.
  *
- * Flags: --quick (64 tokens, 8 decode steps, small models only), --node-only, --browser-only,
- *   --full (also SmolLM2-135M shapes in Chromium, at 64 tokens; slow: SwiftShader has no f16),
- *   --contexts 64,256,512, --decode 16, --out DIR (default bench/results).
+ * Flags: --quick (64 tokens, 8 decode steps, small models only; KV modes at 64 tokens, 1 round, Node only),
+ *   --node-only, --browser-only, --full (also SmolLM2-135M shapes in Chromium, at 64 tokens; slow: SwiftShader
+ *   has no f16), --contexts 64,256,512, --decode 16, --out DIR (default bench/results).
+ *   KV modes: --modes-only (only this section), --no-modes, --modes full,int8,... (labels), --mode-contexts
+ *   128,512,2048, --mode-decode 16, --rounds 3, --mode-timing auto|cpu-repeat|none, --browser-mode-contexts 512,
+ *   --browser-rounds 1.
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -23,8 +30,10 @@ import { chromium } from '@playwright/test';
 import { build, preview } from 'vite';
 import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
 import { RandomWeightsSource } from '../src/model/random-source';
-import type { AdapterSummary, SpeedRow } from '../src/worker/api';
+import type { AdapterSummary, KvModeBenchRequest, KvModeBenchResult, SpeedRow } from '../src/worker/api';
 import type { BenchPageResult } from '../src/ui/bench-mode';
+import { BENCH_KV_MODES } from '../src/engine/benchmark';
+import { kvModesMarkdown, summarizeKvModes, type KvModeSection } from './kv-modes';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -40,6 +49,16 @@ const CONTEXTS = option('contexts', QUICK ? '64' : '64,256,512').split(',').map(
 const DECODE = Number(option('decode', QUICK ? '8' : '16'));
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 const MODELS_DIR = sharedModelsDir();
+const MODES = !flag('no-modes');
+const MODES_ONLY = flag('modes-only');
+const MODE_MODEL = 'byte-llama-12l';
+const MODE_ARGS = [
+  '--modes', option('modes', ''),
+  '--mode-contexts', option('mode-contexts', QUICK ? '64' : '128,512,2048'),
+  '--mode-decode', option('mode-decode', String(DECODE)),
+  '--repeats', option('rounds', QUICK ? '1' : '3'),
+  '--mode-timing', option('mode-timing', 'auto'),
+].filter((a, i, all) => a !== '' && !(a === '--modes' && all[i + 1] === ''));
 const SMOL = 'smollm2-135m-shape';
 const SMOL_RANDOM_REPO = `local/${SMOL}-random`;
 /** SmolLM2 in Chromium (SwiftShader has no f16, so f32 weights and very slow kernels): 64 tokens only. */
@@ -67,6 +86,14 @@ interface NodeSpeedOutput {
   backend: string;
   icd: string | null;
   results: Array<{ model: string; weightDtype: string; adapter: AdapterSummary; rows: SpeedRow[] }>;
+  kvModes: { model: string; weightDtype: string; adapter: AdapterSummary; request: KvModeBenchRequest; result: KvModeBenchResult } | null;
+}
+
+/** A KV-mode section from a benchmark result; JSON turned NaN into null, which is turned back. */
+function modeSection(backend: string, model: string, weights: string, adapter: string, request: KvModeBenchRequest, result: KvModeBenchResult): KvModeSection {
+  const samples = result.samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v === null ? NaN : v])) as typeof s);
+  const rounds = new Set(samples.map((s) => s.round)).size;
+  return { backend, model, weights, adapter, timing: result.timing, contexts: request.contexts, decodeTokens: request.decodeTokens, rounds, samples, rows: summarizeKvModes(samples) };
 }
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -83,11 +110,13 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null }> {
+async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvModes: KvModeSection | null }> {
   log('Node/Dawn: building dist-bench/node-speed.js');
   await build({ configFile: path.join(ROOT, 'vite.bench.config.ts'), root: ROOT, logLevel: 'warn' });
   const args = [path.join(ROOT, 'dist-bench/node-speed.js'), '--models', MODELS_DIR, '--contexts', CONTEXTS.join(','), '--decode', String(DECODE)];
   if (QUICK) args.push('--quick');
+  if (MODES_ONLY) args.push('--modes-only');
+  args.push(...(MODES ? MODE_ARGS : ['--no-modes']));
   log(`Node/Dawn: running with VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`);
   const stdout = await run(process.execPath, args);
   const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
@@ -97,7 +126,9 @@ async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null }> {
   const rows = out.results.flatMap((r) =>
     r.rows.map((row) => ({ backend, model: r.model, weights: r.weightDtype, adapter: r.adapter.description, ...row })),
   );
-  return { rows, icd: out.icd };
+  const m = out.kvModes;
+  const kvModes = m ? modeSection(backend, m.model, m.weightDtype, m.adapter.description, m.request, m.result) : null;
+  return { rows, icd: out.icd, kvModes };
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -144,12 +175,24 @@ interface BrowserCase {
   repo: string;
   contexts: number[];
   timeoutMs: number;
+  /** Extra query parameters (the KV-mode section). */
+  extra?: Record<string, string>;
 }
 
-async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; errors: string[] }> {
-  const cases: BrowserCase[] = [{ label: 'stories260k', repo: 'local/stories260k', contexts: CONTEXTS, timeoutMs: 5 * 60_000 }];
-  if (!QUICK && fs.existsSync(path.join(MODELS_DIR, 'byte-llama-12l'))) {
+async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; errors: string[]; kvModes: KvModeSection | null }> {
+  const cases: BrowserCase[] = MODES_ONLY ? [] : [{ label: 'stories260k', repo: 'local/stories260k', contexts: CONTEXTS, timeoutMs: 5 * 60_000 }];
+  const hasModeModel = fs.existsSync(path.join(MODELS_DIR, MODE_MODEL));
+  if (!QUICK && !MODES_ONLY && hasModeModel) {
     cases.push({ label: 'byte-llama-12l', repo: 'local/byte-llama-12l', contexts: CONTEXTS, timeoutMs: 10 * 60_000 });
+  }
+  if (!QUICK && MODES && hasModeModel) {
+    const extra = {
+      kvmodes: option('modes', '') || BENCH_KV_MODES.map((m) => m.label).join(','),
+      kvcontexts: option('browser-mode-contexts', '512'),
+      kvdecode: option('mode-decode', String(DECODE)),
+      rounds: option('browser-rounds', '1'),
+    };
+    cases.push({ label: `${MODE_MODEL} KV modes`, repo: `local/${MODE_MODEL}`, contexts: [], timeoutMs: 60 * 60_000, extra });
   }
   const repos = defaultRepos(MODELS_DIR);
   if (FULL && fs.existsSync(path.join(MODELS_DIR, SMOL))) {
@@ -167,6 +210,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
   const rows: ResultRow[] = [];
   const errors: string[] = [];
+  let kvModes: KvModeSection | null = null;
   const version = browser.version();
   try {
     for (const c of cases) {
@@ -177,7 +221,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
         const page = await context.newPage();
         page.on('console', (m) => process.stderr.write(`  [page] ${m.text()}\n`));
         page.on('pageerror', (e) => process.stderr.write(`  [page error] ${e.message}\n`));
-        const query = new URLSearchParams({ bench: c.contexts.join(','), decode: String(DECODE), model: c.repo, hub: hub.baseUrl });
+        const query = new URLSearchParams({ bench: c.contexts.join(',') || 'modes', decode: String(DECODE), model: c.repo, hub: hub.baseUrl, ...c.extra });
         await page.goto(`${appUrl}?${query}`);
         const result = page.locator('#bench-result[data-status]');
         await result.waitFor({ timeout: c.timeoutMs });
@@ -186,6 +230,8 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
         const out = JSON.parse(text) as BenchPageResult;
         const backend = `chromium (${/swiftshader/i.test(out.info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
         for (const row of out.rows) rows.push({ backend, model: c.label, weights: out.info.weightDtype, adapter: out.info.adapter.description, ...row });
+        const m = out.kvModes;
+        if (m) kvModes = modeSection(backend, MODE_MODEL, out.info.weightDtype, out.info.adapter.description, m.request, m.result);
         log(`Chromium: ${c.label} done in ${seconds(t0)} s`);
       } catch (err) {
         errors.push(`chromium ${c.label}: ${(err as Error).message}`);
@@ -199,7 +245,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
     await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
     await hub.close();
   }
-  return { rows, chromium: version, errors };
+  return { rows, chromium: version, errors, kvModes };
 }
 
 function git(args: string[]): string {
@@ -220,6 +266,7 @@ function markdown(report: Report): string {
     `Machine: ${report.machine.os}, ${report.machine.cpuCount} × ${report.machine.cpu}, ${report.machine.memoryGiB} GiB; Node ${report.machine.node}` +
       (report.machine.chromium ? `; Chromium ${report.machine.chromium}` : '') + '.',
     `Decode tok/s: the last ${report.decodeTokens} steps ending at the context length; prefill tok/s: the whole context in chunks of 128.`,
+    ...(report.rowsRun ? [`This table is carried over from the run of ${report.rowsRun.date} at \`${report.rowsRun.commit.slice(0, 12)}\` (this run skipped it).`] : []),
     '',
     '| backend | model | weights | context | prefill tok/s | decode tok/s |',
     '|---|---|---|---:|---:|---:|',
@@ -229,7 +276,8 @@ function markdown(report: Report): string {
     ...Object.entries(report.adapters).map(([backend, a]) => `- ${backend}: ${a}`),
   ];
   if (report.errors.length) lines.push('', 'Errors:', ...report.errors.map((e) => `- ${e}`));
-  return lines.join('\n') + '\n';
+  lines.push('', ...kvModesMarkdown(report.kvModes, null));
+  return lines.join('\n').trimEnd() + '\n';
 }
 
 interface Report {
@@ -243,19 +291,33 @@ interface Report {
   machine: { os: string; arch: string; cpu: string; cpuCount: number; memoryGiB: number; node: string; chromium: string | null; vkIcd: string | null };
   adapters: Record<string, string>;
   rows: ResultRow[];
+  /** Set when `rows` were carried over from an earlier run (--modes-only). */
+  rowsRun?: { date: string; commit: string };
+  kvModes: KvModeSection[];
   errors: string[];
+}
+
+/** The previous speed.json in the output folder, for the sections this run skips. */
+function previousReport(): Partial<Report> | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(OUT_DIR, 'speed.json'), 'utf8')) as Partial<Report>;
+  } catch {
+    return null;
+  }
 }
 
 async function main(): Promise<void> {
   const t0 = performance.now();
   const rows: ResultRow[] = [];
   const errors: string[] = [];
+  const kvModes: KvModeSection[] = [];
   let icd: string | null = process.env.VK_ICD_FILENAMES ?? null;
   let chromiumVersion: string | null = null;
   if (!flag('browser-only')) {
     try {
       const node = await nodeBench();
       rows.push(...node.rows);
+      if (node.kvModes) kvModes.push(node.kvModes);
       icd = node.icd;
     } catch (err) {
       errors.push(`node: ${(err as Error).message}`);
@@ -267,6 +329,7 @@ async function main(): Promise<void> {
     try {
       const browser = await browserBench();
       rows.push(...browser.rows);
+      if (browser.kvModes) kvModes.push(browser.kvModes);
       errors.push(...browser.errors);
       chromiumVersion = browser.chromium;
     } catch (err) {
@@ -296,8 +359,20 @@ async function main(): Promise<void> {
     },
     adapters: Object.fromEntries(rows.map((r) => [r.backend, r.adapter])),
     rows,
+    kvModes,
     errors,
   };
+  for (const k of kvModes) k.run = { date: report.date, commit: report.commit };
+  // Sections this run skipped are carried over from the previous report, each keeping its own run.
+  const previous = previousReport();
+  if (MODES_ONLY && previous?.rows && previous.date && previous.commit) {
+    report.rows = previous.rows;
+    report.rowsRun = previous.rowsRun ?? { date: previous.date, commit: previous.commit };
+  }
+  for (const old of previous?.kvModes ?? []) {
+    if (!kvModes.some((k) => k.backend === old.backend)) kvModes.push({ ...old, run: old.run ?? { date: previous?.date ?? '', commit: previous?.commit ?? '' } });
+  }
+  report.adapters = Object.fromEntries([...report.rows, ...kvModes].map((r) => [r.backend, r.adapter]));
   fs.mkdirSync(OUT_DIR, { recursive: true });
   fs.writeFileSync(path.join(OUT_DIR, 'speed.json'), JSON.stringify(report, null, 2) + '\n');
   const md = markdown(report);

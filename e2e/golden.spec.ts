@@ -1,8 +1,10 @@
 /**
- * Golden greedy text in real headless Chromium (SwiftShader WebGPU): the page starts the engine worker,
- * loads stories260k over HTTP from the local hub server, and streams the completion.
+ * Golden greedy text in real headless Chromium (SwiftShader WebGPU): the app loads stories260k over HTTP from
+ * the local hub through the model manager, and each prompt (a new chat; stories260k has no chat template, so
+ * the chat continues the text) streams exactly the golden ids and text.
  */
 import { expect, test } from '@playwright/test';
+import { loadHubModel, openApp, reply, send, setField, setSampling, shot } from './chat-helpers';
 
 const GOLDEN = [
   {
@@ -17,20 +19,23 @@ const GOLDEN = [
   },
 ];
 
-test('golden stories260k text through the page and the worker', async ({ page }) => {
-  const hub = process.env.HUB_URL as string;
-  await page.goto(`/?hub=${encodeURIComponent(hub)}&model=local/stories260k`);
-  await page.click('#load');
-  await expect(page.locator('#load-status')).toContainText('Loaded', { timeout: 60_000 });
+test('golden stories260k text through the app and the worker', async ({ page }) => {
+  await openApp(page);
+  await loadHubModel(page, 'local/stories260k');
   await expect(page.locator('#load-progress')).toHaveJSProperty('value', 1);
+  await page.click('#tab-generation');
+  await page.selectOption('#output-format', 'text');
 
   for (const g of GOLDEN) {
-    await page.fill('#prompt', g.prompt);
-    await page.fill('#max-tokens', String(g.ids.split(',').length));
-    await page.click('#generate');
-    await expect(page.locator('#output')).toHaveAttribute('data-finish', 'length', { timeout: 120_000 });
-    await expect(page.locator('#output')).toHaveAttribute('data-token-ids', g.ids);
-    expect(await page.locator('#output').textContent()).toBe(g.text);
+    await page.click('#new-chat');
+    await setSampling(page, { temperature: 0, maxTokens: g.ids.split(',').length });
+    const r = await send(page, g.prompt);
+    // Streaming: the first words are on screen before the reply is complete.
+    await expect(r.locator('.msg-body')).not.toBeEmpty({ timeout: 60_000 });
+    await expect(r).toHaveAttribute('data-finish', 'length', { timeout: 120_000 });
+    await expect(r).toHaveAttribute('data-token-ids', g.ids);
+    expect(await reply(page, 0).locator('.msg-body').textContent()).toBe(g.text);
   }
-  await page.screenshot({ path: 'e2e/screenshots/golden.png' });
+  await setField(page, '#max-tokens', '256');
+  await shot(page, 'golden');
 });

@@ -1,6 +1,7 @@
 /**
  * Named, user-facing errors. Each carries a message that says what happened and what to do.
- * They cross the worker boundary through comlink, which keeps `name` and `message`.
+ * They cross the worker boundary through comlink, which keeps `name` and `message`. Each class spells out
+ * its `name`: minified production bundles rename classes, so `new.target.name` would read e.g. "M".
  */
 
 /** Base class: every error the engine raises on purpose. */
@@ -12,31 +13,71 @@ export class EngineError extends Error {
 }
 
 /** The browser (or Node binding) offers no WebGPU at all. */
-export class WebGpuUnavailableError extends EngineError {}
+export class WebGpuUnavailableError extends EngineError {
+  override name = 'WebGpuUnavailableError';
+}
 
 /** A model file is malformed: truncated, inconsistent header, bad JSON. */
-export class ModelFormatError extends EngineError {}
+export class ModelFormatError extends EngineError {
+  override name = 'ModelFormatError';
+}
 
 /** A required model file (config.json, tokenizer.json, weights) could not be fetched. */
-export class ModelFileMissingError extends EngineError {}
+export class ModelFileMissingError extends EngineError {
+  override name = 'ModelFileMissingError';
+}
 
 /** The config names an architecture this engine does not implement. */
-export class UnsupportedArchitectureError extends EngineError {}
+export class UnsupportedArchitectureError extends EngineError {
+  override name = 'UnsupportedArchitectureError';
+}
 
 /** A tensor uses a dtype the loader cannot convert. */
-export class UnsupportedDtypeError extends EngineError {}
+export class UnsupportedDtypeError extends EngineError {
+  override name = 'UnsupportedDtypeError';
+}
 
 /** The prompt plus requested tokens do not fit in the model's context. */
-export class ContextOverflowError extends EngineError {}
+export class ContextOverflowError extends EngineError {
+  override name = 'ContextOverflowError';
+}
+
+/** The KV memory budget cannot hold even a minimal window of tokens. */
+export class KvBudgetTooSmallError extends EngineError {
+  override name = 'KvBudgetTooSmallError';
+}
 
 /** The GPU refused an allocation. */
-export class GpuOutOfMemoryError extends EngineError {}
+export class GpuOutOfMemoryError extends EngineError {
+  override name = 'GpuOutOfMemoryError';
+}
 
 /** The GPU device was lost (driver reset, tab backgrounded too long, another fatal error). */
-export class DeviceLostError extends EngineError {}
+export class DeviceLostError extends EngineError {
+  override name = 'DeviceLostError';
+}
 
 /** An operation needs a loaded model. */
-export class NoModelLoadedError extends EngineError {}
+export class NoModelLoadedError extends EngineError {
+  override name = 'NoModelLoadedError';
+}
 
 /** The engine is busy with another load or generation. */
-export class EngineBusyError extends EngineError {}
+export class EngineBusyError extends EngineError {
+  override name = 'EngineBusyError';
+}
+
+/** A cached model copy in IndexedDB is damaged: a chunk failed its checksum, is short, or is missing. */
+export class CacheCorruptError extends EngineError {
+  override name = 'CacheCorruptError';
+}
+
+/** A download stopped part-way (network error or server gone); what arrived is cached and the next load resumes. */
+export class DownloadInterruptedError extends EngineError {
+  override name = 'DownloadInterruptedError';
+}
+
+/** Writing a downloaded chunk to IndexedDB failed (storage quota exceeded, private mode, browser refused). */
+export class CacheWriteError extends EngineError {
+  override name = 'CacheWriteError';
+}

@@ -7,7 +7,7 @@ import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
-import type { KvShape } from '../kv/types';
+import type { KvCache, KvShape } from '../kv/types';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
@@ -15,19 +15,27 @@ import { loadTokenizer, type ChatTokenizer } from '../model/tokenizer';
 import { loadWeights, type ModelWeights } from '../model/weights';
 import type {
   ChatMessage,
+  ContextEvent,
   EngineApi,
   EngineStats,
   GenerateParams,
   GenerateResult,
+  KvModeBenchRequest,
+  KvModeBenchResult,
   KvModeSpec,
   LoadOptions,
   LoadProgress,
   ModelInfo,
+  QualityResult,
+  QualityTask,
   SpeedRow,
   TokenEvent,
 } from '../worker/api';
-import { measureSpeed } from './benchmark';
+import { measureKvModeSpeed, measureSpeed } from './benchmark';
+import { measureAllocation, runQualityTask } from './quality';
 import { runGeneration } from './generation';
+import { planBudget } from './context-window';
+import { kvBytesAt } from './kv-sizing';
 
 const DEFAULT_PREFILL_CHUNK = 128;
 
@@ -53,6 +61,8 @@ export class Engine implements EngineApi {
   private abortRequested = false;
   private lostError: DeviceLostError | null = null;
   private deviceKey = '';
+  /** Capacity caps (tokens) of caches built under a memory budget; other caches are capped at the context. */
+  private readonly cacheCaps = new WeakMap<KvCache, number>();
 
   /** `gpuEntry` is navigator.gpu in browsers, or Dawn's `create([])` in Node. */
   constructor(private readonly gpuEntry?: GPU) {}
@@ -94,7 +104,7 @@ export class Engine implements EngineApi {
       const weightDtype = options.weightDtype === 'f32' || !gpu.caps.f16 ? 'f32' : 'f16';
       const kvDtype = fullPrecisionKvDtype(gpu.caps, options.kvDtype);
       const weights = await loadWeights(gpu.device, gpu.caps, source, config, weightDtype, (done, total, file) =>
-        onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file }),
+        onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file, downloadedBytes: source.bytesDownloaded }),
       );
       const variant: ShaderVariant = { weight: weightDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
       const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
@@ -104,6 +114,7 @@ export class Engine implements EngineApi {
       try {
         const kv = createKvCache(gpu.device, gpu.caps, shape, kvMode, kvDtype);
         model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
+        onProgress?.({ phase: 'compile', bytesDone: weights.bytes, bytesTotal: weights.bytes });
         await this.warmUp(model, config);
       } catch (err) {
         model?.destroy();
@@ -137,8 +148,17 @@ export class Engine implements EngineApi {
     model.kv.reset();
   }
 
-  /** Generate a completion of a prompt, or the assistant's reply to a chat, streaming tokens. */
-  async generate(input: string | ChatMessage[], params: GenerateParams = {}, onToken?: (t: TokenEvent) => void): Promise<GenerateResult> {
+  /**
+   * Generate a completion of a prompt, or the assistant's reply to a chat, streaming tokens. Under a memory
+   * budget (params.kvBudget) the mode may be escalated and the cache may keep sinks + a recent window;
+   * `onContext` hears each such event.
+   */
+  async generate(
+    input: string | ChatMessage[],
+    params: GenerateParams = {},
+    onToken?: (t: TokenEvent) => void,
+    onContext?: (e: ContextEvent) => void,
+  ): Promise<GenerateResult> {
     if (this.lostError) throw this.lostError;
     const loaded = this.loaded;
     if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
@@ -147,15 +167,28 @@ export class Engine implements EngineApi {
     this.abortRequested = false;
     try {
       const promptIds = typeof input === 'string' ? loaded.tokenizer.encodeText(input) : loaded.tokenizer.encodeChat(input);
-      return await runGeneration({
+      const maxContext = loaded.config.maxPositions;
+      const needed = Math.min(promptIds.length + (params.maxNewTokens ?? 256), maxContext);
+      const gpu = this.gpu as GpuContext;
+      const plan = planBudget(loaded.kvMode, needed, maxContext, params.kvBudget, (spec, tokens) =>
+        kvBytesAt(gpu.caps, loaded.shape, spec, loaded.kvDtype, tokens),
+      );
+      for (const e of plan.events) onContext?.(e);
+      this.useCache(loaded, plan.spec, plan.limitTokens);
+      const emit = params.streamStats && onToken ? (t: TokenEvent) => onToken({ ...t, stats: this.stats() }) : onToken;
+      const result = await runGeneration({
         model: loaded.model,
         tokenizer: loaded.tokenizer,
         history: loaded.history,
         promptIds,
         params,
-        onToken,
+        onToken: emit,
         shouldStop: () => this.abortRequested || this.lostError !== null,
+        limitTokens: plan.limitTokens,
+        sinkTokens: params.kvBudget?.sinkTokens,
+        onContext,
       });
+      return { ...result, contextEvents: [...plan.events, ...(result.contextEvents ?? [])] };
     } catch (err) {
       // A failed step leaves the cache in an unknown state: start the next request from scratch.
       loaded.model.kv.reset();
@@ -164,6 +197,28 @@ export class Engine implements EngineApi {
     } finally {
       this.busy = null;
     }
+  }
+
+  /**
+   * Make the cache the layout of `spec` with its capacity capped at `limit` tokens, rebuilding it (empty: the
+   * turn's prefill refills it) when either changed.
+   */
+  private useCache(loaded: Loaded, spec: KvModeSpec, limit: number): void {
+    if (JSON.stringify(spec) === JSON.stringify(loaded.kvMode) && limit === this.cacheCap(loaded)) return;
+    loaded.model.replaceKv(this.buildCache(loaded, spec, limit));
+    loaded.history.length = 0;
+    loaded.kvMode = spec;
+  }
+
+  private cacheCap(loaded: Loaded): number {
+    return this.cacheCaps.get(loaded.model.kv) ?? loaded.shape.maxTokens;
+  }
+
+  private buildCache(loaded: Loaded, spec: KvModeSpec, cap: number): KvCache {
+    const gpu = this.gpu as GpuContext;
+    const cache = createKvCache(gpu.device, gpu.caps, { ...loaded.shape, maxTokens: cap }, spec, loaded.kvDtype);
+    this.cacheCaps.set(cache, cap);
+    return cache;
   }
 
   /**
@@ -179,8 +234,8 @@ export class Engine implements EngineApi {
     const { model, history } = loaded;
     const tokens = history.splice(0);
     try {
-      const gpu = this.gpu as GpuContext;
-      model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype));
+      // The capacity cap of a memory budget carries over; the next turn re-plans it for the new mode.
+      model.replaceKv(this.buildCache(loaded, spec, this.cacheCap(loaded)));
       loaded.kvMode = spec;
       for (let i = 0; i < tokens.length; i += model.maxStepTokens) {
         const chunk = tokens.slice(i, i + model.maxStepTokens);
@@ -208,15 +263,21 @@ export class Engine implements EngineApi {
   stats(): EngineStats {
     const l = this.loaded;
     if (!l) {
-      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvLayers: [], weightBytes: 0, activationBytes: 0 };
+      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0 };
     }
     const kvLayers = l.model.kv.layerStats();
+    const kvBytes = kvLayers.reduce((s, x) => s + x.total, 0);
+    const kvFp16EquivalentBytes = l.model.kv.fp16EquivalentBytes();
+    const kvComponents: Record<string, number> = {};
+    for (const layer of kvLayers) for (const [name, bytes] of Object.entries(layer.components)) kvComponents[name] = (kvComponents[name] ?? 0) + bytes;
     return {
       loaded: true,
       kvMode: l.model.kv.mode,
       tokensHeld: l.model.kv.length,
-      kvBytes: kvLayers.reduce((s, x) => s + x.total, 0),
-      kvFp16EquivalentBytes: l.model.kv.fp16EquivalentBytes(),
+      kvBytes,
+      kvFp16EquivalentBytes,
+      kvCompressionRatio: kvBytes > 0 ? kvFp16EquivalentBytes / kvBytes : 0,
+      kvComponents,
       kvLayers,
       weightBytes: l.weights.bytes,
       activationBytes: l.model.activationBytes,
@@ -232,6 +293,48 @@ export class Engine implements EngineApi {
     try {
       loaded.history.length = 0;
       return await measureSpeed(loaded.model, contexts, decodeTokens);
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Per-KV-mode decode speed and attention GPU time; afterwards the cache is empty, in the loaded mode again. */
+  async benchmarkKvModes(request: KvModeBenchRequest): Promise<KvModeBenchResult> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
+    this.busy = 'generate';
+    const gpu = this.gpu as GpuContext;
+    const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
+    try {
+      loaded.history.length = 0;
+      return await measureKvModeSpeed(loaded.model, gpu, request, (spec) => loaded.model.replaceKv(cacheFor(spec)), (line) => console.log(`[kv-bench] ${line}`));
+    } finally {
+      if (!this.lostError) loaded.model.replaceKv(cacheFor(loaded.kvMode));
+      this.busy = null;
+    }
+  }
+
+  /** Run one quality measurement on a fresh cache of the task's KV mode; the chat history is dropped. */
+  async measureQuality(task: QualityTask): Promise<QualityResult> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
+    const gpu = this.gpu as GpuContext;
+    if (task.kind === 'bytes') {
+      return { kind: 'bytes', kv: measureAllocation(createKvCache(gpu.device, gpu.caps, loaded.shape, task.kvMode, task.kvDtype), loaded.shape, task.tokens) };
+    }
+    this.busy = 'generate';
+    try {
+      loaded.history.length = 0;
+      loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, task.kvMode, loaded.kvDtype));
+      loaded.kvMode = task.kvMode;
+      return await runQualityTask(loaded.model, loaded.tokenizer, task, () => this.stats());
+    } catch (err) {
+      loaded.model.kv.reset();
+      throw this.lostError ?? err;
     } finally {
       this.busy = null;
     }

@@ -2,10 +2,10 @@
  * The generate loop: reuse the cached prefix, prefill the rest of the prompt in chunks, then decode one
  * token per step until EOS, a stop string, the token limit, the context limit or an abort.
  */
-import { ContextOverflowError } from '../errors';
 import type { LlamaModel, StepOutput } from '../model/llama';
 import { IncrementalDecoder, type ChatTokenizer } from '../model/tokenizer';
-import type { FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
+import type { ContextEvent, FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
+import { DEFAULT_SINK_TOKENS, keptAfterSlide, sinkAndRecent, windowPrompt, windowReason } from './context-window';
 import { normalizeSamplingParams, Sampler } from './sampler';
 import { StopStringMatcher } from './stop-strings';
 
@@ -18,6 +18,12 @@ export interface GenerationRequest {
   params: GenerateParams;
   onToken?: (t: TokenEvent) => void;
   shouldStop: () => boolean;
+  /** Most tokens the cache may hold (the memory budget's limit); default and upper bound: the model's context. */
+  limitTokens?: number;
+  /** Attention-sink tokens kept when the cache slides to a recent window (default 4). */
+  sinkTokens?: number;
+  /** Hears each window change as it happens. */
+  onContext?: (e: ContextEvent) => void;
 }
 
 const now = () => performance.now();
@@ -29,19 +35,38 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
   return i;
 }
 
+/** Prefill `ids` after the `keep` ids already cached, in chunks; the last chunk reads `read`. Stops early on abort. */
+async function prefill(req: GenerationRequest, ids: readonly number[], keep: number, read: 'none' | 'token' | 'last-logits'): Promise<StepOutput | null> {
+  const { model, history } = req;
+  let out: StepOutput = { nextToken: -1 };
+  for (let i = keep; i < ids.length; i += model.maxStepTokens) {
+    if (req.shouldStop()) return null;
+    const chunk = ids.slice(i, i + model.maxStepTokens);
+    const isLast = i + chunk.length >= ids.length;
+    out = await model.forward(chunk, isLast ? read : 'none');
+    history.push(...chunk);
+  }
+  return out;
+}
+
 /** Run one generation to completion. */
 export async function runGeneration(req: GenerationRequest): Promise<GenerateResult> {
-  const { model, tokenizer, history, promptIds } = req;
+  const { model, tokenizer, history } = req;
   const params = normalizeSamplingParams(req.params);
   const sampler = new Sampler(params);
   const maxContext = model.config.maxPositions;
-  if (promptIds.length === 0) throw new RangeError('The prompt is empty.');
-  if (promptIds.length >= maxContext) {
-    throw new ContextOverflowError(
-      `The prompt is ${promptIds.length} tokens but this model's context holds ${maxContext}. ` +
-        'Shorten the message, start a new chat, or enable a memory budget that keeps a recent window.',
-    );
-  }
+  const limit = Math.min(req.limitTokens ?? maxContext, maxContext);
+  const sinks = req.sinkTokens ?? DEFAULT_SINK_TOKENS;
+  const events: ContextEvent[] = [];
+  const report = (e: ContextEvent) => {
+    events.push(e);
+    req.onContext?.(e);
+  };
+  if (req.promptIds.length === 0) throw new RangeError('The prompt is empty.');
+  // A prompt longer than the cache may hold keeps its sinks and its most recent tokens.
+  const windowed = windowPrompt(req.promptIds, limit, maxContext, sinks);
+  if (windowed.event) report(windowed.event);
+  const promptIds = windowed.ids;
 
   // Keep the cached K/V of the longest shared prefix; the last prompt token is always recomputed for its logits.
   let keep = Math.min(commonPrefixLength(history, promptIds), promptIds.length - 1);
@@ -53,14 +78,13 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
 
   const read = sampler.isGreedy ? 'token' : 'last-logits';
   const prefillStart = now();
-  let out: StepOutput = { nextToken: -1 };
-  for (let i = keep; i < promptIds.length; i += model.maxStepTokens) {
-    const chunk = promptIds.slice(i, i + model.maxStepTokens);
-    const isLast = i + chunk.length >= promptIds.length;
-    out = await model.forward(chunk, isLast ? read : 'none');
-    history.push(...chunk);
-  }
+  const prefilled = await prefill(req, promptIds, keep, read);
   const prefillMs = now() - prefillStart;
+  if (!prefilled) {
+    // Stopped during prefill: nothing generated; the cache holds the chunks done so far.
+    return { text: '', tokenIds: [], promptTokens: req.promptIds.length, finishReason: 'abort', prefillMs, decodeMs: 0, prefillTokensPerSecond: 0, decodeTokensPerSecond: 0, contextEvents: events };
+  }
+  let out: StepOutput = prefilled;
 
   const generated: number[] = [];
   const pick = (o: StepOutput) => (sampler.isGreedy ? o.nextToken : sampler.sample(o.logits as Float32Array, [...promptIds, ...generated]));
@@ -89,9 +113,17 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       finishReason = 'abort';
       break;
     }
-    if (model.kv.length + 1 > maxContext) {
-      finishReason = 'context';
-      break;
+    if (model.kv.length + 1 > limit) {
+      // The cache is full: rebuild it from the sinks and the recent tokens (contiguous positions) and go on.
+      const kept = sinkAndRecent(history, sinks, keptAfterSlide(limit, sinks));
+      const dropped = history.length - kept.length;
+      model.kv.reset();
+      history.length = 0;
+      if (!(await prefill(req, kept, 0, 'none'))) {
+        finishReason = 'abort';
+        break;
+      }
+      report({ kind: 'window', at: 'decode', reason: windowReason(limit, maxContext), droppedTokens: dropped, sinkTokens: Math.min(sinks, kept.length - 1), keptTokens: kept.length, limitTokens: limit });
     }
     out = await model.forward([next], read);
     history.push(next);
@@ -107,15 +139,16 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     }
   }
   const decodeMs = now() - decodeStart;
-  const prefilled = promptIds.length - keep;
+  const prefilledTokens = promptIds.length - keep;
   return {
     text,
     tokenIds: generated,
-    promptTokens: promptIds.length,
+    promptTokens: req.promptIds.length,
     finishReason,
     prefillMs,
     decodeMs,
-    prefillTokensPerSecond: prefillMs > 0 ? (prefilled * 1000) / prefillMs : 0,
+    prefillTokensPerSecond: prefillMs > 0 ? (prefilledTokens * 1000) / prefillMs : 0,
     decodeTokensPerSecond: decodeMs > 0 && generated.length > 1 ? ((generated.length - 1) * 1000) / decodeMs : 0,
+    contextEvents: events,
   };
 }

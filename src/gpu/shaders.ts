@@ -5,16 +5,19 @@ import argmax from '../../shaders/argmax.wgsl?raw';
 import attentionFull from '../../shaders/attention_full.wgsl?raw';
 import attentionMerged from '../../shaders/attention_merged.wgsl?raw';
 import attentionQuant from '../../shaders/attention_quant.wgsl?raw';
+import attentionZip from '../../shaders/attention_zip.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
 import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
 import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
+import kvZipAppend from '../../shaders/kv_zip_append.wgsl?raw';
 import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
+import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
@@ -25,11 +28,13 @@ export const SHADERS = {
   attention_full: attentionFull,
   attention_merged: attentionMerged,
   attention_quant: attentionQuant,
+  attention_zip: attentionZip,
   elementwise,
   embed,
   kv_full_append: kvFullAppend,
   kv_merge: kvMerge,
   kv_quant_append: kvQuantAppend,
+  kv_zip_append: kvZipAppend,
   matmul,
   rmsnorm,
   rope,
@@ -42,6 +47,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   kv_quant: kvQuant,
   reduce,
   slerp,
+  zip_layout: zipLayout,
 };
 
 /** Name of a kernel file. */

@@ -8,6 +8,8 @@ import { MergedKvCache } from './merge-cache';
 import { quantFormat } from './quant-format';
 import { QuantKvCache } from './quant-cache';
 import type { KvCache, KvShape } from './types';
+import { ZipKvCache } from './zip-cache';
+import { zipFormat, type ZipFormat } from './zip-format';
 import type { MergeOptions } from './merge-cache';
 
 /** Element type used for full-precision K/V on this device. */
@@ -36,6 +38,8 @@ export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, 
       const name = spec.mode === 'merge' ? 'merge' : `merge+kivi-${o.directionFormat?.keyBits}`;
       return new MergedKvCache(device, shape, o, bytes, makeBase, name);
     }
+    case 'zip':
+      return new ZipKvCache(device, shape, zipFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, 'zip');
     default:
       throw new RangeError(`Unknown KV cache mode ${(spec as { mode: string }).mode}`);
   }
@@ -85,4 +89,21 @@ export function mergeOptionsFor(shape: KvShape, spec: Extract<KvModeSpec, { mode
     });
   }
   return options;
+}
+
+/** Default ZipCache parameters (docs/kv-compression.md §2): half the tokens salient at 4 bits, the rest 2, G = 32, R = 64. */
+export const ZIP_DEFAULTS = { salientFraction: 0.5, highBits: 4 as 4 | 8, lowBits: 2 as 2 | 4, groupSize: 32, residual: 64 };
+
+/** The zip format of a `zip` spec for a model shape. */
+export function zipFormatFor(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'zip' }>): ZipFormat {
+  const o = { ...ZIP_DEFAULTS, ...stripUndefined(spec) };
+  return zipFormat({
+    kvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    highBits: o.highBits,
+    lowBits: o.lowBits,
+    salientFraction: o.salientFraction,
+    residual: o.residual,
+    group: o.groupSize,
+  });
 }

@@ -228,7 +228,7 @@ export class MergedKvCache implements KvCache {
     const base = this.base.layerStats();
     return Array.from({ length: this.shape.numLayers }, (_, layer) => {
       const b = this.baseIndex.get(layer);
-      if (b !== undefined) return { ...base[b], layer };
+      if (b !== undefined) return base[b] ? { ...base[b], layer } : { layer, components: {}, total: 0 };
       const first = this.firsts.includes(layer) ? layer : layer - 1;
       const p = this.pairs[this.firsts.indexOf(first)];
       const pairedWith = first === layer ? layer + 1 : first;

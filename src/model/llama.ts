@@ -5,7 +5,7 @@
 import { BufferGroup } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/device';
 import type { PipelineCache } from '../gpu/pipelines';
-import { Plan, Recorder } from '../gpu/plan';
+import { Plan, Recorder, type StepProfile } from '../gpu/plan';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { StepUniform } from '../gpu/uniforms';
 import { linear } from '../kernels/linear';
@@ -36,6 +36,8 @@ export class LlamaModel {
   private readonly fixed: BufferGroup;
   private readonly invFreq: GPUBuffer /* f32 [headDim / 2] */;
   private readonly plans = new Map<string, Plan>();
+  /** Benchmarks only: how the next steps are profiled (timestamps or repeated attention); null normally. */
+  profile: StepProfile | null = null;
 
   constructor(
     private readonly gpu: GpuContext,
@@ -93,7 +95,7 @@ export class LlamaModel {
       rope(rec, a.q, this.invFreq, T, H, d);
       rope(rec, a.k, this.invFreq, T, Hk, d);
       // attn = softmax(q·Kᵀ/√d)·V over the cache; the cache appends this step's k, v
-      this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, tokens: T });
+      rec.section('attention', () => this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, tokens: T }));
       // x = x + attn·Woᵀ
       linear(rec, a.attn, layer.wo, a.h, T);
       addInPlace(rec, a.x, a.h, T * D);
@@ -156,9 +158,7 @@ export class LlamaModel {
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(tokens));
     this.step.write(pos0, T);
     const encoder = device.createCommandEncoder({ label: `step T=${T}` });
-    const pass = encoder.beginComputePass({ label: 'forward' });
-    plan.encode(pass);
-    pass.end();
+    plan.encodeStep(encoder, this.profile);
     const logitBytes = (mode === 'all' ? T : 1) * this.config.vocabSize * 4;
     if (read !== 'none') encoder.copyBufferToBuffer(this.act.token, 0, this.act.tokenReadback, 0, 4);
     if (read === 'last-logits' || read === 'all-logits') {

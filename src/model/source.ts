@@ -4,6 +4,8 @@
  * same loading code.
  */
 import { ModelFileMissingError } from '../errors';
+import { CachedSource } from '../storage/cached-source';
+import { FilesUpstream, HubUpstream } from '../storage/upstream';
 
 /** A readable model file: its byte size and a stream of its bytes. */
 export interface ModelFileStream {
@@ -21,27 +23,49 @@ export interface ModelSource {
   stream(file: string): Promise<ModelFileStream>;
   /** Whether the file exists. */
   has(file: string): Promise<boolean>;
+  /** Bytes fetched over the network so far, for sources that also read from a local cache (progress display). */
+  readonly bytesDownloaded?: number;
 }
 
 /** The public Hugging Face hub. */
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 /** Serializable description of a source, as passed to the worker. */
-export type ModelSourceSpec = { kind: 'hub'; repo: string; baseUrl?: string; revision?: string };
+export type ModelSourceSpec =
+  /** A hub repo; with `cache`, read through the IndexedDB weight cache (browser only), resuming and working offline. */
+  | { kind: 'hub'; repo: string; baseUrl?: string; revision?: string; cache?: boolean; /** For gated repos; never stored. */ token?: string }
+  /**
+   * Plain files under a URL folder, e.g. the demo model the app ships under public/. `files` lists what is
+   * there: static hosts and dev servers often answer a missing file with index.html and status 200.
+   */
+  | { kind: 'url'; baseUrl: string; label?: string; files?: string[] }
+  /** Files of a local folder the user picked, imported into the weight cache as they load. */
+  | { kind: 'files'; name: string; files: File[] }
+  /** A model in the weight cache, with nothing to fetch from (an imported folder after a reload). */
+  | { kind: 'cache'; key: string };
 
-/** Files served as `<baseUrl>/<repo>/resolve/<revision>/<file>`, the way the hub lays out URLs. */
-export class HubSource implements ModelSource {
-  readonly label: string;
+/** Weight-cache key of a hub repo. */
+export function hubCacheKey(repo: string, baseUrl: string = DEFAULT_HUB_URL, revision = 'main'): string {
+  return `hub:${baseUrl.replace(/\/+$/, '')}/${repo}@${revision}`;
+}
+
+/** Weight-cache key of an imported folder (name and total size, so two different folders of one name do not mix). */
+export function importCacheKey(name: string, files: readonly File[]): string {
+  return `import:${name}:${files.reduce((s, f) => s + f.size, 0)}`;
+}
+
+/** Files served under one URL folder: `<root><file>`. */
+export class UrlSource implements ModelSource {
   private readonly root: string;
 
   constructor(
-    readonly repo: string,
-    baseUrl: string = DEFAULT_HUB_URL,
-    revision = 'main',
+    root: string,
+    readonly label: string,
     private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
+    /** The folder's files, when known: others are absent without asking the server. */
+    private readonly listing?: readonly string[],
   ) {
-    this.root = `${baseUrl.replace(/\/+$/, '')}/${repo}/resolve/${revision}/`;
-    this.label = `${repo} at ${baseUrl}`;
+    this.root = root.endsWith('/') ? root : `${root}/`;
   }
 
   /** URL of one file of the repo. */
@@ -50,6 +74,7 @@ export class HubSource implements ModelSource {
   }
 
   private async get(file: string, method = 'GET'): Promise<Response> {
+    if (this.listing && !this.listing.includes(file)) throw new ModelFileMissingError(`${file} is not part of ${this.label}.`);
     let response: Response;
     try {
       response = await this.fetchImpl(this.url(file), { method });
@@ -80,6 +105,7 @@ export class HubSource implements ModelSource {
   }
 
   async has(file: string): Promise<boolean> {
+    if (this.listing) return this.listing.includes(file);
     try {
       const r = await this.fetchImpl(this.url(file), { method: 'HEAD' });
       return r.ok;
@@ -89,7 +115,35 @@ export class HubSource implements ModelSource {
   }
 }
 
+/** Files served as `<baseUrl>/<repo>/resolve/<revision>/<file>`, the way the hub lays out URLs. */
+export class HubSource extends UrlSource {
+  constructor(
+    readonly repo: string,
+    baseUrl: string = DEFAULT_HUB_URL,
+    revision = 'main',
+    fetchImpl: typeof fetch = (...a) => fetch(...a),
+  ) {
+    super(`${baseUrl.replace(/\/+$/, '')}/${repo}/resolve/${revision}/`, `${repo} at ${baseUrl}`, fetchImpl);
+  }
+}
+
 /** Build the source a spec describes. */
 export function sourceFromSpec(spec: ModelSourceSpec): ModelSource {
-  return new HubSource(spec.repo, spec.baseUrl, spec.revision);
+  switch (spec.kind) {
+    case 'hub': {
+      const baseUrl = spec.baseUrl ?? DEFAULT_HUB_URL;
+      const revision = spec.revision ?? 'main';
+      if (!spec.cache) return new HubSource(spec.repo, baseUrl, revision);
+      const origin = { kind: 'hub' as const, repo: spec.repo, baseUrl, revision };
+      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision), { label: spec.repo, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token));
+    }
+    case 'url':
+      return new UrlSource(spec.baseUrl, spec.label ?? spec.baseUrl, undefined, spec.files);
+    case 'files':
+      return new CachedSource(importCacheKey(spec.name, spec.files), { label: spec.name, origin: { kind: 'import', name: spec.name } }, new FilesUpstream(spec.name, spec.files));
+    case 'cache':
+      return new CachedSource(spec.key, null, null);
+    default:
+      throw new RangeError(`Unknown model source kind ${(spec as { kind: string }).kind}.`);
+  }
 }

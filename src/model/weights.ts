@@ -80,7 +80,7 @@ async function listWeightFiles(source: ModelSource): Promise<{ files: string[]; 
 }
 
 /** Expected [rows, cols] of every tensor the config needs. Vectors are [1, n]. */
-function expectedShapes(c: ModelConfig): Map<string, [number, number]> {
+export function expectedShapes(c: ModelConfig): Map<string, [number, number]> {
   const m = new Map<string, [number, number]>();
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;

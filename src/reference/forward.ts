@@ -157,7 +157,7 @@ export class ReferenceModel {
     }
     applyRope(q, positions, this.invFreq);
     applyRope(k, positions, this.invFreq);
-    const rows = this.kv.attend(l, k, v); // (past + T, Hk, d) as the cache mode serves them
+    const rows = this.kv.attend(l, k, v, q); // (past + T, Hk, d) as the cache mode serves them
     const o = attention(q, rows.k, rows.v, this.cached, positions.length, H, Hk, d); // (T, H, d)
     return matmul(o, w.wo, D, H * d);
   }

@@ -6,7 +6,8 @@
 
 /** A reference KV cache mode. */
 export interface ReferenceKv {
-  attend(layer: number, k: Float32Array, v: Float32Array): { k: Float32Array; v: Float32Array };
+  /** `q` [T, H, d] (after RoPE) is the step's queries, for modes that score saliency (zip); others ignore it. */
+  attend(layer: number, k: Float32Array, v: Float32Array, q?: Float32Array): { k: Float32Array; v: Float32Array };
   reset(): void;
 }
 

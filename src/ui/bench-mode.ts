@@ -3,10 +3,13 @@
  * Opened as `/?bench=64,256,512&decode=16&model=local/stories260k&hub=<base>[&dtype=f32][&chunk=128]`:
  * loads the model through the engine worker, runs the worker's `benchmark`, and writes one JSON object
  * into `<pre id="bench-result" data-status="done|error">`. DOM only; every GPU call stays in the worker.
+ * Per-KV-mode section: add `&kvmodes=full,int8,...` (labels of BENCH_KV_MODES) with `&kvcontexts=512`,
+ * `&kvdecode=16`, `&rounds=1`; `bench=modes` skips the plain speed rows.
  */
 import type { EngineClient } from '../worker/client';
-import type { LoadOptions, ModelInfo, SpeedRow } from '../worker/api';
+import type { KvModeBenchRequest, KvModeBenchResult, LoadOptions, ModelInfo, SpeedRow } from '../worker/api';
 import { DEFAULT_HUB_URL } from '../model/source';
+import { BENCH_KV_MODES } from '../engine/benchmark';
 
 /** What the bench page reports on success. */
 export interface BenchPageResult {
@@ -15,6 +18,8 @@ export interface BenchPageResult {
   loadMs: number;
   benchMs: number;
   rows: SpeedRow[];
+  /** The per-KV-mode section, when `kvmodes` was given. */
+  kvModes?: { request: KvModeBenchRequest; result: KvModeBenchResult; ms: number };
   userAgent: string;
 }
 
@@ -29,6 +34,22 @@ function positiveInts(text: string, what: string): number[] {
     throw new Error(`Bad ${what} "${text}": expected comma-separated integers of 2 or more.`);
   }
   return values;
+}
+
+function kvModeRequest(query: URLSearchParams): KvModeBenchRequest | null {
+  const labels = query.get('kvmodes');
+  if (!labels) return null;
+  const modes = labels.split(',').map((label) => {
+    const found = BENCH_KV_MODES.find((m) => m.label === label.trim());
+    if (!found) throw new Error(`Unknown KV mode "${label}"; known: ${BENCH_KV_MODES.map((m) => m.label).join(', ')}.`);
+    return found;
+  });
+  return {
+    modes,
+    contexts: positiveInts(query.get('kvcontexts') ?? '512', 'KV-mode context list'),
+    decodeTokens: Number(query.get('kvdecode') ?? 16),
+    repeats: Number(query.get('rounds') ?? 1),
+  };
 }
 
 function loadOptions(query: URLSearchParams): LoadOptions {
@@ -49,7 +70,8 @@ export async function runBenchMode(root: HTMLElement, client: EngineClient, quer
     console.log(`[bench] ${text}`);
   };
   try {
-    const contexts = positiveInts(query.get('bench') ?? '', 'context list');
+    const contexts = query.get('bench') === 'modes' ? [] : positiveInts(query.get('bench') ?? '', 'context list');
+    const kvRequest = kvModeRequest(query);
     const decode = Number(query.get('decode') ?? 16);
     const model = query.get('model') ?? 'local/stories260k';
     const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
@@ -59,10 +81,17 @@ export async function runBenchMode(root: HTMLElement, client: EngineClient, quer
     const loadMs = performance.now() - t0;
     say(`Loaded ${info.label} (${info.weightDtype} on ${info.adapter.description}); measuring ${contexts.join(', ')} tokens…`);
     const t1 = performance.now();
-    const rows = await client.api.benchmark(contexts, decode);
+    const rows = contexts.length ? await client.api.benchmark(contexts, decode) : [];
     const benchMs = performance.now() - t1;
+    let kvModes: BenchPageResult['kvModes'];
+    if (kvRequest) {
+      say(`Measuring KV modes ${kvRequest.modes.map((m) => m.label).join(', ')} at ${kvRequest.contexts.join(', ')} tokens…`);
+      const t2 = performance.now();
+      const result = await client.api.benchmarkKvModes(kvRequest);
+      kvModes = { request: kvRequest, result, ms: performance.now() - t2 };
+    }
     await client.api.unload();
-    const out: BenchPageResult = { model, info, loadMs, benchMs, rows, userAgent: navigator.userAgent };
+    const out: BenchPageResult = { model, info, loadMs, benchMs, rows, kvModes, userAgent: navigator.userAgent };
     result.textContent = JSON.stringify(out, null, 2);
     result.dataset.status = 'done';
     say(`Done in ${((loadMs + benchMs) / 1000).toFixed(1)} s.`);

@@ -29,17 +29,26 @@ export type KvModeSpec =
   /** MiniCache: layers from `startLayer` merged in pairs (SLERP weight `t`), top-`retention` distant tokens kept; base layers full. */
   | { mode: 'merge'; startLayer?: number; t?: number; retention?: number; residual?: number }
   /** Merged pairs with KIVI-quantized directions and f16 norms; layers below `startLayer` use KIVI. */
-  | { mode: 'merge+kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; startLayer?: number; t?: number; retention?: number };
+  | { mode: 'merge+kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; startLayer?: number; t?: number; retention?: number }
+  /**
+   * ZipCache: per R-token block (`residual`, frozen once full) and KV head, the `salientFraction` of tokens with
+   * the highest probe-normalized attention keep `highBits`, the rest `lowBits`; keys per channel in groups of
+   * `groupSize` tokens within each subset, values channel-separable tokenwise.
+   */
+  | { mode: 'zip'; salientFraction?: number; highBits?: 4 | 8; lowBits?: 2 | 4; groupSize?: number; residual?: number };
 
 /** Every KV mode name. */
 export type KvModeName = KvModeSpec['mode'];
 
 /** Load progress, in bytes of weight files. */
 export interface LoadProgress {
-  phase: 'config' | 'tokenizer' | 'weights' | 'ready';
+  /** `compile`: weights are on the GPU, kernels are being compiled and warmed up. */
+  phase: 'config' | 'tokenizer' | 'weights' | 'compile' | 'ready';
   bytesDone: number;
   bytesTotal: number;
   file?: string;
+  /** Of the bytes read so far, those fetched over the network (the rest came from the IndexedDB cache); absent when unknown. */
+  downloadedBytes?: number;
 }
 
 /** What a successful load reports. */
@@ -84,7 +93,28 @@ export interface GenerateParams {
   stop?: string[];
   /** Stop at the model's EOS tokens (default true). */
   stopAtEos?: boolean;
+  /** KV memory budget for this turn: escalate the mode and/or keep sinks + a recent window to stay inside it. */
+  kvBudget?: KvBudget;
+  /** Attach the engine's statistics to every TokenEvent (the live cache meter; cheaper than a second call per token). */
+  streamStats?: boolean;
 }
+
+/** A memory budget for the KV cache (see src/engine/context-window.ts). */
+export interface KvBudget {
+  /** Bytes the KV cache may allocate. */
+  bytes: number;
+  /** Move to a stronger compression mode before dropping tokens from the cache. */
+  autoEscalate: boolean;
+  /** Attention-sink tokens always kept at the start of the cache (default 4). */
+  sinkTokens?: number;
+}
+
+/** Something the engine did to the cache to stay inside the memory budget or the model's context. */
+export type ContextEvent =
+  /** The KV mode was switched to a stronger one (the chat continues in it). */
+  | { kind: 'escalate'; fromMode: string; toMode: string; spec: KvModeSpec; neededTokens: number; limitTokens: number; budgetBytes: number }
+  /** The cache dropped `droppedTokens` middle tokens, keeping `sinkTokens` sinks plus the most recent tokens. */
+  | { kind: 'window'; at: 'prompt' | 'decode'; reason: 'budget' | 'context'; droppedTokens: number; sinkTokens: number; keptTokens: number; limitTokens: number };
 
 /** Streamed once per generated token. */
 export interface TokenEvent {
@@ -92,6 +122,8 @@ export interface TokenEvent {
   /** Text newly visible after this token (may be empty while a multi-byte character is incomplete). */
   text: string;
   index: number;
+  /** Engine statistics after this token, when GenerateParams.streamStats is set. */
+  stats?: EngineStats;
 }
 
 /** Why generation ended. */
@@ -107,6 +139,8 @@ export interface GenerateResult {
   decodeMs: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** What the engine did to stay inside the budget or the context (escalations, windows), in order. */
+  contextEvents?: ContextEvent[];
 }
 
 /** Per-layer KV bytes, by component. */
@@ -123,8 +157,14 @@ export interface EngineStats {
   loaded: boolean;
   kvMode: string;
   tokensHeld: number;
+  /** Bytes of every KV buffer actually allocated (sum of kvLayers[].total). */
   kvBytes: number;
+  /** Bytes an fp16 cache holding the same tokens would take: 2 × L × Hk × d × tokens × 2. */
   kvFp16EquivalentBytes: number;
+  /** kvFp16EquivalentBytes / kvBytes (0 when nothing is allocated). */
+  kvCompressionRatio: number;
+  /** kvBytes by component (codes, scales, residual, merged directions, norms, retained, …) over all layers. */
+  kvComponents: Record<string, number>;
   kvLayers: KvLayerStats[];
   weightBytes: number;
   activationBytes: number;
@@ -133,7 +173,13 @@ export interface EngineStats {
 /** The worker's API. Callbacks must be wrapped with comlink's `proxy()` by the caller. */
 export interface EngineApi {
   load(source: ModelSourceSpec, options?: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
-  generate(input: string | ChatMessage[], params?: GenerateParams, onToken?: (t: TokenEvent) => void): Promise<GenerateResult>;
+  /** `onContext` hears each ContextEvent as it happens (they are also listed in the result). */
+  generate(
+    input: string | ChatMessage[],
+    params?: GenerateParams,
+    onToken?: (t: TokenEvent) => void,
+    onContext?: (e: ContextEvent) => void,
+  ): Promise<GenerateResult>;
   abort(): void;
   /** Switch the KV cache mode mid-chat; the cached tokens are re-prefilled in the new mode. */
   setKvMode(spec: KvModeSpec): Promise<EngineStats>;
@@ -141,6 +187,76 @@ export interface EngineApi {
   unload(): Promise<void>;
   /** Measure prefill and decode speed of the loaded model at each context length (benchmarks). */
   benchmark(contexts: number[], decodeTokens: number): Promise<SpeedRow[]>;
+  /** Per-KV-mode decode speed and attention GPU time (benchmarks); the cache is left empty in the loaded mode. */
+  benchmarkKvModes(request: KvModeBenchRequest): Promise<KvModeBenchResult>;
+  /** Run one KV-compression quality measurement (`npm run eval`) on a fresh cache of the task's mode. */
+  measureQuality(task: QualityTask): Promise<QualityResult>;
+}
+
+/**
+ * One measurement of the quality harness (docs/kv-compression.md, "Measuring quality"). Each task builds a
+ * fresh cache of `kvMode` (so its allocation is exactly what N tokens need) and drops the chat history.
+ */
+export type QualityTask =
+  /** Perplexity: reads ids[0..N) (BOS first) in steps of the load's prefill chunk, each over the compressed past plus itself, and scores ids[1..N]. */
+  | { kind: 'perplexity'; kvMode: KvModeSpec; ids: number[] }
+  /** Greedy continuation: prefill `promptIds` in chunks, then `newTokens` single-token steps (EOS does not stop it). */
+  | { kind: 'greedy'; kvMode: KvModeSpec; promptIds: number[]; newTokens: number }
+  /** Allocated bytes of a cache of `kvMode` reserved to `tokens` positions, full-precision parts stored as `kvDtype` (not run). */
+  | { kind: 'bytes'; kvMode: KvModeSpec; tokens: number; kvDtype: 'f32' | 'f16' };
+
+/** Real allocated KV bytes (summed layerStats) next to the fp16 baseline 2 × L × Hk × d × tokens × 2. */
+export interface QualityKvBytes {
+  tokens: number;
+  kvBytes: number;
+  fp16Bytes: number;
+  components: Record<string, number>;
+}
+
+/** What a QualityTask returns, by kind. */
+export type QualityResult =
+  | { kind: 'perplexity'; tokens: number; predicted: number; nll: number; ppl: number; ms: number; kv: QualityKvBytes }
+  | { kind: 'greedy'; tokenIds: number[]; text: string; ms: number; kv: QualityKvBytes }
+  | { kind: 'bytes'; kv: QualityKvBytes };
+
+/** The per-KV-mode speed benchmark's workload (src/engine/benchmark.ts). */
+export interface KvModeBenchRequest {
+  /** Modes to compare, by label; the first is the baseline (full). */
+  modes: Array<{ label: string; spec: KvModeSpec }>;
+  /** Context lengths; each mode's cache grows through them in order, prefilled once per repeat. */
+  contexts: number[];
+  /** S: decode tok/s is the mean over the S steps ending at each context; the S steps before them are profiled. */
+  decodeTokens: number;
+  /** Rounds over all modes (modes interleaved within each round). */
+  repeats: number;
+  /** How attention time is measured: timestamp-query when the adapter has it ('auto'), else CPU-side repeats. */
+  timing?: 'auto' | 'cpu-repeat' | 'none';
+}
+
+/** One mode at one context in one round of the per-KV-mode benchmark. */
+export interface KvModeSpeedSample {
+  mode: string;
+  round: number;
+  context: number;
+  decodeTokens: number;
+  decodeMs: number;
+  decodeTokensPerSecond: number;
+  /** Tokens/s of the chunked prefill that brought the cache from the previous context to this one. */
+  prefillTokensPerSecond: number;
+  /**
+   * Mean per decode step of the profiled steps. timestamps: GPU time of the attention kernels, of the
+   * cache writes (append, quantize, merge) and of everything else. cpu-repeat: attentionMs is the wall-time
+   * cost of one more copy of every attention dispatch; the other fields are NaN.
+   */
+  attentionMs: number;
+  cacheWriteMs: number;
+  otherGpuMs: number;
+}
+
+/** Result of benchmarkKvModes. */
+export interface KvModeBenchResult {
+  timing: 'timestamps' | 'cpu-repeat' | 'none';
+  samples: KvModeSpeedSample[];
 }
 
 /** One measured context length of a speed benchmark. */

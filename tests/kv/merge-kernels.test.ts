@@ -26,6 +26,24 @@ interface Case {
 const CASES: Case[] = [
   { name: 'merge R=16 γ=0.25 GQA 2 d=8', heads: 8, kvHeads: 4, headDim: 8, options: () => ({ startLayer: 0, t: 0.6, retention: 0.25, residual: 16 }), steps: [20, 1, 1, 13, 1] },
   { name: 'merge R=32 γ=0.05 GQA 3 d=64', heads: 3, kvHeads: 1, headDim: 64, options: () => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 32 }), steps: [40, 1, 30, 1] },
+  { name: 'merge R=16 γ=0.1 GQA 1 d=128', heads: 2, kvHeads: 2, headDim: 128, options: () => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 16 }), steps: [21, 1, 1, 12] },
+  { name: 'merge R=16 γ=0.05 GQA 4 d=64', heads: 4, kvHeads: 1, headDim: 64, options: () => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 16 }), steps: [17, 1, 16, 1] },
+  {
+    name: 'merge+kivi-4 G=16 R=32 GQA 1 d=128',
+    heads: 2,
+    kvHeads: 2,
+    headDim: 128,
+    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 32, directionFormat: quantFormat({ rowElems: E, keyBits: 4, valueBits: 4, keyGrouping: 'channel', group: 16, residual: 32, valueFlush: 'block' }) }),
+    steps: [33, 1, 31, 1],
+  },
+  {
+    name: 'merge+kivi-2 G=8 R=16 GQA 3 d=64',
+    heads: 3,
+    kvHeads: 1,
+    headDim: 64,
+    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 16, directionFormat: quantFormat({ rowElems: E, keyBits: 2, valueBits: 2, keyGrouping: 'channel', group: 8, residual: 16, valueFlush: 'block' }) }),
+    steps: [18, 1, 15, 1],
+  },
   {
     name: 'merge+kivi-2 G=16 R=32 GQA 4 d=8',
     heads: 8,

@@ -8,9 +8,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HubServer } from '../../scripts/hub-server';
 import type { Engine } from '../../src/engine/engine';
-import { mergeOptionsFor, quantFormatFor } from '../../src/kv/factory';
+import { mergeOptionsFor, quantFormatFor, zipFormatFor } from '../../src/kv/factory';
 import { formulaPairBytes, mergedPairs } from '../../src/kv/merge-cache';
 import { formulaLayerBytes } from '../../src/kv/quant-format';
+import { zipFormulaCacheBytes } from '../../src/kv/zip-format';
+import { ZipReferenceKv } from '../../src/reference/kv-zip';
 import type { KvShape } from '../../src/kv/types';
 import { QuantReferenceKv } from '../../src/reference/kv-quant';
 import { MergeReferenceKv } from '../../src/reference/kv-merge';
@@ -48,6 +50,8 @@ export function referenceKv(shape: KvShape, spec: KvModeSpec): ReferenceKv {
         spec.mode === 'merge' ? new FullReferenceKv(n) : new QuantReferenceKv(n, quantFormatFor(shape, { ...spec, mode: 'kivi', bits: spec.bits ?? 2 }));
       return new MergeReferenceKv(shape.numLayers, shape.numKvHeads, shape.headDim, mergeOptionsFor(shape, spec), base);
     }
+    case 'zip':
+      return new ZipReferenceKv(shape.numLayers, zipFormatFor(shape, spec), shape.numHeads);
   }
 }
 
@@ -56,6 +60,7 @@ function formulaBytes(shape: KvShape, spec: KvModeSpec, n: number): number {
   const E = shape.numKvHeads * shape.headDim;
   if (spec.mode === 'full') return shape.numLayers * 2 * n * E * 4;
   if (spec.mode === 'int8' || spec.mode === 'kivi') return shape.numLayers * formulaLayerBytes(quantFormatFor(shape, spec), n, 4);
+  if (spec.mode === 'zip') return zipFormulaCacheBytes(zipFormatFor(shape, spec), shape.numLayers, shape.numHeads, shape.maxStepTokens ?? 128, n, 4);
   const o = mergeOptionsFor(shape, spec);
   const pairs = mergedPairs(shape.numLayers, o.startLayer).length;
   const baseLayers = shape.numLayers - 2 * pairs;

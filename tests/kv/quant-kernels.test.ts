@@ -28,6 +28,8 @@ const CASES: Case[] = [
   { name: 'int8 GQA 2 d=8', heads: 8, kvHeads: 4, headDim: 8, format: int8, steps: [5, 1, 1, 13, 1] },
   { name: 'int8 GQA 2 d=8 growing past 64', heads: 8, kvHeads: 4, headDim: 8, format: int8, steps: [48, 48, 1, 48] },
   { name: 'int8 R=16 GQA 1 d=64', heads: 2, kvHeads: 2, headDim: 64, format: (E) => quantFormat({ rowElems: E, keyBits: 8, valueBits: 8, keyGrouping: 'token', group: 32, residual: 16 }), steps: [20, 1, 1, 9] },
+  { name: 'int8 GQA 3 d=128', heads: 6, kvHeads: 2, headDim: 128, format: int8, steps: [9, 1, 33, 1] },
+  { name: 'int8 R=8 GQA 4 d=64', heads: 4, kvHeads: 1, headDim: 64, format: (E) => quantFormat({ rowElems: E, keyBits: 8, valueBits: 8, keyGrouping: 'token', group: 16, residual: 8 }), steps: [11, 1, 1, 20] },
   { name: 'kivi-4 G=8 R=16 GQA 3 d=64', heads: 3, kvHeads: 1, headDim: 64, format: kivi(4, 8, 16), steps: [7, 1, 1, 1, 30, 1, 2] },
   { name: 'kivi-2 G=8 R=16 GQA 4 d=8', heads: 8, kvHeads: 2, headDim: 8, format: kivi(2, 8, 16), steps: [37, 1, 1, 17, 1] },
   { name: 'kivi-2 G=32 R=64 GQA 2 d=128', heads: 4, kvHeads: 2, headDim: 128, format: kivi(2, 32, 64), steps: [70, 1, 64, 1] },

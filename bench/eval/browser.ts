@@ -1,0 +1,100 @@
+/**
+ * Chromium back end of `npm run eval`: builds the app, serves it with `vite preview` next to the local hub,
+ * opens the page's eval mode (src/ui/eval-mode.ts) once per model and replays that model's jobs through
+ * `window.kvtabEval`, i.e. through the real engine Worker (SwiftShader WebGPU here).
+ */
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from '@playwright/test';
+import { build, preview } from 'vite';
+import { defaultRepos, startHubServer } from '../../scripts/hub-server';
+import type { ModelInfo, QualityResult } from '../../src/worker/api';
+import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './jobs';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+/** Longest single measurement (byte-llama N = 512 takes about 1.5 minutes on SwiftShader with 2 cores). */
+const TASK_TIMEOUT_MS = 20 * 60_000;
+const LOAD_TIMEOUT_MS = 5 * 60_000;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface BrowserRun {
+  outcomes: JobOutcome[];
+  chromium: string;
+  adapter: string;
+  errors: string[];
+}
+
+/** Run every job of `plan` (already filtered to the browser subset) in headless Chromium. */
+export async function runInChromium(root: string, modelsDir: string, plan: ModelJobs[], log: (m: string) => void, onOutcome: (o: JobOutcome) => void): Promise<BrowserRun> {
+  // Outside dist-bench/: `npm run bench` empties that folder when it builds, which would pull files from under the preview server.
+  const outDir = path.join(os.tmpdir(), 'kvtab-eval-app');
+  log(`Chromium: building the app into ${outDir}`);
+  await build({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const hub = await startHubServer({ repos: defaultRepos(modelsDir) });
+  const port = await freePort();
+  const server = await preview({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir }, preview: { port, strictPort: true } });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const run: BrowserRun = { outcomes: [], chromium: browser.version(), adapter: '', errors: [] };
+  try {
+    for (const { model, jobs } of plan) {
+      if (!jobs.length) continue;
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => log(`  [page error] ${e.message}`));
+        const query = new URLSearchParams({ eval: '1', model: `local/${model}`, hub: hub.baseUrl, options: JSON.stringify(EVAL_LOAD) });
+        await page.goto(`http://127.0.0.1:${port}/?${query}`);
+        const status = page.locator('#eval-status[data-status]');
+        await status.waitFor({ timeout: LOAD_TIMEOUT_MS });
+        const text = (await status.textContent()) ?? '';
+        if ((await status.getAttribute('data-status')) !== 'ready') throw new Error((JSON.parse(text) as { error: string }).error);
+        const info = JSON.parse(text) as ModelInfo;
+        run.adapter = info.adapter.description;
+        const backend = `chromium (${/swiftshader/i.test(info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
+        log(`Chromium: ${model} loaded on ${info.adapter.description}; ${jobs.length} jobs`);
+        for (const job of jobs) {
+          const out: JobOutcome = { id: job.id, model, backend };
+          try {
+            out.result = await withTimeout(
+              page.evaluate((task) => (window.kvtabEval as NonNullable<typeof window.kvtabEval>)(task), job.task) as Promise<QualityResult>,
+              TASK_TIMEOUT_MS,
+              job.id,
+            );
+          } catch (err) {
+            out.error = (err as Error).message;
+            run.errors.push(`chromium ${job.id}: ${out.error}`);
+          }
+          run.outcomes.push(out);
+          onOutcome(out);
+        }
+      } catch (err) {
+        run.errors.push(`chromium ${model}: ${(err as Error).message}`);
+        log(`Chromium: ${model} FAILED: ${(err as Error).message}`);
+      } finally {
+        await context.close();
+      }
+    }
+  } finally {
+    await browser.close();
+    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
+    await hub.close();
+  }
+  return run;
+}

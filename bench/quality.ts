@@ -1,0 +1,176 @@
+/**
+ * `npm run eval`: the KV-compression quality harness (docs/kv-compression.md, "Measuring quality").
+ *   - Plans the jobs (bench/eval/plan.ts): perplexity on Dracula (stories260k N = 448; byte-llama-12l N = 512
+ *     and 1024) with KV bytes, greedy agreement, passkey retrieval, and a merge parameter sweep, for every mode
+ *     of bench/eval/modes.ts. Tokenization happens here, so both back ends see the same ids.
+ *   - Node/Dawn (lavapipe here): builds bench/eval.ts with vite.bench.config.ts and runs every job there.
+ *   - Chromium (SwiftShader here): replays the perplexity subset (stories260k N = 448, byte-llama N = 512)
+ *     through the page's eval mode and the real engine Worker, and runs it on the CPU reference (src/reference).
+ * Writes bench/results/quality.json (run facts, raw outcomes, summary) and quality.md (tables).
+ *
+ * Flags: --quick (stories260k only, 4 passkey trials), --node-only, --browser-only, --modes a,b (labels;
+ *   full is always run), --passkey-trials N (default 20), --no-reference (skip the CPU-reference perplexities
+ *   of the Chromium subset), --out DIR (default bench/results).
+ * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
+import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
+import { HubSource } from '../src/model/source';
+import { loadTokenizer } from '../src/model/tokenizer';
+import { runInChromium } from './eval/browser';
+import { runReference } from './eval/reference';
+import type { JobOutcome, ModelJobs } from './eval/jobs';
+import { selectModes } from './eval/modes';
+import { modelJobs, modelPlans, SEED } from './eval/plan';
+import { markdown, type RunFacts } from './eval/report';
+import { summarize } from './eval/summary';
+import { draculaBody, passkeyFormats } from './eval/text';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string, fallback: string | null) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+
+const QUICK = flag('quick');
+const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results') as string);
+const MODELS_DIR = sharedModelsDir();
+const DRACULA = path.resolve(MODELS_DIR, '..', 'eval', 'dracula.txt');
+const PASSKEY_TRIALS = Number(option('passkey-trials', '20'));
+
+const log = (msg: string) => process.stderr.write(`[eval] ${msg}\n`);
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+/** One line of progress per finished job. */
+function progress(o: JobOutcome, done: number, total: number): void {
+  const r = o.result;
+  const what = !r ? `ERROR ${o.error}` : r.kind === 'perplexity' ? `ppl ${r.ppl.toFixed(4)}` : r.kind === 'greedy' ? JSON.stringify(r.text.slice(0, 24)) : `${r.kv.kvBytes} B`;
+  const ms = r && 'ms' in r ? ` (${(r.ms / 1000).toFixed(1)} s)` : '';
+  log(`${o.backend} ${done}/${total} ${o.id}: ${what}${ms}`);
+}
+
+/** Build the Node runner and run every job; outcomes stream back as JSON lines. */
+async function runInNode(jobsFile: string, total: number, backends: Record<string, string>): Promise<JobOutcome[]> {
+  log('Node/Dawn: building dist-bench/eval-node/eval.js');
+  await build({ configFile: path.join(ROOT, 'vite.bench.config.ts'), root: ROOT, logLevel: 'warn', build: { outDir: path.join(ROOT, 'dist-bench/eval-node') } });
+  log(`Node/Dawn: running ${total} jobs with VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`);
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist-bench/eval-node/eval.js'), '--jobs', jobsFile, '--models', MODELS_DIR], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const outcomes: JobOutcome[] = [];
+  for await (const line of readline.createInterface({ input: child.stdout })) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as JobOutcome | { adapter: string; backend: string };
+    if ('adapter' in o) backends[o.backend] = o.adapter;
+    else {
+      outcomes.push(o);
+      progress(o, outcomes.length, total);
+    }
+  }
+  const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('close', resolve)));
+  if (code !== 0) throw new Error(`the Node runner exited with ${code} after ${outcomes.length}/${total} jobs`);
+  return outcomes;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const modes = selectModes(option('modes', null));
+  const body = draculaBody(DRACULA);
+  const hub = await startHubServer({ repos: defaultRepos(MODELS_DIR) });
+  const plan: ModelJobs[] = [];
+  try {
+    for (const p of modelPlans(QUICK, PASSKEY_TRIALS)) {
+      const tok = await loadTokenizer(new HubSource(`local/${p.model}`, hub.baseUrl));
+      plan.push(modelJobs(p, tok, body, modes));
+    }
+  } finally {
+    await hub.close();
+  }
+  const total = plan.reduce((s, p) => s + p.jobs.length, 0);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvtab-eval-'));
+  const jobsFile = path.join(dir, 'jobs.json');
+  fs.writeFileSync(jobsFile, JSON.stringify(plan));
+  log(`${total} jobs over ${plan.map((p) => `${p.model} (${p.jobs.length})`).join(', ')}; modes ${modes.map((m) => m.label).join(', ')}`);
+
+  const errors: string[] = [];
+  const backends: Record<string, string> = {};
+  let nodeOutcomes: JobOutcome[] = [];
+  let browserOutcomes: JobOutcome[] = [];
+  let referenceOutcomes: JobOutcome[] = [];
+  const browserSubset = plan.map((p) => ({ model: p.model, jobs: p.jobs.filter((j) => j.browser) }));
+  const browserJobs = browserSubset.reduce((s, p) => s + p.jobs.length, 0);
+  let chromiumVersion: string | null = null;
+  if (!flag('browser-only')) {
+    try {
+      nodeOutcomes = await runInNode(jobsFile, total, backends);
+    } catch (err) {
+      errors.push(`node: ${(err as Error).message}`);
+      log(`Node/Dawn FAILED: ${(err as Error).message}`);
+    }
+    errors.push(...nodeOutcomes.filter((o) => o.error).map((o) => `node ${o.id}: ${o.error}`));
+    log(`Node/Dawn finished at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  if (!flag('no-reference')) {
+    let done = 0;
+    log('CPU reference: the perplexity jobs of the Chromium subset');
+    referenceOutcomes = await runReference(MODELS_DIR, browserSubset, (o) => progress(o, ++done, browserJobs));
+    errors.push(...referenceOutcomes.filter((o) => o.error).map((o) => `cpu-reference ${o.id}: ${o.error}`));
+  }
+  if (!flag('node-only')) {
+    try {
+      let done = 0;
+      const run = await runInChromium(ROOT, MODELS_DIR, browserSubset, log, (o) => progress(o, ++done, browserJobs));
+      browserOutcomes = run.outcomes;
+      chromiumVersion = run.chromium;
+      if (run.adapter) backends[`chromium ${run.chromium}`] = run.adapter;
+      errors.push(...run.errors);
+    } catch (err) {
+      errors.push(`chromium: ${(err as Error).message}`);
+      log(`Chromium FAILED: ${(err as Error).message}`);
+    }
+    log(`Chromium finished at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+
+  const summary = summarize(plan, nodeOutcomes, browserOutcomes, referenceOutcomes);
+  const cpus = os.cpus();
+  const facts: RunFacts = {
+    date: new Date().toISOString(),
+    commit: git(['rev-parse', 'HEAD']),
+    dirty: git(['status', '--porcelain']) !== '',
+    command: `npm run eval${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    wallSeconds: (performance.now() - t0) / 1000,
+    machine: `${os.type()} ${os.release()}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}${chromiumVersion ? `; Chromium ${chromiumVersion}` : ''}`,
+    backends,
+    errors,
+    passkeyFormats: passkeyFormats(body).map(({ name, describe }) => ({ name, describe })),
+    passkeyTrials: QUICK ? 4 : PASSKEY_TRIALS,
+    seed: SEED,
+  };
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  const report = { ...facts, modes, summary, outcomes: { node: nodeOutcomes, chromium: browserOutcomes, reference: referenceOutcomes } };
+  fs.writeFileSync(path.join(OUT_DIR, 'quality.json'), JSON.stringify(report, null, 1) + '\n');
+  const md = markdown(summary, facts);
+  fs.writeFileSync(path.join(OUT_DIR, 'quality.md'), md);
+  process.stdout.write(md);
+  fs.rmSync(dir, { recursive: true, force: true });
+  log(`wrote ${path.relative(ROOT, OUT_DIR)}/quality.json and quality.md in ${facts.wallSeconds.toFixed(0)} s`);
+  process.exit(errors.length ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

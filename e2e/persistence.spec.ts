@@ -1,0 +1,37 @@
+/**
+ * (5) Chats persist in IndexedDB: a reload in the middle of a reply restores the history, including every
+ * word of the reply that was already on screen, and the list of chats.
+ */
+import { expect, test } from '@playwright/test';
+import { loadDemo, openApp, send, sendAndWait, setSampling, shot } from './chat-helpers';
+
+test('reload mid-chat: the history and the partial reply are restored', async ({ page }) => {
+  await openApp(page);
+  await loadDemo(page);
+  await setSampling(page, { temperature: 0, maxTokens: 40 });
+  await sendAndWait(page, 'Tom and Sue went to the');
+  await page.click('#new-chat');
+  await setSampling(page, { maxTokens: 400 });
+  const r = await send(page, 'Once upon a time');
+  await expect(r.locator('.msg-body')).toContainText('She loved to play', { timeout: 60_000 });
+  const shown = (await r.locator('.msg-body').innerText()).trim();
+
+  await page.reload();
+  await expect(page.locator('#chat-list .chat-item')).toHaveCount(2);
+  await expect(page.locator('#chat-title')).toHaveText('Once upon a time');
+  await expect(page.locator('#messages .msg.user .msg-body')).toHaveText('Once upon a time');
+  const restored = page.locator('#messages .msg.assistant');
+  await expect(restored).toHaveAttribute('data-status', 'interrupted');
+  await expect(restored.locator('.msg-meta')).toContainText('interrupted by a reload');
+  const restoredText = (await restored.locator('.msg-body').innerText()).trim();
+  expect(restoredText.startsWith(shown)).toBe(true);
+  await shot(page, 'persistence-restored');
+
+  // The other chat is there too, and settings survived the reload.
+  await page.locator('#chat-list .chat-open', { hasText: 'Tom and Sue' }).click();
+  await expect(page.locator('#messages .msg.assistant .msg-body')).toHaveText(
+    'park. They saw a big box with a big box. They wanted to play with it. They wanted to play with the box. They wanted',
+  );
+  await page.click('#tab-generation');
+  await expect(page.locator('#max-tokens')).toHaveValue('400');
+});

@@ -1,0 +1,171 @@
+/**
+ * The page shell: header, chat history, chat, live cache meter and the settings panel (Model, Generation,
+ * Compression). Wires the model manager (src/ui/model-manager.ts), the chat controller, the meter and the
+ * settings to the engine worker. Desktop shows every part at once; phones show one view at a time, chosen
+ * by the header tabs, with the meter above the chat.
+ */
+import type { EngineClient } from '../worker/client';
+import type { ModelInfo } from '../worker/api';
+import { ChatHistory } from '../storage/chat-history';
+import { ChatController } from './chat/chat-controller';
+import { el, errorText } from './dom';
+import { CacheMeter } from './meter/cache-meter';
+import { mountModelManager } from './model-manager';
+import { mountCompressionPanel } from './settings/compression-panel';
+import { mountGenerationPanel } from './settings/generation-panel';
+import { kvSettingsFromSpec, kvSpecFromSettings, specName } from './settings/kv-modes';
+import { budgetOf, SettingsStore } from './settings/settings-store';
+import './app.css';
+
+type View = 'chat' | 'chats' | 'settings';
+type PanelTab = 'model' | 'generation' | 'compression';
+
+/** The words shown when the browser has no WebGPU. */
+export const NO_WEBGPU_MESSAGE =
+  'WebGPU is not available in this browser, so models cannot run here. Use a recent Chrome or Edge (113 or later) on a ' +
+  'desktop or Android, or another browser with WebGPU turned on (on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu). ' +
+  'Your saved chats and settings still work.';
+
+/** Mount the app into `root`. */
+export async function mountApp(root: HTMLElement, client: EngineClient): Promise<void> {
+  const settingsStore = new SettingsStore();
+  const settings = await settingsStore.load();
+  const save = () => void settingsStore.save(settings).catch((err) => console.warn('Saving settings failed:', err));
+
+  root.classList.add('app');
+  const setView = (view: View) => {
+    root.dataset.view = view;
+    for (const [v, b] of viewTabs) b.setAttribute('aria-selected', String(v === view));
+  };
+  const viewTabs = new Map<View, HTMLButtonElement>(
+    (['chat', 'chats', 'settings'] as const).map((v) => {
+      const b = el('button', { type: 'button', id: `view-${v}`, className: 'view-tab', textContent: v[0].toUpperCase() + v.slice(1), role: 'tab' });
+      b.onclick = () => setView(v);
+      return [v, b];
+    }),
+  );
+  const modelStatus = el('span', { id: 'model-status', className: 'model-status', textContent: 'No model loaded', dataset: { state: 'none' } });
+  const header = el('header', { className: 'app-header' }, el('h1', {}, 'kvtab'), modelStatus, el('nav', { className: 'view-tabs', role: 'tablist' }, ...viewTabs.values()));
+
+  const banner = el('div', { id: 'gpu-warning', className: 'banner warning', role: 'alert', hidden: true });
+  const hasWebGpu = 'gpu' in navigator && !!(navigator as Navigator & { gpu?: unknown }).gpu;
+  if (!hasWebGpu) {
+    banner.textContent = NO_WEBGPU_MESSAGE;
+    banner.hidden = false;
+  }
+
+  const meter = new CacheMeter();
+  meter.liveToggle.checked = settings.liveMeter;
+  meter.liveToggle.addEventListener('change', () => {
+    settings.liveMeter = meter.liveToggle.checked;
+    save();
+  });
+  meter.setBudget(budgetOf(settings)?.bytes ?? null);
+
+  // Settings panel: Model | Generation | Compression.
+  const pages = {
+    model: el('div', { id: 'model-manager-panel', className: 'panel-page' }),
+    generation: el('div', { id: 'generation-settings', className: 'panel-page' }),
+    compression: el('div', { id: 'compression-settings', className: 'panel-page' }),
+  } satisfies Record<PanelTab, HTMLElement>;
+  const panelTabs = el('nav', { className: 'panel-tabs', role: 'tablist' });
+  const setTab = (tab: PanelTab) => {
+    for (const [t, page] of Object.entries(pages) as Array<[PanelTab, HTMLElement]>) page.hidden = t !== tab;
+    for (const b of panelTabs.children) b.setAttribute('aria-selected', String((b as HTMLElement).dataset.tab === tab));
+  };
+  for (const tab of Object.keys(pages) as PanelTab[]) {
+    const b = el('button', { type: 'button', id: `tab-${tab}`, role: 'tab', textContent: tab[0].toUpperCase() + tab.slice(1), dataset: { tab } });
+    b.onclick = () => setTab(tab);
+    panelTabs.append(b);
+  }
+  const panel = el('section', { id: 'settings-panel', className: 'app-panel' }, panelTabs, ...Object.values(pages));
+
+  const chat = new ChatController({
+    client,
+    settings,
+    history: new ChatHistory(),
+    meter,
+    banner,
+    onKvEscalated: (spec) => {
+      settings.kv = kvSettingsFromSpec(spec, settings.kv);
+      compression.showKv(settings.kv);
+      compression.setStatus(`Auto escalation: now ${specName(spec)}.`);
+      save();
+    },
+    showChatView: () => setView('chat'),
+  });
+
+  root.replaceChildren(header, chat.list.element, chat.view.element, meter.element, panel);
+  setView('chat');
+  setTab('model');
+
+  let model: ModelInfo | null = null;
+  mountGenerationPanel(pages.generation, settings, () => {
+    save();
+    chat.refreshFormat();
+    if (model) chat.setModel(model);
+  });
+  const compression = mountCompressionPanel(pages.compression, settings, {
+    onKvChange: async (kv) => {
+      save();
+      const spec = kvSpecFromSettings(kv);
+      if (!model) {
+        compression.setStatus(`${specName(spec)} will be used when a model loads.`);
+        return;
+      }
+      try {
+        const stats = await chat.applyKv(spec);
+        compression.setStatus(stats ? `Applied ${stats.kvMode} to ${stats.tokensHeld} cached tokens.` : `${specName(spec)} applies when the current reply ends.`);
+      } catch (err) {
+        compression.setStatus(`Could not switch to ${specName(spec)}: ${errorText(err)}`, 'error');
+        chat.notice(`Switching the KV cache to ${specName(spec)} failed: ${errorText(err)}. The conversation is kept; the next reply re-reads it.`, 'error');
+      }
+    },
+    onBudgetChange: () => {
+      save();
+      meter.setBudget(budgetOf(settings)?.bytes ?? null);
+    },
+  });
+
+  let readyText = 'No model loaded';
+  const showStatus = (text: string, state: 'none' | 'loading' | 'ready' | 'error') => {
+    modelStatus.textContent = text;
+    modelStatus.dataset.state = state;
+  };
+  mountModelManager(pages.model, client, {
+    loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv) }),
+    onLoaded: (loaded) => {
+      model = loaded.info;
+      const info = loaded.info;
+      readyText = `${loaded.modelId} · ${info.numLayers} layers · ${info.weightDtype} on ${info.adapter.description || 'GPU'}`;
+      showStatus(readyText, 'ready');
+      meter.setAdapterF16(info.adapter.f16);
+      compression.setLayerCount(info.numLayers);
+      chat.setModel(info);
+      void client.api.stats().then((s) => meter.update(s));
+      setView('chat');
+    },
+    onError: (message) => {
+      chat.notice(`Model: ${message}`, 'error');
+      // A failed load may have replaced the previous model: ask the engine what is loaded now.
+      void client.api.stats().then(
+        (stats) => {
+          if (!stats.loaded) {
+            model = null;
+            readyText = 'No model loaded';
+            chat.setModel(null);
+          }
+          meter.update(stats);
+          showStatus(model ? readyText : 'No model loaded', model ? 'ready' : 'error');
+        },
+        () => showStatus('No model loaded', 'error'),
+      );
+    },
+    onBusy: (busy) => {
+      chat.setEngineBusy(busy);
+      if (busy) showStatus('Loading a model…', 'loading');
+      else if (modelStatus.dataset.state === 'loading') showStatus(readyText, model ? 'ready' : 'none');
+    },
+  });
+  await chat.init();
+}

@@ -1,0 +1,251 @@
+/**
+ * The model manager panel: the one-button offline demo, the curated list, any hub id (its config is
+ * validated before a byte of weights moves), local folder import, a progress bar with bytes, percent, speed
+ * and time left, the IndexedDB cache list and the storage estimate. Every load goes through the engine
+ * worker's `load(spec)`, the same code for every source; downloads and chunk writes happen in the worker.
+ */
+import type { ModelSourceSpec } from '../model/source';
+import { DEFAULT_HUB_URL, hubCacheKey, importCacheKey } from '../model/source';
+import { deleteCachedModel } from '../storage/weight-cache';
+import type { LoadOptions, LoadProgress, ModelInfo } from '../worker/api';
+import { callback, type EngineClient } from '../worker/client';
+import { el, errorText, field } from './dom';
+import { formatCount, formatSize, LoadProgressTracker } from './load-progress';
+import { renderCacheList } from './model-cache-view';
+import { estimateModel } from './model-catalog';
+import { renderCatalog } from './model-catalog-view';
+import { checkModelFolder, checkRepoId, fetchHubConfig } from './model-validate';
+import './model-manager.css';
+
+/** A model the engine has loaded. */
+export interface LoadedModel {
+  modelId: string;
+  /** How to load it again (never holds an access token or File objects). */
+  source: ModelSourceSpec;
+  info: ModelInfo;
+}
+
+/** What the app shell provides. */
+export interface ModelManagerHooks {
+  loadOptions(): LoadOptions;
+  onLoaded(model: LoadedModel): void;
+  onError(message: string): void;
+  onBusy?(busy: boolean): void;
+}
+
+/** What the app shell gets back. */
+export interface ModelManager {
+  element: HTMLElement;
+  /** Load the stories260k demo the app ships under public/ (no network beyond this page's origin). */
+  loadDemo(): Promise<void>;
+  /** Load any source spec (e.g. a LoadedModel.source saved before a reload). Resolves false when it failed (the panel shows why). */
+  load(spec: ModelSourceSpec, modelId: string): Promise<boolean>;
+}
+
+/** Where the demo model lives, relative to the page, and its files (public/models/stories260k/). */
+const DEMO_PATH = 'models/stories260k/';
+const DEMO_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
+const HUB_URL_KEY = 'kvtab.hubUrl';
+
+/** Mount the panel into `container`. */
+export function mountModelManager(container: HTMLElement, client: EngineClient, hooks: ModelManagerHooks): ModelManager {
+  const query = new URLSearchParams(location.search);
+  const hubUrl = el('input', { id: 'hub-url', type: 'url', value: query.get('hub') ?? localStorage.getItem(HUB_URL_KEY) ?? DEFAULT_HUB_URL, spellcheck: false });
+  const token = el('input', { id: 'hub-token', type: 'password', placeholder: 'hf_… (only for gated models; kept in memory)', autocomplete: 'off' });
+  const modelId = el('input', { id: 'model-id-input', placeholder: 'org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct', spellcheck: false, value: query.get('model') ?? '' });
+  const modelIdLoad = el('button', { id: 'model-id-load', type: 'submit', className: 'mm-button', textContent: 'Check & load' });
+  const modelIdInfo = el('p', { id: 'model-id-info', className: 'mm-hint' });
+  const demo = el('button', { id: 'demo-load', type: 'button', className: 'mm-button mm-primary', textContent: 'Run the offline demo' });
+  const folder = el('input', { id: 'import-folder', type: 'file', multiple: true, className: 'mm-file' });
+  folder.setAttribute('webkitdirectory', '');
+  const folderLabel = el('label', { className: 'mm-button', htmlFor: 'import-folder', textContent: 'Import a local folder…' });
+  const progress = el('progress', { id: 'load-progress', max: 1, value: 0 });
+  const progressText = el('div', { id: 'load-progress-text', className: 'mm-progress-text', textContent: 'No model loaded.' });
+  progressText.setAttribute('aria-live', 'polite');
+  const errorMessage = el('p', { className: 'mm-error-text' });
+  const errorAction = el('button', { id: 'model-error-action', type: 'button', className: 'mm-button', hidden: true });
+  const errorClose = el('button', { type: 'button', className: 'mm-button mm-quiet', textContent: 'Dismiss' });
+  const errorBox = el('div', { id: 'model-error', className: 'mm-error', role: 'alert', hidden: true }, errorMessage, el('div', { className: 'mm-row' }, errorAction, errorClose));
+
+  let busy = false;
+  const tokenValue = () => token.value.trim() || undefined;
+  const cache = renderCacheList({ load: (spec, id) => void load(spec, id), fail: showError, token: tokenValue });
+  const catalog = renderCatalog((entry) => void loadHubModel(entry.repo));
+
+  const element = el(
+    'section',
+    { className: 'model-manager', id: 'model-manager' },
+    el(
+      'div',
+      { className: 'mm-demo' },
+      demo,
+      el('span', { className: 'mm-hint' }, 'stories260k, 1.1 MB, ships with the app: no download, no network. A tiny story model, not a chat model.'),
+    ),
+    el('div', { className: 'mm-progress' }, progress, progressText),
+    errorBox,
+    el('div', { className: 'mm-cache' }, el('h3', {}, 'Cached models'), cache.list, cache.estimate),
+    el('h3', {}, 'Models'),
+    catalog.element,
+    el(
+      'form',
+      { className: 'mm-any', onsubmit: (ev: SubmitEvent) => { ev.preventDefault(); void loadHubModel(modelId.value); } },
+      el('h3', {}, 'Any Hugging Face model'),
+      el('div', { className: 'mm-row' }, field('Model id', modelId), modelIdLoad),
+      modelIdInfo,
+      el('details', {}, el('summary', {}, 'Hub settings'), field('Hub URL', hubUrl, 'A mirror or local server laid out like huggingface.co'), field('Access token', token, 'For gated models (Llama). Never stored.')),
+    ),
+    el('div', { className: 'mm-import' }, el('h3', {}, 'Local files'), el('div', { className: 'mm-row' }, folderLabel, folder), el('p', { className: 'mm-hint' }, 'A folder with config.json, tokenizer.json and *.safetensors. It is copied into the cache, so it loads after a reload too.')),
+  );
+  container.append(element);
+
+  function setBusy(b: boolean): void {
+    busy = b;
+    for (const button of [demo, modelIdLoad]) button.disabled = b;
+    folder.disabled = b;
+    folderLabel.classList.toggle('disabled', b);
+    catalog.setBusy(b);
+    cache.setBusy(b);
+    hooks.onBusy?.(b);
+  }
+
+  function clearError(): void {
+    errorBox.hidden = true;
+    errorAction.hidden = true;
+    errorAction.onclick = null;
+  }
+
+  function showError(err: unknown, action?: { label: string; run: () => void }): void {
+    const text = errorText(err);
+    errorMessage.textContent = text;
+    errorBox.hidden = false;
+    errorBox.dataset.errorName = (err as { name?: string })?.name ?? 'Error';
+    if (action) {
+      errorAction.textContent = action.label;
+      errorAction.hidden = false;
+      errorAction.onclick = () => {
+        clearError();
+        action.run();
+      };
+    }
+    errorBox.scrollIntoView({ block: 'nearest' }); // the button pressed may be far below the message
+    hooks.onError(text);
+  }
+  errorClose.addEventListener('click', clearError);
+
+  /** The cache key a spec reads through, for "delete and download again". */
+  function cacheKeyOf(spec: ModelSourceSpec): string | null {
+    if (spec.kind === 'hub' && spec.cache) return hubCacheKey(spec.repo, spec.baseUrl, spec.revision);
+    if (spec.kind === 'files') return importCacheKey(spec.name, spec.files);
+    if (spec.kind === 'cache') return spec.key;
+    return null;
+  }
+
+  /** What to offer after a failed load. */
+  function recovery(err: unknown, spec: ModelSourceSpec, id: string): { label: string; run: () => void } | undefined {
+    const name = (err as { name?: string })?.name;
+    const key = cacheKeyOf(spec);
+    if (name === 'CacheCorruptError' && key) {
+      const canRefetch = spec.kind === 'hub' || spec.kind === 'files';
+      return {
+        label: canRefetch ? 'Delete the cached copy and download again' : 'Delete the cached copy',
+        run: () =>
+          void deleteCachedModel(key)
+            .then(async () => {
+              if (canRefetch) await load(spec, id);
+              else await cache.refresh();
+            })
+            .catch((e) => showError(e)),
+      };
+    }
+    if (name === 'DownloadInterruptedError') return { label: 'Resume the download', run: () => void load(spec, id) };
+    return undefined;
+  }
+
+  async function load(spec: ModelSourceSpec, id: string): Promise<boolean> {
+    if (busy) return false;
+    clearError();
+    setBusy(true);
+    progress.value = 0;
+    progress.scrollIntoView({ block: 'nearest' });
+    const tracker = new LoadProgressTracker();
+    let downloaded = 0;
+    const started = performance.now();
+    let finished = false;
+    const onProgress = callback((p: LoadProgress) => {
+      // Progress arrives on its own message channel and can trail the load's result: ignore it once done.
+      if (finished) return;
+      if (p.downloadedBytes !== undefined) downloaded = p.downloadedBytes;
+      const view = tracker.update(p, performance.now());
+      progress.value = view.fraction;
+      progressText.textContent = view.text;
+    });
+    try {
+      if (spec.kind === 'hub' && spec.cache) void navigator.storage?.persist?.().catch(() => false);
+      const info = await client.api.load(spec, hooks.loadOptions(), onProgress);
+      finished = true;
+      progress.value = 1;
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
+      progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.`;
+      const key = cacheKeyOf(spec);
+      const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key } : spec.kind === 'hub' ? { ...spec, token: undefined } : spec;
+      hooks.onLoaded({ modelId: id, source, info });
+      return true;
+    } catch (err) {
+      finished = true;
+      progressText.textContent = `Loading ${id} failed.`;
+      showError(err, recovery(err, spec, id));
+      return false;
+    } finally {
+      setBusy(false);
+      void cache.refresh();
+    }
+  }
+
+  /** Validate a hub id's config (no weights move), show its estimates, then load it through the cache. */
+  async function loadHubModel(rawId: string): Promise<void> {
+    if (busy) return;
+    clearError();
+    const baseUrl = hubUrl.value.trim().replace(/\/+$/, '') || DEFAULT_HUB_URL;
+    let repo: string;
+    try {
+      repo = checkRepoId(rawId);
+      progressText.textContent = `Checking ${repo}: reading config.json…`;
+      const config = await fetchHubConfig(baseUrl, repo, tokenValue());
+      const e = estimateModel(config);
+      modelIdInfo.textContent = `${repo}: ${config.architecture}, ${config.numLayers} layers, ${formatCount(e.params)} params; weights ${formatSize(e.weightBytesF16)} (f16), KV at ${e.kvTokens} tokens ${formatSize(e.kv[0].bytes)} full, ${formatSize(e.kv[3].bytes)} kivi 2-bit.`;
+    } catch (err) {
+      progressText.textContent = 'Nothing was downloaded.';
+      modelIdInfo.textContent = '';
+      showError(err);
+      return;
+    }
+    await load({ kind: 'hub', repo, baseUrl, cache: true, token: tokenValue() }, repo);
+  }
+
+  hubUrl.addEventListener('change', () => {
+    localStorage.setItem(HUB_URL_KEY, hubUrl.value.trim());
+    catalog.probeSizes(hubUrl.value.trim());
+  });
+  folder.addEventListener('change', async () => {
+    const files = [...(folder.files ?? [])];
+    folder.value = '';
+    if (!files.length || busy) return;
+    clearError();
+    try {
+      const picked = await checkModelFolder(files);
+      await load({ kind: 'files', name: picked.name, files: picked.files }, picked.name);
+    } catch (err) {
+      showError(err);
+    }
+  });
+
+  async function loadDemo(): Promise<void> {
+    await load({ kind: 'url', baseUrl: new URL(DEMO_PATH, document.baseURI).href, label: 'stories260k (offline demo)', files: DEMO_FILES }, 'stories260k (offline demo)');
+  }
+  demo.addEventListener('click', () => void loadDemo());
+
+  void cache.refresh();
+  catalog.probeSizes(hubUrl.value.trim());
+  return { element, loadDemo, load };
+}
