@@ -8,9 +8,10 @@ export default defineConfig({
   build: {
     ssr: true,
     outDir: 'dist-bench',
-    emptyOutDir: true,
+    // Not emptied: `npm run eval` builds into dist-bench/eval-node and may be running from it meanwhile.
+    emptyOutDir: false,
     target: 'node20',
-    rollupOptions: { input: { 'node-speed': 'bench/node-speed.ts', eval: 'bench/eval.ts' }, output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' } },
+    rollupOptions: { input: { 'node-speed': 'bench/node-speed.ts', 'attention-kernels': 'bench/attention-kernels.ts', eval: 'bench/eval.ts' }, output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' } },
   },
   ssr: { external: ['webgpu', '@huggingface/transformers'] },
 });

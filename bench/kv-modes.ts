@@ -22,7 +22,7 @@ export interface KvModeSection {
   samples: KvModeSpeedSample[];
   rows: KvModeRow[];
   /** The run that measured this section (sections a later run skipped are carried over). */
-  run?: { date: string; commit: string };
+  run?: { date: string; commit: string; dirty?: boolean };
 }
 
 /** Median over rounds of one mode at one context, and its ratios to full in the same rounds. */
@@ -122,7 +122,7 @@ export function kvModesMarkdown(sections: KvModeSection[], note: string | null):
     lines.push(
       `### ${s.backend}: ${s.model} (${s.weights} weights), ${s.rounds} round(s), S = ${s.decodeTokens}, timing: ${s.timing}`,
       '',
-      ...(s.run ? [`Measured ${s.run.date} at commit \`${s.run.commit.slice(0, 12) || 'unknown'}\`. Adapter: ${s.adapter}.`, ''] : []),
+      ...(s.run ? [`Measured ${s.run.date} at commit \`${s.run.commit.slice(0, 12) || 'unknown'}\`${s.run.dirty ? ' (with local changes)' : ''}. Adapter: ${s.adapter}.`, ''] : []),
       '| mode | context | decode tok/s | decode vs full | spread | attention ms | attention vs full | cache writes ms | KV part vs full | other GPU ms | bar |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
       ...s.rows.map((r) => {
@@ -137,4 +137,66 @@ export function kvModesMarkdown(sections: KvModeSection[], note: string | null):
     );
   }
   return lines;
+}
+
+/** One round's measurement of bench/attention-kernels.ts: the KV part of a decode step alone. */
+export interface KernelSample {
+  mode: string;
+  round: number;
+  context: number;
+  /** Attention kernels of all layers, ms per step (GPU timestamps). */
+  attentionMs: number;
+  /** Attention kernels plus cache writes, ms per step. */
+  kvMs: number;
+}
+
+/** The kernel-level KV-mode section, as stored in speed.json. */
+export interface KernelSection {
+  backend: string;
+  adapter: string;
+  layers: number;
+  steps: number;
+  rounds: number;
+  samples: KernelSample[];
+  rows: Array<{ mode: string; context: number; attentionMs: number; attentionRatio: number; attentionRatioRange: [number, number]; kvMs: number; kvRatio: number; kvRatioRange: [number, number] }>;
+  run?: { date: string; commit: string; dirty?: boolean };
+}
+
+/** Median per (mode, context) over rounds, with ratios to full of the same round. */
+export function summarizeKernels(samples: KernelSample[], baseline = 'full'): KernelSection['rows'] {
+  const base = new Map(samples.filter((s) => s.mode === baseline).map((s) => [`${s.round}|${s.context}`, s]));
+  const groups = new Map<string, KernelSample[]>();
+  for (const s of samples) groups.set(`${s.mode}|${s.context}`, [...(groups.get(`${s.mode}|${s.context}`) ?? []), s]);
+  return [...groups.values()].map((g) => {
+    const attention = g.map((s) => s.attentionMs / (base.get(`${s.round}|${s.context}`)?.attentionMs ?? NaN));
+    const kv = g.map((s) => s.kvMs / (base.get(`${s.round}|${s.context}`)?.kvMs ?? NaN));
+    return {
+      mode: g[0].mode,
+      context: g[0].context,
+      attentionMs: median(g.map((s) => s.attentionMs)),
+      attentionRatio: median(attention),
+      attentionRatioRange: range(attention),
+      kvMs: median(g.map((s) => s.kvMs)),
+      kvRatio: median(kv),
+      kvRatioRange: range(kv),
+    };
+  });
+}
+
+/** The kernel-level table of speed.md. */
+export function kernelsMarkdown(k: KernelSection | null): string[] {
+  if (!k) return [];
+  return [
+    `### ${k.backend}: KV kernels alone (bench/attention-kernels.ts), ${k.rounds} round(s), ${k.steps} decode steps`,
+    '',
+    `Attention kernels and cache writes of ${k.layers} layers with the byte-llama-12l attention shapes (merged modes: one pair over two`,
+    'base layers, as in 12 layers), caches filled with random rows; GPU time per decode step from timestamp-query, median over rounds;',
+    'ratios to full of the same round, median (min–max). Less exposed to CPU contention than whole-model decode.' +
+      (k.run ? ` Measured ${k.run.date} at commit \`${k.run.commit.slice(0, 12) || 'unknown'}\`${k.run.dirty ? ' (with local changes)' : ''}. Adapter: ${k.adapter}.` : ''),
+    '',
+    '| mode | context | attention ms | attention vs full | attention + cache writes ms | KV part vs full |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...k.rows.map((r) => `| ${r.mode} | ${r.context} | ${num(r.attentionMs)} | ${ratio(r.attentionRatio, r.attentionRatioRange)} | ${num(r.kvMs)} | ${ratio(r.kvRatio, r.kvRatioRange)} |`),
+    '',
+  ];
 }

@@ -10,7 +10,8 @@
  *
  * Flags: --quick (stories260k only, 4 passkey trials), --node-only, --browser-only, --modes a,b (labels;
  *   full is always run), --passkey-trials N (default 20), --no-reference (skip the CPU-reference perplexities
- *   of the Chromium subset), --out DIR (default bench/results).
+ *   of the Chromium subset), --out DIR (default bench/results), --render (only rewrite quality.md from the
+ *   quality.json in the output folder).
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -23,13 +24,13 @@ import { build } from 'vite';
 import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
 import { HubSource } from '../src/model/source';
 import { loadTokenizer } from '../src/model/tokenizer';
-import { runInChromium } from './eval/browser';
+import { buildEvalApp, runInChromium } from './eval/browser';
 import { runReference } from './eval/reference';
 import type { JobOutcome, ModelJobs } from './eval/jobs';
 import { selectModes } from './eval/modes';
 import { modelJobs, modelPlans, SEED } from './eval/plan';
 import { markdown, type RunFacts } from './eval/report';
-import { summarize } from './eval/summary';
+import { summarize, type Summary } from './eval/summary';
 import { draculaBody, passkeyFormats } from './eval/text';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -85,8 +86,20 @@ async function runInNode(jobsFile: string, total: number, backends: Record<strin
   return outcomes;
 }
 
+/** `--render`: rewrite quality.md from the quality.json in the output folder, without measuring anything. */
+function renderOnly(): void {
+  const report = JSON.parse(fs.readFileSync(path.join(OUT_DIR, 'quality.json'), 'utf8')) as RunFacts & { summary: Summary };
+  const md = markdown(report.summary, report);
+  fs.writeFileSync(path.join(OUT_DIR, 'quality.md'), md);
+  process.stdout.write(md);
+}
+
 async function main(): Promise<void> {
+  if (flag('render')) return renderOnly();
   const t0 = performance.now();
+  // Taken before anything is built: the numbers are those of this source state.
+  const commit = git(['rev-parse', 'HEAD']);
+  const dirty = git(['status', '--porcelain']) !== '';
   const modes = selectModes(option('modes', null));
   const body = draculaBody(DRACULA);
   const hub = await startHubServer({ repos: defaultRepos(MODELS_DIR) });
@@ -107,6 +120,14 @@ async function main(): Promise<void> {
 
   const errors: string[] = [];
   const backends: Record<string, string> = {};
+  let appDir: string | null = null;
+  if (!flag('node-only')) {
+    try {
+      appDir = await buildEvalApp(ROOT, log);
+    } catch (err) {
+      errors.push(`chromium: building the app failed: ${(err as Error).message}`);
+    }
+  }
   let nodeOutcomes: JobOutcome[] = [];
   let browserOutcomes: JobOutcome[] = [];
   let referenceOutcomes: JobOutcome[] = [];
@@ -129,10 +150,10 @@ async function main(): Promise<void> {
     referenceOutcomes = await runReference(MODELS_DIR, browserSubset, (o) => progress(o, ++done, browserJobs));
     errors.push(...referenceOutcomes.filter((o) => o.error).map((o) => `cpu-reference ${o.id}: ${o.error}`));
   }
-  if (!flag('node-only')) {
+  if (appDir) {
     try {
       let done = 0;
-      const run = await runInChromium(ROOT, MODELS_DIR, browserSubset, log, (o) => progress(o, ++done, browserJobs));
+      const run = await runInChromium(ROOT, appDir, MODELS_DIR, browserSubset, log, (o) => progress(o, ++done, browserJobs));
       browserOutcomes = run.outcomes;
       chromiumVersion = run.chromium;
       if (run.adapter) backends[`chromium ${run.chromium}`] = run.adapter;
@@ -148,8 +169,8 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   const facts: RunFacts = {
     date: new Date().toISOString(),
-    commit: git(['rev-parse', 'HEAD']),
-    dirty: git(['status', '--porcelain']) !== '',
+    commit,
+    dirty,
     command: `npm run eval${argv.length ? ' -- ' + argv.join(' ') : ''}`,
     wallSeconds: (performance.now() - t0) / 1000,
     machine: `${os.type()} ${os.release()}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}${chromiumVersion ? `; Chromium ${chromiumVersion}` : ''}`,

@@ -17,7 +17,8 @@
  *   has no f16), --contexts 64,256,512, --decode 16, --out DIR (default bench/results).
  *   KV modes: --modes-only (only this section), --no-modes, --modes full,int8,... (labels), --mode-contexts
  *   128,512,2048, --mode-decode 16, --rounds 3, --mode-timing auto|cpu-repeat|none, --browser-mode-contexts 512,
- *   --browser-rounds 1.
+ *   --browser-rounds 1; the kernel-level table (bench/attention-kernels.ts, Node, at 2048 tokens): --kernels-only,
+ *   --no-kernels, --kernel-contexts 2048, --kernel-rounds 3.
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -33,7 +34,8 @@ import { RandomWeightsSource } from '../src/model/random-source';
 import type { AdapterSummary, KvModeBenchRequest, KvModeBenchResult, SpeedRow } from '../src/worker/api';
 import type { BenchPageResult } from '../src/ui/bench-mode';
 import { BENCH_KV_MODES } from '../src/engine/benchmark';
-import { kvModesMarkdown, summarizeKvModes, type KvModeSection } from './kv-modes';
+import { summarizeKernels, summarizeKvModes, type KernelSample, type KernelSection, type KvModeSection } from './kv-modes';
+import { markdown, type Report, type ResultRow } from './speed-report';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -50,7 +52,9 @@ const DECODE = Number(option('decode', QUICK ? '8' : '16'));
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 const MODELS_DIR = sharedModelsDir();
 const MODES = !flag('no-modes');
-const MODES_ONLY = flag('modes-only');
+const KERNELS_ONLY = flag('kernels-only');
+const MODES_ONLY = flag('modes-only') || KERNELS_ONLY;
+const KERNELS = !QUICK && !flag('no-kernels') && !flag('browser-only');
 const MODE_MODEL = 'byte-llama-12l';
 const MODE_ARGS = [
   '--modes', option('modes', ''),
@@ -73,14 +77,6 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
   '--disable-quic',
 ];
-
-/** One measured row of the results table. */
-interface ResultRow extends SpeedRow {
-  backend: string;
-  model: string;
-  weights: string;
-  adapter: string;
-}
 
 interface NodeSpeedOutput {
   backend: string;
@@ -110,9 +106,30 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvModes: KvModeSection | null }> {
-  log('Node/Dawn: building dist-bench/node-speed.js');
+let bundlesBuilt = false;
+async function buildNodeBundles(): Promise<void> {
+  if (bundlesBuilt) return;
+  log('Node/Dawn: building dist-bench/');
   await build({ configFile: path.join(ROOT, 'vite.bench.config.ts'), root: ROOT, logLevel: 'warn' });
+  bundlesBuilt = true;
+}
+
+/** The kernel-level KV table: dist-bench/attention-kernels.js. */
+async function kernelBench(): Promise<KernelSection> {
+  await buildNodeBundles();
+  const args = ['--contexts', option('kernel-contexts', '2048'), '--rounds', option('kernel-rounds', '3'), '--steps', option('mode-decode', String(DECODE))];
+  if (option('modes', '')) args.push('--modes', option('modes', ''));
+  log(`Node/Dawn: KV kernels alone ${args.join(' ')}`);
+  const stdout = await run(process.execPath, [path.join(ROOT, 'dist-bench/attention-kernels.js'), ...args]);
+  const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  if (!line) throw new Error('attention-kernels printed no JSON result.');
+  const out = JSON.parse(line) as { adapter: string; shape: { numLayers: number }; steps: number; rounds: number; samples: KernelSample[] };
+  const backend = `node-dawn (${process.env.VK_ICD_FILENAMES ? path.basename(process.env.VK_ICD_FILENAMES, '.json').replace(/_icd$/, '') : 'default ICD'})`;
+  return { backend, adapter: out.adapter, layers: out.shape.numLayers, steps: out.steps, rounds: out.rounds, samples: out.samples, rows: summarizeKernels(out.samples) };
+}
+
+async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvModes: KvModeSection | null }> {
+  await buildNodeBundles();
   const args = [path.join(ROOT, 'dist-bench/node-speed.js'), '--models', MODELS_DIR, '--contexts', CONTEXTS.join(','), '--decode', String(DECODE)];
   if (QUICK) args.push('--quick');
   if (MODES_ONLY) args.push('--modes-only');
@@ -256,47 +273,6 @@ function git(args: string[]): string {
   }
 }
 
-function markdown(report: Report): string {
-  const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-  const lines = [
-    '# Speed benchmark',
-    '',
-    `Run ${report.date} at commit \`${report.commit.slice(0, 12) || 'unknown'}\`${report.dirty ? ' (with local changes)' : ''}` +
-      ` by \`npm run bench${report.args.length ? ' ' + report.args.join(' ') : ''}\` in ${report.wallSeconds.toFixed(0)} s.`,
-    `Machine: ${report.machine.os}, ${report.machine.cpuCount} × ${report.machine.cpu}, ${report.machine.memoryGiB} GiB; Node ${report.machine.node}` +
-      (report.machine.chromium ? `; Chromium ${report.machine.chromium}` : '') + '.',
-    `Decode tok/s: the last ${report.decodeTokens} steps ending at the context length; prefill tok/s: the whole context in chunks of 128.`,
-    ...(report.rowsRun ? [`This table is carried over from the run of ${report.rowsRun.date} at \`${report.rowsRun.commit.slice(0, 12)}\` (this run skipped it).`] : []),
-    '',
-    '| backend | model | weights | context | prefill tok/s | decode tok/s |',
-    '|---|---|---|---:|---:|---:|',
-    ...report.rows.map((r) => `| ${r.backend} | ${r.model} | ${r.weights} | ${r.context} | ${fmt(r.prefillTokensPerSecond)} | ${fmt(r.decodeTokensPerSecond)} |`),
-    '',
-    'Adapters:',
-    ...Object.entries(report.adapters).map(([backend, a]) => `- ${backend}: ${a}`),
-  ];
-  if (report.errors.length) lines.push('', 'Errors:', ...report.errors.map((e) => `- ${e}`));
-  lines.push('', ...kvModesMarkdown(report.kvModes, null));
-  return lines.join('\n').trimEnd() + '\n';
-}
-
-interface Report {
-  date: string;
-  commit: string;
-  dirty: boolean;
-  args: string[];
-  wallSeconds: number;
-  contexts: number[];
-  decodeTokens: number;
-  machine: { os: string; arch: string; cpu: string; cpuCount: number; memoryGiB: number; node: string; chromium: string | null; vkIcd: string | null };
-  adapters: Record<string, string>;
-  rows: ResultRow[];
-  /** Set when `rows` were carried over from an earlier run (--modes-only). */
-  rowsRun?: { date: string; commit: string };
-  kvModes: KvModeSection[];
-  errors: string[];
-}
-
 /** The previous speed.json in the output folder, for the sections this run skips. */
 function previousReport(): Partial<Report> | null {
   try {
@@ -313,7 +289,8 @@ async function main(): Promise<void> {
   const kvModes: KvModeSection[] = [];
   let icd: string | null = process.env.VK_ICD_FILENAMES ?? null;
   let chromiumVersion: string | null = null;
-  if (!flag('browser-only')) {
+  let kernels: KernelSection | null = null;
+  if (!flag('browser-only') && !KERNELS_ONLY) {
     try {
       const node = await nodeBench();
       rows.push(...node.rows);
@@ -325,7 +302,15 @@ async function main(): Promise<void> {
     }
     log(`Node/Dawn finished at ${seconds(t0)} s`);
   }
-  if (!flag('node-only')) {
+  if (KERNELS) {
+    try {
+      kernels = await kernelBench();
+    } catch (err) {
+      errors.push(`kernels: ${(err as Error).message}`);
+      log(`KV kernels FAILED: ${(err as Error).message}`);
+    }
+  }
+  if (!flag('node-only') && !KERNELS_ONLY) {
     try {
       const browser = await browserBench();
       rows.push(...browser.rows);
@@ -360,9 +345,10 @@ async function main(): Promise<void> {
     adapters: Object.fromEntries(rows.map((r) => [r.backend, r.adapter])),
     rows,
     kvModes,
+    kernels,
     errors,
   };
-  for (const k of kvModes) k.run = { date: report.date, commit: report.commit };
+  for (const k of [...kvModes, ...(kernels ? [kernels] : [])]) k.run = { date: report.date, commit: report.commit, dirty: report.dirty };
   // Sections this run skipped are carried over from the previous report, each keeping its own run.
   const previous = previousReport();
   if (MODES_ONLY && previous?.rows && previous.date && previous.commit) {
@@ -372,6 +358,7 @@ async function main(): Promise<void> {
   for (const old of previous?.kvModes ?? []) {
     if (!kvModes.some((k) => k.backend === old.backend)) kvModes.push({ ...old, run: old.run ?? { date: previous?.date ?? '', commit: previous?.commit ?? '' } });
   }
+  if (!kernels && previous?.kernels) report.kernels = { ...previous.kernels, run: previous.kernels.run ?? { date: previous.date ?? '', commit: previous.commit ?? '' } };
   report.adapters = Object.fromEntries([...report.rows, ...kvModes].map((r) => [r.backend, r.adapter]));
   fs.mkdirSync(OUT_DIR, { recursive: true });
   fs.writeFileSync(path.join(OUT_DIR, 'speed.json'), JSON.stringify(report, null, 2) + '\n');

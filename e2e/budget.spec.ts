@@ -1,6 +1,7 @@
 /**
  * (4) A tiny KV memory budget: chatting past it escalates the mode (auto) and then keeps attention sinks plus a
  * recent window; the chat says so, the reply completes, the cache stays inside the budget, and nothing errors.
+ * Also: a budget too small for any window, and a prompt longer than the model's context.
  */
 import { expect, test } from '@playwright/test';
 import { finished, loadDemo, meterState, openApp, phoneShots, send, sendAndWait, setField, setSampling, shot } from './chat-helpers';
@@ -58,4 +59,20 @@ test('a budget too small for any window says what to do, and the app stays usabl
   await page.uncheck('#budget-enabled');
   const ok = await sendAndWait(page, 'Once upon a time');
   await expect(ok.locator('.msg-body')).toContainText(', there was a little girl');
+});
+
+test('a prompt longer than the context: sinks + recent window, a clear notice, and a reply', async ({ page }) => {
+  await openApp(page);
+  await loadDemo(page);
+  await setSampling(page, { temperature: 0, maxTokens: 12 });
+  const long = Array.from({ length: 90 }, (_, i) => `Tom and Sue went to the park on day ${i + 1}.`).join(' ');
+  const r = await sendAndWait(page, long);
+  await expect(r).toHaveAttribute('data-status', 'done');
+  await expect(r.locator('.msg-meta')).toContainText('12 tokens');
+  const notice = page.locator('#messages .msg.notice', { hasText: "longer than the model's context (512 tokens)" });
+  await expect(notice).toContainText(/before this reply: the cache now keeps the first 4 tokens \(attention sinks\) and the latest 252; \d+ tokens in between were dropped/);
+  // The whole message stays in the transcript.
+  await expect(page.locator('#messages .msg.user .msg-body')).toHaveText(long);
+  await expect(page.locator('#messages .msg.notice[data-level="error"]')).toHaveCount(0);
+  await shot(page, 'long-prompt-window');
 });

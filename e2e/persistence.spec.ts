@@ -3,7 +3,7 @@
  * word of the reply that was already on screen, and the list of chats.
  */
 import { expect, test } from '@playwright/test';
-import { loadDemo, openApp, send, sendAndWait, setSampling, shot } from './chat-helpers';
+import { finished, loadDemo, openApp, send, sendAndWait, setField, setSampling, shot, waitForModel } from './chat-helpers';
 
 test('reload mid-chat: the history and the partial reply are restored', async ({ page }) => {
   await openApp(page);
@@ -34,4 +34,14 @@ test('reload mid-chat: the history and the partial reply are restored', async ({
   );
   await page.click('#tab-generation');
   await expect(page.locator('#max-tokens')).toHaveValue('400');
+
+  // One click loads the last model again, and the restored chat goes on.
+  await page.locator('#chat-list .chat-open', { hasText: 'Once upon a time' }).click();
+  await setField(page, '#max-tokens', '30');
+  await page.click('#reload-last-model');
+  await waitForModel(page);
+  await page.locator('#messages .msg.assistant .regenerate').click();
+  const regenerated = page.locator('#messages .msg.assistant');
+  await finished(regenerated);
+  await expect(regenerated.locator('.msg-body')).toContainText(', there was a little girl named Lily.');
 });

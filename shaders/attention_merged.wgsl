@@ -1,8 +1,9 @@
 // Attention for one layer of a merged KV pair (layout in kv_merge.wgsl), read in place: a merged past
 // position is restored as its norm for this layer times the shared direction (stored in full precision,
-// or KIVI-quantized when QUANT_DIRS, dequantized inside the dot product); retained tokens read their
-// originals; positions of the current R block and this step come from the ring, which ring_write has
-// already filled with this step's rows.
+// or KIVI-quantized when QUANT_DIRS, dequantized inside the dot product by lib/kv_quant_rows.wgsl);
+// retained tokens read their originals; positions of the current R block and this step come from the
+// ring, which ring_write has already filled with this step's rows. Each invocation owns a contiguous
+// chunk of rows (lib/attention_rows.wgsl), so a row's slot and norm are looked up once per row.
 // Bindings: 0 AttnParams, 1 Step, 2 q, 3 out, 4 MergeParams, 5 ring, 6 pair_meta, 7 retained,
 //           8 dirs (kvt) or codes (u32, QUANT_DIRS), 9 QuantParams and 10 scales (QUANT_DIRS).
 struct MergeParams {
@@ -31,35 +32,57 @@ const NO_SLOT: u32 = 0xffffffffu;
 @group(0) @binding(8) var<storage, read> dirs: array<kvt>;
 #endif
 
-#include attention_core
-
-// Element e of the merged direction of token j, tensor 0 (K) or 1 (V).
-fn direction(j: u32, tensor: u32, e: u32) -> f32 {
+#include attention_rows
 #if QUANT_DIRS
-  return dequant(j, e, tensor == 0u);
-#else
-  return f32(dirs[(j * 2u + tensor) * mp.row_elems + e]);
+#include kv_quant_rows
 #endif
-}
 
-// Element e of token j's row of this layer, tensor 0 (K) or 1 (V); scaled reads fold the norm outside.
-fn restored(j: u32, tensor: u32, kvh: u32, e0: u32, c: u32) -> f32 {
+// Where row j of tensor 0 (K) or 1 (V) of this layer lives, as an element offset: in the ring (kind 0)
+// or the retained originals (kind 1); kind 2: merged, restored as norm · direction.
+struct RowSource { kind: u32, base: u32, norm: f32 }
+
+fn row_source(j: u32, tensor: u32, e0: u32) -> RowSource {
   if (j >= (step.pos0 / mp.residual) * mp.residual) {
-    return f32(ring[((mp.layer_slot * 2u + tensor) * mp.ring_slots + j % mp.ring_slots) * mp.row_elems + e0 + c]);
+    return RowSource(0u, ((mp.layer_slot * 2u + tensor) * mp.ring_slots + j % mp.ring_slots) * mp.row_elems + e0, 1.0);
   }
   let slot = pair_meta[mp.slots_offset + j];
-  if (slot != NO_SLOT) { return f32(retained[((slot * 2u + mp.layer_slot) * 2u + tensor) * mp.row_elems + e0 + c]); }
-  let norm = unpack2x16float(pair_meta[mp.norms_offset + (j * 2u + tensor) * mp.kv_heads + kvh])[mp.layer_slot];
-  return norm * direction(j, tensor, e0 + c);
+  if (slot != NO_SLOT) { return RowSource(1u, ((slot * 2u + mp.layer_slot) * 2u + tensor) * mp.row_elems + e0, 1.0); }
+  let norm = unpack2x16float(pair_meta[mp.norms_offset + (j * 2u + tensor) * mp.kv_heads + e0 / mp.head_dim])[mp.layer_slot];
+  return RowSource(2u, (j * 2u + tensor) * mp.row_elems + e0, norm);
 }
 
-fn key_dot(j: u32, kvh: u32) -> f32 {
+fn row_score(j: u32, kvh: u32) -> f32 {
   let e0 = kvh * p.head_dim;
+  let src = row_source(j, 0u, e0);
   var s = 0.0;
-  for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * restored(j, 0u, kvh, e0, c); }
+  if (src.kind == 0u) {
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[src.base + c]); }
+  } else if (src.kind == 1u) {
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(retained[src.base + c]); }
+  } else {
+#if QUANT_DIRS
+    s = quant_key_dot(j, e0);
+#else
+    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(dirs[src.base + c]); }
+#endif
+    s *= src.norm;
+  }
   return s;
 }
 
-fn value_at(j: u32, kvh: u32, c: u32) -> f32 {
-  return restored(j, 1u, kvh, kvh * p.head_dim, c);
+fn row_accumulate(j: u32, kvh: u32, w: f32) {
+  let e0 = kvh * p.head_dim;
+  let src = row_source(j, 1u, e0);
+  if (src.kind == 0u) {
+    for (var c = 0u; c < p.head_dim; c++) { acc[c] += w * f32(ring[src.base + c]); }
+  } else if (src.kind == 1u) {
+    for (var c = 0u; c < p.head_dim; c++) { acc[c] += w * f32(retained[src.base + c]); }
+  } else {
+#if QUANT_DIRS
+    quant_value_accumulate(j, e0, w * src.norm);
+#else
+    let wn = w * src.norm;
+    for (var c = 0u; c < p.head_dim; c++) { acc[c] += wn * f32(dirs[src.base + c]); }
+#endif
+  }
 }

@@ -1,7 +1,9 @@
 // Attention over a quantized KV layer, read in place (layout in lib/kv_quant.wgsl): keys and values
 // below quantized_count(pos0) are dequantized from packed codes and f16 (s, min) inside the dot product
-// and the value sum; older-than-this-step positions above it come from the full-precision ring; this step's
-// own positions (≥ pos0) come from its fresh f32 rows. The quantize-on-flush runs after this kernel.
+// and the value sum (lib/kv_quant_rows.wgsl, a whole row at a time); older-than-this-step positions above
+// it come from the full-precision ring; this step's own positions (≥ pos0) come from its fresh f32 rows.
+// Each invocation owns a contiguous chunk of rows (lib/attention_rows.wgsl). The quantize-on-flush runs
+// after this kernel.
 // Bindings: 0 AttnParams, 1 Step, 2 q, 3 out, 4 QuantParams, 5 k_fresh, 6 v_fresh, 7 ring, 8 codes, 9 scales.
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -17,26 +19,32 @@
 
 #include f16
 #include kv_quant
-#include attention_core
+#include attention_rows
+#include kv_quant_rows
 
-fn key_dot(j: u32, kvh: u32) -> f32 {
+fn row_score(j: u32, kvh: u32) -> f32 {
   let e0 = kvh * p.head_dim;
+  if (j < quantized_count(step.pos0, true)) { return quant_key_dot(j, e0); }
   var s = 0.0;
   if (j >= step.pos0) {
     let base = (j - step.pos0) * qp.row_elems + e0;
     for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * k_fresh[base + c]; }
-  } else if (j >= quantized_count(step.pos0, true)) {
+  } else {
     let base = (j % qp.ring_slots) * qp.row_elems + e0;
     for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[base + c]); }
-  } else {
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * dequant(j, e0 + c, true); }
   }
   return s;
 }
 
-fn value_at(j: u32, kvh: u32, c: u32) -> f32 {
-  let e = kvh * p.head_dim + c;
-  if (j >= step.pos0) { return v_fresh[(j - step.pos0) * qp.row_elems + e]; }
-  if (j >= quantized_count(step.pos0, false)) { return f32(ring[(qp.ring_slots + j % qp.ring_slots) * qp.row_elems + e]); }
-  return dequant(j, e, false);
+fn row_accumulate(j: u32, kvh: u32, w: f32) {
+  let e0 = kvh * p.head_dim;
+  if (j < quantized_count(step.pos0, false)) {
+    quant_value_accumulate(j, e0, w);
+  } else if (j >= step.pos0) {
+    let base = (j - step.pos0) * qp.row_elems + e0;
+    for (var c = 0u; c < p.head_dim; c++) { acc[c] += w * v_fresh[base + c]; }
+  } else {
+    let base = (qp.ring_slots + j % qp.ring_slots) * qp.row_elems + e0;
+    for (var c = 0u; c < p.head_dim; c++) { acc[c] += w * f32(ring[base + c]); }
+  }
 }

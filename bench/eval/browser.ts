@@ -41,12 +41,19 @@ export interface BrowserRun {
   errors: string[];
 }
 
-/** Run every job of `plan` (already filtered to the browser subset) in headless Chromium. */
-export async function runInChromium(root: string, modelsDir: string, plan: ModelJobs[], log: (m: string) => void, onOutcome: (o: JobOutcome) => void): Promise<BrowserRun> {
-  // Outside dist-bench/: `npm run bench` empties that folder when it builds, which would pull files from under the preview server.
+/**
+ * Build the app into the OS temp folder (outside dist-bench/, which `npm run bench` empties when it builds).
+ * The harness builds it before the Node phase, so both back ends run the same source even if it changes meanwhile.
+ */
+export async function buildEvalApp(root: string, log: (m: string) => void): Promise<string> {
   const outDir = path.join(os.tmpdir(), 'kvtab-eval-app');
   log(`Chromium: building the app into ${outDir}`);
   await build({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  return outDir;
+}
+
+/** Run every job of `plan` (already filtered to the browser subset) in headless Chromium on the app built in `outDir`. */
+export async function runInChromium(root: string, outDir: string, modelsDir: string, plan: ModelJobs[], log: (m: string) => void, onOutcome: (o: JobOutcome) => void): Promise<BrowserRun> {
   const hub = await startHubServer({ repos: defaultRepos(modelsDir) });
   const port = await freePort();
   const server = await preview({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir }, preview: { port, strictPort: true } });

@@ -100,7 +100,6 @@ export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, body: string, mod
       });
     }
   };
-  for (const context of plan.passkeyContexts) passkeyJobs(0, context, plan.passkeyTrials, modes, SEED + context);
 
   if (plan.extras) {
     for (const { label, spec } of MERGE_SWEEP) {
@@ -113,6 +112,8 @@ export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, body: string, mod
     for (let f = 1; f < formats.length; f++) passkeyJobs(f, plan.passkeyContexts[0], PROBE_TRIALS, full, SEED + 7 * f);
     jobs.push(...copyDiagnostic(m, tok, body));
   }
+  // Passkey trials last: they are most of the run time.
+  for (const context of plan.passkeyContexts) passkeyJobs(0, context, plan.passkeyTrials, modes, SEED + context);
   return { model: m, jobs };
 }
 

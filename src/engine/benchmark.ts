@@ -19,6 +19,7 @@ export const BENCH_KV_MODES: Array<{ label: string; spec: KvModeSpec }> = [
   { label: 'kivi-2', spec: { mode: 'kivi', bits: 2 } },
   { label: 'merge', spec: { mode: 'merge' } },
   { label: 'merge+kivi', spec: { mode: 'merge+kivi' } },
+  { label: 'zip', spec: { mode: 'zip' } },
 ];
 
 /** Extra copies of each attention dispatch in a 'cpu-repeat' profiled step. */

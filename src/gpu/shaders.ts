@@ -13,8 +13,10 @@ import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
 import kvZipAppend from '../../shaders/kv_zip_append.wgsl?raw';
 import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
+import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
+import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
@@ -43,8 +45,10 @@ export const SHADERS = {
 /** Library files for `#include NAME`. */
 export const SHADER_LIBRARIES: Record<string, string> = {
   attention_core: attentionCore,
+  attention_rows: attentionRows,
   f16,
   kv_quant: kvQuant,
+  kv_quant_rows: kvQuantRows,
   reduce,
   slerp,
   zip_layout: zipLayout,

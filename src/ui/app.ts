@@ -6,6 +6,7 @@
  */
 import type { EngineClient } from '../worker/client';
 import type { ModelInfo } from '../worker/api';
+import type { ModelSourceSpec } from '../model/source';
 import { ChatHistory } from '../storage/chat-history';
 import { ChatController } from './chat/chat-controller';
 import { el, errorText } from './dom';
@@ -45,7 +46,8 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     }),
   );
   const modelStatus = el('span', { id: 'model-status', className: 'model-status', textContent: 'No model loaded', dataset: { state: 'none' } });
-  const header = el('header', { className: 'app-header' }, el('h1', {}, 'kvtab'), modelStatus, el('nav', { className: 'view-tabs', role: 'tablist' }, ...viewTabs.values()));
+  const reloadLast = el('button', { id: 'reload-last-model', type: 'button', hidden: true });
+  const header = el('header', { className: 'app-header' }, el('h1', {}, 'kvtab'), modelStatus, reloadLast, el('nav', { className: 'view-tabs', role: 'tablist' }, ...viewTabs.values()));
 
   const banner = el('div', { id: 'gpu-warning', className: 'banner warning', role: 'alert', hidden: true });
   const hasWebGpu = 'gpu' in navigator && !!(navigator as Navigator & { gpu?: unknown }).gpu;
@@ -132,12 +134,14 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     modelStatus.textContent = text;
     modelStatus.dataset.state = state;
   };
-  mountModelManager(pages.model, client, {
+  const manager = mountModelManager(pages.model, client, {
     loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv) }),
     onLoaded: (loaded) => {
       model = loaded.info;
       const info = loaded.info;
       readyText = `${loaded.modelId} · ${info.numLayers} layers · ${info.weightDtype} on ${info.adapter.description || 'GPU'}`;
+      reloadLast.hidden = true;
+      localStorage.setItem(LAST_MODEL_KEY, JSON.stringify({ source: loaded.source, modelId: loaded.modelId }));
       showStatus(readyText, 'ready');
       meter.setAdapterF16(info.adapter.f16);
       compression.setLayerCount(info.numLayers);
@@ -167,5 +171,26 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       else if (modelStatus.dataset.state === 'loading') showStatus(readyText, model ? 'ready' : 'none');
     },
   });
+  // After a reload, one click loads the last model again (from the weight cache when it was cached).
+  const last = readLastModel();
+  if (last && hasWebGpu) {
+    reloadLast.textContent = `Load ${last.modelId} again`;
+    reloadLast.hidden = false;
+    reloadLast.onclick = () => {
+      reloadLast.hidden = true;
+      void manager.load(last.source, last.modelId).then((ok) => (reloadLast.hidden = ok));
+    };
+  }
   await chat.init();
+}
+
+const LAST_MODEL_KEY = 'kvtab.lastModel';
+
+function readLastModel(): { source: ModelSourceSpec; modelId: string } | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(LAST_MODEL_KEY) ?? 'null');
+    return v && typeof v.modelId === 'string' && v.source && v.source.kind !== 'files' ? v : null;
+  } catch {
+    return null;
+  }
 }

@@ -153,6 +153,10 @@ export class ChatController {
 
   /** Send a user message and stream the reply. */
   async send(text: string): Promise<void> {
+    if (this.engineBusy) {
+      this.notice('A model is loading; send again when it is ready (your message is still in the box).', 'info');
+      return;
+    }
     if (!this.canGenerate()) return;
     if (!this.model) {
       this.notice('No model is loaded yet. Pick one in the Model panel (or press the offline demo button), then send again.', 'warning');
@@ -168,7 +172,11 @@ export class ChatController {
 
   /** Generate the last reply again. */
   async regenerate(): Promise<void> {
-    if (!this.canGenerate() || !this.model) return;
+    if (!this.canGenerate()) return;
+    if (!this.model) {
+      this.notice('No model is loaded: load one, then press Regenerate again.', 'warning');
+      return;
+    }
     const msgs = this.chat.messages;
     const lastUser = msgs.map((m) => m.role).lastIndexOf('user');
     if (lastUser < 0) return;
@@ -236,6 +244,8 @@ export class ChatController {
   /** Note a change: title, time, list order, and a (throttled) save. */
   private changed(chat: ChatRecord, structural: boolean): void {
     chat.updatedAt = Date.now();
+    // A chat with nothing but app notices (e.g. "no model loaded") is not worth keeping.
+    if (!chat.messages.some((m) => m.role !== 'notice')) return;
     if (structural) {
       chat.title = chatTitle(chat);
       if (!this.chats.includes(chat)) this.chats.unshift(chat);

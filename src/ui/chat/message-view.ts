@@ -28,7 +28,7 @@ export function replyMeta(e: ChatEntry, liveTokensPerSecond?: number): string {
   if (e.role !== 'assistant') return '';
   const parts: string[] = [];
   if (e.status === 'streaming') parts.push('generating…');
-  if (e.tokens !== undefined) parts.push(`${e.tokens} tokens`);
+  if (e.tokens !== undefined) parts.push(`${e.tokens} token${e.tokens === 1 ? '' : 's'}`);
   const tps = e.status === 'streaming' ? liveTokensPerSecond : e.tokensPerSecond;
   if (tps) parts.push(`${tps.toFixed(1)} tok/s`);
   if (e.status !== 'streaming' && e.content !== '' && e.content.trim() === '') parts.push('only whitespace');

@@ -20,7 +20,7 @@ export class CacheMeter {
   private readonly tokens = el('strong', { id: 'meter-tokens', textContent: '0' });
   private readonly budgetText = el('span', { id: 'meter-budget', className: 'meter-budget', textContent: 'no budget' });
   private readonly fill = el('div', { className: 'total-fill' });
-  private readonly budgetMark = el('div', { className: 'total-budget' });
+  private readonly budgetMark = el('div', { className: 'total-budget', hidden: true });
   private readonly legend = el('div', { className: 'meter-legend' });
   private readonly note = el('p', { className: 'meter-note hint' });
   private readonly bars = new LayerBars();
@@ -31,6 +31,7 @@ export class CacheMeter {
   private legendKey = '';
   private updates = 0;
   private renderMs = 0;
+  private drawnAllocation = '';
   /** Checkbox: stream statistics with every token. */
   readonly liveToggle = el('input', { id: 'meter-live', type: 'checkbox', checked: true });
 
@@ -74,9 +75,14 @@ export class CacheMeter {
     d.tokens = String(tokensHeld);
     d.mode = stats.kvMode;
     d.updates = String(this.updates);
-    this.drawTotal();
-    this.bars.update(stats.kvLayers, this.budgetBytes !== null && stats.kvLayers.length ? this.budgetBytes / stats.kvLayers.length : null);
-    this.drawLegend(stats);
+    // Allocations change only when a cache grows or is rebuilt, not with every token: redraw the bars then.
+    const allocation = `${stats.kvMode}|${kvBytes}|${stats.kvLayers.length}|${this.budgetBytes}`;
+    if (allocation !== this.drawnAllocation) {
+      this.drawnAllocation = allocation;
+      this.drawTotal();
+      this.bars.update(stats.kvLayers, this.budgetBytes !== null && stats.kvLayers.length ? this.budgetBytes / stats.kvLayers.length : null);
+      this.drawLegend(stats);
+    }
     if (stats.loaded && tokensHeld > 0) this.pushSample({ tokens: tokensHeld, bytes: kvBytes, fp16 });
     // Main-thread time spent drawing the meter, for the overhead measurement (e2e/meter-overhead.spec.ts).
     this.renderMs += performance.now() - started;
@@ -97,7 +103,8 @@ export class CacheMeter {
     this.budgetBytes = bytes;
     this.budgetText.textContent = bytes === null ? 'no budget' : `budget ${formatBytes(bytes)}`;
     if (this.last) this.update(this.last);
-    else this.series.update(this.samples, bytes);
+    else this.drawTotal();
+    this.series.update(this.samples, bytes);
   }
 
   /** Say whether full-precision K/V is f32 here (then the full mode's ratio is 0.5×). */

@@ -31,7 +31,7 @@ export function componentColor(name: string): string {
 
 const WIDTH = 320;
 const LABEL_W = 34;
-const BRACKET_W = 34;
+const BRACKET_W = 46;
 const BAR_W = WIDTH - LABEL_W - BRACKET_W;
 
 /** The bar chart. */
@@ -69,8 +69,8 @@ export class LayerBars {
         const h = this.rowH * 2;
         this.element.append(
           svg('rect', { class: 'pair-band', x: 0, y: y - 1, width: WIDTH, height: h, rx: 3 }),
-          svg('path', { class: 'pair-bracket', d: `M${WIDTH - BRACKET_W + 4} ${y + 1} h5 v${h - 4} h-5` }),
-          svg('text', { class: 'pair-label', x: WIDTH - BRACKET_W + 12, y: y + this.rowH + 3 }, `L${l.layer}+${l.pairedWith}`),
+          svg('path', { class: 'pair-bracket', d: `M${WIDTH - BRACKET_W + 3} ${y + 1} h4 v${h - 4} h-4` }),
+          svg('text', { class: 'pair-label', x: WIDTH - BRACKET_W + 10, y: y + this.rowH + 3 }, `L${l.layer}+${l.pairedWith}`),
         );
       }
       if (this.rowH >= 8 || l.layer % 5 === 0) {

@@ -1,0 +1,86 @@
+// Library: causal multi-head attention with online softmax in which each invocation owns whole key rows,
+// for cache layouts that are cheap to read a row at a time but costly per element (packed codes with
+// per-row or per-block scales, merged pairs with a per-row norm and slot lookup). Compared with
+// lib/attention_core.wgsl (one key per invocation per tile, one channel per invocation for the values),
+// a row's scales, code words and lookups are loaded once per row instead of once per element, and the
+// only workgroup barriers are in the final reduction.
+// The including file declares the bindings `p: AttnParams` (uniform), `step: Step` (uniform), `q` and
+// `out` (f32 [T, heads, head_dim]) and defines how its layout is read in place:
+//   fn row_score(j: u32, kvh: u32) -> f32          q_shared · K[j, kvh, :]   (unscaled)
+//   fn row_accumulate(j: u32, kvh: u32, w: f32)    acc[c] += w · V[j, kvh, c] for c < head_dim
+// Each invocation visits a contiguous chunk of positions in increasing order, so an including file may
+// keep per-invocation caches in `var<private>` (e.g. the scales of the current key block).
+// One workgroup per (head, query token); query t at absolute position pos0 + t sees keys 0 ..= pos0 + t.
+// Scores are taken ROW_BATCH rows at a time so the running accumulator is rescaled at most once per batch.
+// Finally the per-invocation (max, sum, acc) are combined through workgroup memory, REDUCE_CHANNELS
+// channels at a time. GQA: head h reads KV head h / (heads / kv_heads). Dispatch: (heads, T).
+const WG: u32 = 64u;
+const MAX_D: u32 = 256u;
+const ROW_BATCH: u32 = 8u;
+const REDUCE_CHANNELS: u32 = 32u;
+#include reduce
+
+struct AttnParams { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
+struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+
+var<workgroup> q_shared: array<f32, MAX_D>;
+var<workgroup> partial: array<f32, WG * REDUCE_CHANNELS>; // [invocation, channel of the current chunk]
+var<private> acc: array<f32, MAX_D>;                       // this invocation's Σ w · V[j] over its rows
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let kvh = h / (p.heads / p.kv_heads);
+  let d = p.head_dim;
+  let qbase = (t * p.heads + h) * d;
+  for (var c = lid; c < d; c += WG) { q_shared[c] = q[qbase + c]; }
+  workgroupBarrier();
+
+  let kv_end = step.pos0 + t + 1u;
+  let chunk = (kv_end + WG - 1u) / WG;
+  let j_begin = min(lid * chunk, kv_end);
+  let j_end = min(j_begin + chunk, kv_end);
+  for (var c = 0u; c < d; c++) { acc[c] = 0.0; }
+  var m = -1e30;
+  var l = 0.0;
+  var scores: array<f32, ROW_BATCH>;
+  for (var j0 = j_begin; j0 < j_end; j0 += ROW_BATCH) {
+    let n = min(ROW_BATCH, j_end - j0);
+    var batch_max = m;
+    for (var i = 0u; i < n; i++) {
+      scores[i] = row_score(j0 + i, kvh) * p.scale;
+      batch_max = max(batch_max, scores[i]);
+    }
+    if (batch_max > m) {
+      let alpha = exp(m - batch_max);
+      l *= alpha;
+      for (var c = 0u; c < d; c++) { acc[c] *= alpha; }
+      m = batch_max;
+    }
+    for (var i = 0u; i < n; i++) {
+      let w = exp(scores[i] - m);
+      l += w;
+      row_accumulate(j0 + i, kvh, w);
+    }
+  }
+
+  // Combine: out = Σ_i f_i · acc_i / Σ_i f_i · l_i with f_i = exp(m_i − max_i m_i).
+  let global_max = workgroup_max(m, lid);
+  let f = exp(m - global_max);
+  let total = workgroup_sum(l * f, lid);
+  for (var c0 = 0u; c0 < d; c0 += REDUCE_CHANNELS) {
+    for (var i = 0u; i < REDUCE_CHANNELS; i++) {
+      var x = 0.0;
+      if (c0 + i < d) { x = acc[c0 + i] * f; }
+      partial[lid * REDUCE_CHANNELS + i] = x;
+    }
+    workgroupBarrier();
+    if (lid < REDUCE_CHANNELS && c0 + lid < d) {
+      var s = 0.0;
+      for (var k = 0u; k < WG; k++) { s += partial[k * REDUCE_CHANNELS + lid]; }
+      out[qbase + c0 + lid] = s / total;
+    }
+    workgroupBarrier();
+  }
+}
