@@ -23,13 +23,12 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from '@playwright/test';
-import { build, preview } from 'vite';
-import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
+import { build } from 'vite';
+import { withAppInChromium } from '../scripts/chromium-app';
+import { defaultRepos, sharedModelsDir } from '../scripts/hub-server';
 import { RandomWeightsSource } from '../src/model/random-source';
 import type { AdapterSummary, KvModeBenchRequest, KvModeBenchResult, SpeedRow } from '../src/worker/api';
 import type { BenchPageResult } from '../src/ui/bench-mode';
@@ -67,16 +66,6 @@ const SMOL = 'smollm2-135m-shape';
 const SMOL_RANDOM_REPO = `local/${SMOL}-random`;
 /** SmolLM2 in Chromium (SwiftShader has no f16, so f32 weights and very slow kernels): 64 tokens only. */
 const SMOL_BROWSER_CONTEXTS = [64];
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 interface NodeSpeedOutput {
   backend: string;
@@ -148,18 +137,6 @@ async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvM
   return { rows, icd: out.icd, kvModes };
 }
 
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Config, tokenizer and a random f16 model.safetensors of the SmolLM2-135M shapes, written once to a temp dir. */
 async function smolRandomDir(): Promise<string> {
   const src = path.join(MODELS_DIR, SMOL);
@@ -220,16 +197,12 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
   log('Chromium: building the app into dist-bench/app');
   const outDir = path.join(ROOT, 'dist-bench/app');
   await build({ configFile: path.join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-  const hub = await startHubServer({ repos });
-  const port = await freePort();
-  const server = await preview({ configFile: path.join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir }, preview: { port, strictPort: true } });
-  const appUrl = `http://127.0.0.1:${port}/`;
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
   const rows: ResultRow[] = [];
   const errors: string[] = [];
   let kvModes: KvModeSection | null = null;
-  const version = browser.version();
-  try {
+  let version = '';
+  await withAppInChromium(ROOT, outDir, repos, async ({ browser, appUrl, hub }) => {
+    version = browser.version();
     for (const c of cases) {
       const t0 = performance.now();
       log(`Chromium: ${c.label} at ${c.contexts.join(', ')} tokens`);
@@ -257,11 +230,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
         await context.close();
       }
     }
-  } finally {
-    await browser.close();
-    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
-    await hub.close();
-  }
+  });
   return { rows, chromium: version, errors, kvModes };
 }
 

@@ -3,30 +3,17 @@
  * opens the page's eval mode (src/ui/eval-mode.ts) once per model and replays that model's jobs through
  * `window.kvtabEval`, i.e. through the real engine Worker (SwiftShader WebGPU here).
  */
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from '@playwright/test';
-import { build, preview } from 'vite';
-import { defaultRepos, startHubServer } from '../../scripts/hub-server';
+import { build } from 'vite';
+import { withAppInChromium } from '../../scripts/chromium-app';
+import { defaultRepos } from '../../scripts/hub-server';
 import type { ModelInfo, QualityResult } from '../../src/worker/api';
 import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './jobs';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 /** Longest single measurement (byte-llama N = 512 takes about 1.5 minutes on SwiftShader with 2 cores). */
 const TASK_TIMEOUT_MS = 20 * 60_000;
 const LOAD_TIMEOUT_MS = 5 * 60_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -54,12 +41,8 @@ export async function buildEvalApp(root: string, log: (m: string) => void): Prom
 
 /** Run every job of `plan` (already filtered to the browser subset) in headless Chromium on the app built in `outDir`. */
 export async function runInChromium(root: string, outDir: string, modelsDir: string, plan: ModelJobs[], log: (m: string) => void, onOutcome: (o: JobOutcome) => void): Promise<BrowserRun> {
-  const hub = await startHubServer({ repos: defaultRepos(modelsDir) });
-  const port = await freePort();
-  const server = await preview({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir }, preview: { port, strictPort: true } });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  const run: BrowserRun = { outcomes: [], chromium: browser.version(), adapter: '', errors: [] };
-  try {
+  return withAppInChromium(root, outDir, defaultRepos(modelsDir), async ({ browser, appUrl, hub }) => {
+    const run: BrowserRun = { outcomes: [], chromium: browser.version(), adapter: '', errors: [] };
     for (const { model, jobs } of plan) {
       if (!jobs.length) continue;
       const context = await browser.newContext();
@@ -67,7 +50,7 @@ export async function runInChromium(root: string, outDir: string, modelsDir: str
         const page = await context.newPage();
         page.on('pageerror', (e) => log(`  [page error] ${e.message}`));
         const query = new URLSearchParams({ eval: '1', model: `local/${model}`, hub: hub.baseUrl, options: JSON.stringify(EVAL_LOAD) });
-        await page.goto(`http://127.0.0.1:${port}/?${query}`);
+        await page.goto(`${appUrl}?${query}`);
         const status = page.locator('#eval-status[data-status]');
         await status.waitFor({ timeout: LOAD_TIMEOUT_MS });
         const text = (await status.textContent()) ?? '';
@@ -98,10 +81,6 @@ export async function runInChromium(root: string, outDir: string, modelsDir: str
         await context.close();
       }
     }
-  } finally {
-    await browser.close();
-    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
-    await hub.close();
-  }
-  return run;
+    return run;
+  });
 }

@@ -7,7 +7,8 @@ import type { ChatTokenizer } from '../../src/model/tokenizer';
 import type { KvModeSpec } from '../../src/worker/api';
 import type { EvalJob, ModelJobs } from './jobs';
 import { MERGE_SWEEP, type EvalMode } from './modes';
-import { draculaProse, encodeWithBos, firstTokens, passkeyFormats, passkeyTrials, seededRandom } from './text';
+import { draculaProse, encodeWithBos, firstTokens, passkeyFormats, passkeyTrials } from './text';
+import { mulberry32 } from '../../src/reference/mulberry32';
 
 /** Per-model settings of the protocol. */
 export interface ModelPlan {
@@ -89,7 +90,7 @@ export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, body: string, mod
   const formats = passkeyFormats(body);
   const passkeyJobs = (formatIndex: number, context: number, count: number, jobModes: EvalMode[], seed: number) => {
     const format = formats[formatIndex];
-    const trials = passkeyTrials(tok, format, seededRandom(seed), count, context, plan.passkeyAnswerTokens);
+    const trials = passkeyTrials(tok, format, mulberry32(seed), count, context, plan.passkeyAnswerTokens);
     for (const { label, spec } of jobModes) {
       trials.forEach((t, trial) => {
         jobs.push({
@@ -122,7 +123,7 @@ export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, body: string, mod
  * retrieve from its context predicts the second and third copies much better than the first.
  */
 function copyDiagnostic(model: string, tok: ChatTokenizer, body: string): EvalJob[] {
-  const rng = seededRandom(SEED);
+  const rng = mulberry32(SEED);
   const pick = (alphabet: string) => Array.from({ length: 150 }, () => alphabet[Math.floor(rng() * alphabet.length)]).join('');
   const strings: Record<string, string> = {
     'random letters': pick('abcdefghijklmnopqrstuvwxyz     '),

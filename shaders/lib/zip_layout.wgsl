@@ -131,28 +131,4 @@ fn f16_nearest_reciprocal(c: f32) -> u32 {
   return b;
 }
 
-// As in lib/kv_quant.wgsl: the code of x under (s, min) with f16 s, decided exactly.
-fn quantize_value(x: f32, sm: vec2f, bits: u32) -> u32 {
-  let levels = f32((1u << bits) - 1u);
-  let d = x - sm.y;
-  var q = clamp(floor(d / sm.x + 0.5), 0.0, levels);
-  if (q < levels && d >= (q + 0.5) * sm.x) { q += 1.0; }
-  if (q > 0.0 && d < (q - 0.5) * sm.x) { q -= 1.0; }
-  return u32(q);
-}
-
-// As in lib/kv_quant.wgsl: 1 / (2^bits − 1) as the nearest f32.
-fn inverse_levels(bits: u32) -> f32 {
-  switch bits {
-    case 2u: { return 0.333333343267; }
-    case 4u: { return 0.0666666701436; }
-    default: { return 0.00392156885937; }
-  }
-}
-
-// As in lib/kv_quant.wgsl: key (s, min) for a group with extremes lo, hi, both f16.
-fn group_scale(lo: f32, hi: f32, bits: u32) -> u32 {
-  let m = f16_round(lo);
-  let s = max((hi - m) * inverse_levels(bits), 1e-6);
-  return f16_bits(s) | (f16_bits(m) << 16u);
-}
+#include quant_math

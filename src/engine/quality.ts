@@ -11,7 +11,7 @@ import type { ChatTokenizer } from '../model/tokenizer';
 import type { EngineStats, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
 
 /** −log softmax(logits)[target] of one row, accumulated in f64. */
-function rowNll(logits: Float32Array, offset: number, vocab: number, target: number): number {
+export function rowNll(logits: Float32Array, offset: number, vocab: number, target: number): number {
   let max = -Infinity;
   for (let j = 0; j < vocab; j++) max = Math.max(max, logits[offset + j]);
   let sum = 0;

@@ -17,6 +17,7 @@ import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
+import quantMath from '../../shaders/lib/quant_math.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
@@ -49,6 +50,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   f16,
   kv_quant: kvQuant,
   kv_quant_rows: kvQuantRows,
+  quant_math: quantMath,
   reduce,
   slerp,
   zip_layout: zipLayout,

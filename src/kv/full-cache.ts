@@ -3,11 +3,11 @@
  * [capacity, kvHeads, headDim] row-major. Capacity grows in whole blocks; on growth the old rows are
  * copied on the GPU and the old buffers freed.
  */
-import { BufferGroup } from '../gpu/buffers';
 import { f32 } from '../gpu/uniforms';
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { KvLayerStats } from '../worker/api';
-import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+import { GrowingKvCache } from './growing-cache';
+import type { AttentionIO, KvShape } from './types';
 
 /** Options for the full-precision layout. */
 export interface FullCacheOptions {
@@ -23,32 +23,19 @@ interface LayerBuffers {
 }
 
 /** Full-precision cache. */
-export class FullKvCache implements KvCache {
-  readonly mode = 'full';
+export class FullKvCache extends GrowingKvCache {
   private buffers: LayerBuffers[] = [];
-  private capacity = 0;
-  private held = 0;
-  private gen = 0;
-  private readonly owner: BufferGroup;
   private readonly blockTokens: number;
   private readonly rowBytes: number;
 
   constructor(
-    private readonly device: GPUDevice,
-    private readonly shape: KvShape,
-    private readonly options: FullCacheOptions,
+    device: GPUDevice,
+    shape: KvShape,
+    options: FullCacheOptions,
   ) {
-    this.owner = new BufferGroup(device, 'kv-full');
+    super(device, shape, 'full');
     this.blockTokens = options.blockTokens ?? 64;
     this.rowBytes = shape.numKvHeads * shape.headDim * (options.dtype === 'f16' ? 2 : 4);
-  }
-
-  get generation(): number {
-    return this.gen;
-  }
-
-  get length(): number {
-    return this.held;
   }
 
   reserve(totalTokens: number): void {
@@ -94,35 +81,17 @@ export class FullKvCache implements KvCache {
     rec.dispatch(`attention_full L${layer}`, attend, { 0: params, 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out }, [numHeads, io.tokens, 1]);
   }
 
-  commit(tokens: number): void {
-    this.held += tokens;
-  }
-
-  truncate(tokens: number): boolean {
+  override truncate(tokens: number): boolean {
     this.held = Math.min(this.held, tokens);
     return true;
-  }
-
-  reset(): void {
-    this.held = 0;
   }
 
   layerStats(): KvLayerStats[] {
     return this.buffers.map((b, layer) => ({ layer, components: { full: b.k.size + b.v.size }, total: b.k.size + b.v.size }));
   }
 
-  fp16EquivalentBytes(): number {
-    return fp16BaselineBytes(this.shape, this.held);
-  }
-
-  bufferSizes(): Array<{ label: string; bytes: number }> {
-    return this.owner.sizes();
-  }
-
-  destroy(): void {
-    this.owner.destroy();
+  override destroy(): void {
+    super.destroy();
     this.buffers = [];
-    this.capacity = 0;
-    this.held = 0;
   }
 }

@@ -6,14 +6,14 @@
  * (`merge+kivi`). Layers below S (and an unpaired last layer) use the base layout: full or KIVI.
  * The pair layout is described in shaders/kv_merge.wgsl; attention reads it in place (attention_merged.wgsl).
  */
-import { BufferGroup } from '../gpu/buffers';
 import { flatDispatch, type Binding, type Recorder } from '../gpu/plan';
 import { f32, type UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
 import { quantParamsFields } from './quant-cache';
-import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+import { GrowingKvCache } from './growing-cache';
+import type { AttentionIO, KvCache, KvShape } from './types';
 
 /** Parameters of a merged layout. */
 export interface MergeOptions {
@@ -46,12 +46,8 @@ export function mergedPairs(numLayers: number, startLayer: number): number[] {
 }
 
 /** A cache whose upper layers are merged in pairs over a base layout for the rest. */
-export class MergedKvCache implements KvCache {
+export class MergedKvCache extends GrowingKvCache {
   private pairs: PairBuffers[] = [];
-  private capacity = 0;
-  private held = 0;
-  private gen = 0;
-  private readonly owner: BufferGroup;
   private readonly firsts: number[];
   private readonly baseIndex = new Map<number, number>();
   private readonly ringSlots: number;
@@ -60,21 +56,21 @@ export class MergedKvCache implements KvCache {
   private readonly blockTokens: number;
 
   constructor(
-    private readonly device: GPUDevice,
-    private readonly shape: KvShape,
+    device: GPUDevice,
+    shape: KvShape,
     private readonly options: MergeOptions,
     /** Bytes of one full-precision element (kvt). */
     private readonly elementBytes: 2 | 4,
     /** Builds the base layout for `numLayers` unmerged layers. */
     makeBase: (baseShape: KvShape) => KvCache,
-    readonly mode: string,
+    mode: string,
   ) {
+    super(device, shape, mode);
     const R = options.residual;
     if (!Number.isInteger(R) || R < 1) throw new RangeError(`The merge block R must be a positive integer, got ${R}.`);
     if (!(options.retention >= 0 && options.retention <= 1)) throw new RangeError(`Retention γ must be in [0, 1], got ${options.retention}.`);
     if (!(options.t >= 0 && options.t <= 1)) throw new RangeError(`SLERP t must be in [0, 1], got ${options.t}.`);
     if (shape.numKvHeads * 2 > 64) throw new RangeError('Merged layouts support up to 32 KV heads.');
-    this.owner = new BufferGroup(device, `kv-${mode}`);
     this.firsts = mergedPairs(shape.numLayers, options.startLayer);
     const merged = new Set(this.firsts.flatMap((a) => [a, a + 1]));
     for (let l = 0, i = 0; l < shape.numLayers; l++) if (!merged.has(l)) this.baseIndex.set(l, i++);
@@ -88,12 +84,8 @@ export class MergedKvCache implements KvCache {
 
   private readonly base: KvCache;
 
-  get generation(): number {
+  override get generation(): number {
     return this.gen + this.base.generation;
-  }
-
-  get length(): number {
-    return this.held;
   }
 
   private sizes(capacity: number) {
@@ -210,17 +202,13 @@ export class MergedKvCache implements KvCache {
     }
   }
 
-  commit(tokens: number): void {
-    this.held += tokens;
+  override commit(tokens: number): void {
+    super.commit(tokens);
     this.base.commit(tokens);
   }
 
-  truncate(tokens: number): boolean {
-    return tokens >= this.held;
-  }
-
-  reset(): void {
-    this.held = 0;
+  override reset(): void {
+    super.reset();
     this.base.reset();
   }
 
@@ -245,30 +233,19 @@ export class MergedKvCache implements KvCache {
     });
   }
 
-  fp16EquivalentBytes(): number {
-    return fp16BaselineBytes(this.shape, this.held);
-  }
-
   /** Pair buffers, for tests. */
   debugPair(index: number): Readonly<PairBuffers> {
     return this.pairs[index];
   }
 
-  /** Tokens the current allocation holds. */
-  get allocatedTokens(): number {
-    return this.capacity;
-  }
-
-  bufferSizes(): Array<{ label: string; bytes: number }> {
+  override bufferSizes(): Array<{ label: string; bytes: number }> {
     return [...this.owner.sizes(), ...this.base.bufferSizes()];
   }
 
-  destroy(): void {
-    this.owner.destroy();
+  override destroy(): void {
+    super.destroy();
     this.base.destroy();
     this.pairs = [];
-    this.capacity = 0;
-    this.held = 0;
   }
 }
 

@@ -4,13 +4,13 @@
  * reads them in place (attention_quant.wgsl); after it, the step's flushed tokens are quantized and its
  * fresh rows enter the ring (kv_quant_append.wgsl). There is no full-precision copy of the quantized part.
  */
-import { BufferGroup } from '../gpu/buffers';
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import { f32, type UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
-import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+import { GrowingKvCache } from './growing-cache';
+import type { AttentionIO, KvShape } from './types';
 
 interface QuantLayer {
   codes: GPUBuffer /* u32 [capacity, kWords + vWords] */;
@@ -19,42 +19,25 @@ interface QuantLayer {
 }
 
 /** A quantized cache: every layer in the same QuantFormat. */
-export class QuantKvCache implements KvCache {
+export class QuantKvCache extends GrowingKvCache {
   private layers: QuantLayer[] = [];
-  private capacity = 0;
-  private held = 0;
-  private gen = 0;
-  private readonly owner: BufferGroup;
   private readonly kWords: number;
   private readonly vWords: number;
   private readonly blockTokens: number;
 
   constructor(
-    private readonly device: GPUDevice,
-    private readonly shape: KvShape,
+    device: GPUDevice,
+    shape: KvShape,
     readonly format: QuantFormat,
     /** Bytes of one full-precision element in the ring (kvt). */
     private readonly ringElementBytes: 2 | 4,
-    readonly mode: string,
+    mode: string,
   ) {
-    this.owner = new BufferGroup(device, `kv-${mode}`);
+    super(device, shape, mode);
     this.kWords = wordsPerRow(format.rowElems, format.keyBits);
     this.vWords = wordsPerRow(format.rowElems, format.valueBits);
     this.blockTokens = Math.max(64, format.keyBlockTokens, format.residual);
     if (this.blockTokens % format.keyBlockTokens !== 0) this.blockTokens = Math.ceil(this.blockTokens / format.keyBlockTokens) * format.keyBlockTokens;
-  }
-
-  get generation(): number {
-    return this.gen;
-  }
-
-  get length(): number {
-    return this.held;
-  }
-
-  /** Tokens the current allocation holds. */
-  get allocatedTokens(): number {
-    return this.capacity;
   }
 
   private scaleBytes(capacity: number): number {
@@ -137,19 +120,6 @@ export class QuantKvCache implements KvCache {
     }
   }
 
-  commit(tokens: number): void {
-    this.held += tokens;
-  }
-
-  truncate(tokens: number): boolean {
-    // Quantized blocks and the ring cannot be rewound to an arbitrary position; only a no-op cut works.
-    return tokens >= this.held;
-  }
-
-  reset(): void {
-    this.held = 0;
-  }
-
   layerStats(): KvLayerStats[] {
     return this.layers.map((b, layer) => {
       const components = { codes: b.codes.size, scales: b.scales.size, residual: b.ring.size };
@@ -157,24 +127,14 @@ export class QuantKvCache implements KvCache {
     });
   }
 
-  fp16EquivalentBytes(): number {
-    return fp16BaselineBytes(this.shape, this.held);
-  }
-
   /** The layer's buffers, for kernel tests that compare packed bytes with the CPU reference. */
   debugLayer(layer: number): Readonly<QuantLayer> {
     return this.layers[layer];
   }
 
-  bufferSizes(): Array<{ label: string; bytes: number }> {
-    return this.owner.sizes();
-  }
-
-  destroy(): void {
-    this.owner.destroy();
+  override destroy(): void {
+    super.destroy();
     this.layers = [];
-    this.capacity = 0;
-    this.held = 0;
   }
 }
 

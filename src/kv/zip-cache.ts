@@ -9,12 +9,13 @@
  * with the step's probe queries, freezes every block the step completes (selection, scales, codes) and moves
  * the remaining fresh rows into the ring. Blocks are never re-quantized.
  */
-import { BufferGroup, Usage } from '../gpu/buffers';
+import { Usage } from '../gpu/buffers';
 import { flatDispatch, type Binding, type Recorder } from '../gpu/plan';
 import { f32 } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
-import { fp16BaselineBytes, type AttentionIO, type KvCache, type KvShape } from './types';
+import { GrowingKvCache } from './growing-cache';
+import type { AttentionIO, KvShape } from './types';
 import { zipSaliencyWords, zipScratchWords, type ZipFormat } from './zip-format';
 
 interface ZipLayer {
@@ -37,42 +38,25 @@ export function zipParamsFields(f: ZipFormat, heads: number, maxStep: number) {
 }
 
 /** A zip cache: every layer in the same ZipFormat. */
-export class ZipKvCache implements KvCache {
+export class ZipKvCache extends GrowingKvCache {
   private layers: ZipLayer[] = [];
   private scratch: GPUBuffer | null = null /* f32 [row stats maxStep·H·2 | fresh acc Hk·maxStep | fresh count maxStep], shared */;
-  private capacity = 0;
-  private held = 0;
-  private gen = 0;
-  private readonly owner: BufferGroup;
   private readonly blockTokens: number;
   private readonly maxStep: number;
 
   constructor(
-    private readonly device: GPUDevice,
-    private readonly shape: KvShape,
+    device: GPUDevice,
+    shape: KvShape,
     readonly format: ZipFormat,
     /** Bytes of one full-precision element in the ring (kvt). */
     private readonly ringElementBytes: 2 | 4,
-    readonly mode: string,
+    mode: string,
   ) {
+    super(device, shape, mode);
     if (format.kvHeads !== shape.numKvHeads || format.headDim !== shape.headDim) throw new RangeError('zip format does not match the model shape.');
     if (shape.numHeads % shape.numKvHeads !== 0) throw new RangeError(`Heads ${shape.numHeads} are not a multiple of KV heads ${shape.numKvHeads}.`);
-    this.owner = new BufferGroup(device, `kv-${mode}`);
     this.blockTokens = format.residual * Math.max(1, Math.ceil(64 / format.residual));
     this.maxStep = shape.maxStepTokens ?? 128;
-  }
-
-  get generation(): number {
-    return this.gen;
-  }
-
-  get length(): number {
-    return this.held;
-  }
-
-  /** Tokens the current allocation holds (a multiple of R). */
-  get allocatedTokens(): number {
-    return this.capacity;
   }
 
   /** Bytes of the shared scratch, rounded up so that each layer is charged a whole number of words. */
@@ -153,19 +137,6 @@ export class ZipKvCache implements KvCache {
     }
   }
 
-  commit(tokens: number): void {
-    this.held += tokens;
-  }
-
-  truncate(tokens: number): boolean {
-    // Frozen blocks and the ring cannot be rewound to an arbitrary position; only a no-op cut works.
-    return tokens >= this.held;
-  }
-
-  reset(): void {
-    this.held = 0;
-  }
-
   /** Per layer: codes, key + value scales, channel scales, bitmask (regions of `meta`), ring, saliency (+ scratch share). */
   layerStats(): KvLayerStats[] {
     const f = this.format;
@@ -182,10 +153,6 @@ export class ZipKvCache implements KvCache {
       };
       return { layer, components, total: Object.values(components).reduce((a, x) => a + x, 0) };
     });
-  }
-
-  fp16EquivalentBytes(): number {
-    return fp16BaselineBytes(this.shape, this.held);
   }
 
   /** Copy a layer's packed state back to the CPU (tests compare it with the reference; not for the hot path). */
@@ -207,15 +174,9 @@ export class ZipKvCache implements KvCache {
     return { codes: new Uint32Array(words[0]), meta: new Uint32Array(words[1]), saliency: new Float32Array(words[2]) };
   }
 
-  bufferSizes(): Array<{ label: string; bytes: number }> {
-    return this.owner.sizes();
-  }
-
-  destroy(): void {
-    this.owner.destroy();
+  override destroy(): void {
+    super.destroy();
     this.layers = [];
     this.scratch = null;
-    this.capacity = 0;
-    this.held = 0;
   }
 }

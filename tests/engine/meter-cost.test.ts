@@ -4,10 +4,9 @@
  * stats() + structuredClone per call, against the decode time per token of the same model (Node + Dawn),
  * for a small (5-layer) and a 12-layer model. The issue's bar: the meter may slow generation by at most 2%.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../../scripts/hub-server';
+import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine';
-import { hubSpec, nodeEngine, startTestHub } from '../helpers/hub';
+import { useLoadedEngine } from '../helpers/hub';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -24,32 +23,22 @@ function statsCostMicros(engine: Engine): number {
 }
 
 describe.each(['local/stories260k', 'local/byte-llama-12l'])('live meter cost, %s', (repo) => {
-  let hub: HubServer;
-  let engine: Engine;
-  beforeAll(async () => {
-    hub = await startTestHub();
-    engine = nodeEngine();
-    await engine.load(hubSpec(hub, repo), { weightDtype: 'f32', kvDtype: 'f32' });
-  });
-  afterAll(async () => {
-    await engine.unload();
-    await hub.close();
-  });
+  const ctx = useLoadedEngine(repo, { weightDtype: 'f32', kvDtype: 'f32' });
 
   it('stats per token cost under 2% of a decode step', async () => {
-    await engine.setKvMode({ mode: 'kivi', bits: 2 }); // more components per layer than full
+    await ctx.engine.setKvMode({ mode: 'kivi', bits: 2 }); // more components per layer than full
     const decodeTps: Record<'on' | 'off', number[]> = { on: [], off: [] };
     for (let i = 0; i < 6; i++) {
       const on = i % 2 === 0;
       let clones = 0;
-      const r = await engine.generate('Once upon a time', { maxNewTokens: 48, stopAtEos: false, streamStats: on }, (t) => {
+      const r = await ctx.engine.generate('Once upon a time', { maxNewTokens: 48, stopAtEos: false, streamStats: on }, (t) => {
         structuredClone(t); // what comlink's postMessage does with each event
         if (t.stats) clones++;
       });
       if (on) expect(clones).toBe(48);
       decodeTps[on ? 'on' : 'off'].push(r.decodeTokensPerSecond);
     }
-    const micros = statsCostMicros(engine);
+    const micros = statsCostMicros(ctx.engine);
     const decodeMicros = 1e6 / median(decodeTps.off);
     const percent = (100 * micros) / decodeMicros;
     console.log(

@@ -3,12 +3,10 @@
  * perplexity equals the CPU reference's on the same chunks, greedy reproduces the golden ids, and the bytes
  * task sizes a cache exactly as a run of the same length allocates it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../../scripts/hub-server';
-import type { Engine } from '../../src/engine/engine';
+import { describe, expect, it } from 'vitest';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import type { KvModeSpec, QualityResult } from '../../src/worker/api';
-import { GOLDEN, hubSpec, nodeEngine, sharedModel, startTestHub } from '../helpers/hub';
+import { GOLDEN, sharedModel, useLoadedEngine } from '../helpers/hub';
 
 const CHUNK = 64;
 
@@ -38,23 +36,13 @@ function expectKind<K extends QualityResult['kind']>(r: QualityResult, kind: K):
 }
 
 describe('Engine.measureQuality, stories260k', () => {
-  let hub: HubServer;
-  let engine: Engine;
   // Golden story continuation as text ids: a deterministic, in-domain sequence of 66 tokens (BOS first).
   const ids = [...GOLDEN.onceUponATime.promptIds, ...GOLDEN.onceUponATime.ids, ...GOLDEN.tomAndSue.promptIds.slice(1), ...GOLDEN.tomAndSue.ids];
 
-  beforeAll(async () => {
-    hub = await startTestHub();
-    engine = nodeEngine();
-    await engine.load(hubSpec(hub, 'local/stories260k'), { allLogits: true, prefillChunk: CHUNK, weightDtype: 'f32', kvDtype: 'f32' });
-  });
-  afterAll(async () => {
-    await engine.unload();
-    await hub.close();
-  });
+  const ctx = useLoadedEngine('local/stories260k', { allLogits: true, prefillChunk: CHUNK, weightDtype: 'f32', kvDtype: 'f32' });
 
   it('perplexity with the full cache equals the CPU reference over the same chunks', async () => {
-    const r = expectKind(await engine.measureQuality({ kind: 'perplexity', kvMode: { mode: 'full' }, ids }), 'perplexity');
+    const r = expectKind(await ctx.engine.measureQuality({ kind: 'perplexity', kvMode: { mode: 'full' }, ids }), 'perplexity');
     expect(r.tokens).toBe(ids.length - 1);
     expect(r.predicted).toBe(ids.length - 1);
     expect(r.kv.tokens).toBe(ids.length - 1);
@@ -68,7 +56,7 @@ describe('Engine.measureQuality, stories260k', () => {
 
   it('greedy reproduces the golden continuation and decodes it', async () => {
     const { promptIds, ids: golden } = GOLDEN.onceUponATime;
-    const r = expectKind(await engine.measureQuality({ kind: 'greedy', kvMode: { mode: 'full' }, promptIds, newTokens: golden.length }), 'greedy');
+    const r = expectKind(await ctx.engine.measureQuality({ kind: 'greedy', kvMode: { mode: 'full' }, promptIds, newTokens: golden.length }), 'greedy');
     expect(r.tokenIds).toEqual(golden);
     expect(r.text.startsWith(', there was a little girl named Lily.')).toBe(true);
   });
@@ -77,16 +65,16 @@ describe('Engine.measureQuality, stories260k', () => {
     const modes: KvModeSpec[] = [{ mode: 'full' }, { mode: 'int8' }, { mode: 'kivi', bits: 2 }, { mode: 'merge' }, { mode: 'merge+kivi', bits: 4 }, { mode: 'zip' }];
     const n = 130;
     for (const kvMode of modes) {
-      const run = expectKind(await engine.measureQuality({ kind: 'perplexity', kvMode, ids: ids.concat(ids).concat(ids).slice(0, n + 1) }), 'perplexity');
-      const sized = expectKind(await engine.measureQuality({ kind: 'bytes', kvMode, tokens: n, kvDtype: 'f32' }), 'bytes');
+      const run = expectKind(await ctx.engine.measureQuality({ kind: 'perplexity', kvMode, ids: ids.concat(ids).concat(ids).slice(0, n + 1) }), 'perplexity');
+      const sized = expectKind(await ctx.engine.measureQuality({ kind: 'bytes', kvMode, tokens: n, kvDtype: 'f32' }), 'bytes');
       expect(sized.kv.kvBytes, kvMode.mode).toBe(run.kv.kvBytes);
       expect(sized.kv.fp16Bytes).toBe(run.kv.fp16Bytes);
-      const half = expectKind(await engine.measureQuality({ kind: 'bytes', kvMode, tokens: n, kvDtype: 'f16' }), 'bytes');
+      const half = expectKind(await ctx.engine.measureQuality({ kind: 'bytes', kvMode, tokens: n, kvDtype: 'f16' }), 'bytes');
       if (kvMode.mode === 'full') expect(half.kv.kvBytes).toBe(sized.kv.kvBytes / 2);
       else expect(half.kv.kvBytes).toBeLessThanOrEqual(sized.kv.kvBytes);
     }
-    // The engine is usable afterwards: a chat generation starts from an empty history.
-    const g = await engine.generate('Once upon a time', { maxNewTokens: 4 });
+    // The ctx.engine is usable afterwards: a chat generation starts from an empty history.
+    const g = await ctx.engine.generate('Once upon a time', { maxNewTokens: 4 });
     expect(g.tokenIds.length).toBe(4);
   });
 });

@@ -2,6 +2,7 @@
  * WebGPU in Node through Dawn (`webgpu` package), for kernel and model tests. VK_ICD_FILENAMES selects
  * lavapipe or SwiftShader (scripts/with-lavapipe.sh).
  */
+import { afterAll, beforeAll } from 'vitest';
 import { create, globals } from 'webgpu';
 import { BufferGroup, Usage } from '../../src/gpu/buffers';
 import { acquireDevice, type DeviceOptions, type GpuContext } from '../../src/gpu/device';
@@ -82,6 +83,16 @@ export async function kernelHarness(options: DeviceOptions = {}): Promise<Kernel
       gpu.destroy();
     },
   };
+}
+
+/** A harness opened before the enclosing suite's tests and destroyed after them (fields filled by beforeAll). */
+export function useKernelHarness(options: DeviceOptions = {}): KernelHarness {
+  const h = {} as KernelHarness;
+  beforeAll(async () => {
+    Object.assign(h, await kernelHarness(options));
+  });
+  afterAll(() => h.destroy?.());
+  return h;
 }
 
 /** Deterministic pseudo-random numbers in [-scale, scale). */

@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultRepos, sharedModelsDir, startHubServer, type HubServer } from '../../scripts/hub-server';
+import { afterAll, beforeAll } from 'vitest';
 import { Engine } from '../../src/engine/engine';
+import type { LoadOptions } from '../../src/worker/api';
 import type { ModelSourceSpec } from '../../src/model/source';
 import { nodeGpu } from './gpu';
 
@@ -23,6 +25,24 @@ export function hubSpec(hub: HubServer, repo: string): ModelSourceSpec {
 /** A fresh engine on the Node Dawn device. */
 export function nodeEngine(): Engine {
   return new Engine(nodeGpu());
+}
+
+/**
+ * A Node engine with `repo` loaded from a test hub before the enclosing suite's tests, unloaded after them.
+ * Read `.engine` inside tests (it is set by beforeAll).
+ */
+export function useLoadedEngine(repo: string, options: LoadOptions): { engine: Engine; hub: HubServer } {
+  const ctx = {} as { engine: Engine; hub: HubServer };
+  beforeAll(async () => {
+    ctx.hub = await startTestHub();
+    ctx.engine = nodeEngine();
+    await ctx.engine.load(hubSpec(ctx.hub, repo), options);
+  });
+  afterAll(async () => {
+    await ctx.engine?.unload();
+    await ctx.hub?.close();
+  });
+  return ctx;
 }
 
 /** Path of a shared model folder. */

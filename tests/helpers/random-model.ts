@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, DTYPE_BYTES, type SafetensorsDtype, type TensorToWrite } from '../../src/model/safetensors';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames } from '../../src/model/tensor-names';
+import { mulberry32 } from '../../src/reference/mulberry32';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The tokenizer files copied into every random model (ids are raw in tests, so any tokenizer will do). */
@@ -62,17 +63,6 @@ export const randomConfigs = {
   },
 } satisfies Record<string, RandomModelOptions>;
 
-/** mulberry32: a tiny seeded PRNG with uniform output in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Normal samples via Box-Muller. */
 function normals(rand: () => number, n: number, mean: number, std: number): Float32Array {

@@ -1,10 +1,10 @@
 // FullKvCache attention + KV append (shaders/attention_full, lib/attention_core, kv_full_append.wgsl) against the CPU reference.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FullKvCache } from '../../src/kv/full-cache';
 import { flatDispatch } from '../../src/gpu/plan';
 import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
-import { kernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F16_TIGHT_TOL, F32_TOL, nanBuffer, roundF16, type NamedVariant } from './fixtures';
 
 /** Read `n` kvt values (f32 or f16) back as f32. */
@@ -15,12 +15,8 @@ async function readKv(h: KernelHarness, buffer: GPUBuffer, n: number, dtype: 'f3
 }
 
 describe('full-precision KV cache attention vs reference', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 500;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
 
   /**
    * Feed `chunks` token counts through one layer of a FullKvCache (each chunk at pos0 = tokens so far) and compare
@@ -94,12 +90,8 @@ describe('full-precision KV cache attention vs reference', () => {
 });
 
 describe('kv_full_append writes only rows pos0 .. pos0 + T - 1', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 600;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
 
   /** Append T rows of `rowElems` at pos0 into a cache of `capacity` rows pre-filled with 7.0. */
   async function check(v: NamedVariant, rowElems: number, capacity: number, pos0: number, T: number): Promise<void> {

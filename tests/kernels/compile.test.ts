@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SHADERS, type ShaderName } from '../../src/gpu/shaders';
-import { kernelHarness, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness } from '../helpers/gpu';
 
 const ENTRIES: Record<ShaderName, string[]> = {
   argmax: ['main'],
@@ -20,11 +20,7 @@ const ENTRIES: Record<ShaderName, string[]> = {
 };
 
 describe('every WGSL kernel compiles in every variant', () => {
-  let h: KernelHarness;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
+  const h = useKernelHarness();
 
   for (const f16 of [false, true]) {
     for (const subgroups of [false, true]) {

@@ -1,8 +1,8 @@
 // linear (shaders/matmul.wgsl gemv + tiled) against reference matmul: odd shapes, bias, row-split weights, f16, subgroups.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { linear } from '../../src/kernels/linear';
 import { matmul } from '../../src/reference/kernels';
-import { kernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F16_TIGHT_TOL, F32_TOL, nanBuffer, roundF16, uploadWeight, type NamedVariant } from './fixtures';
 
 interface Case {
@@ -15,12 +15,8 @@ interface Case {
 }
 
 describe('linear vs reference matmul', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 100;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
 
   async function check(v: NamedVariant, c: Case, path: 'gemv' | 'tiled'): Promise<void> {
     const x = randomArray(c.T * c.K, seed++);

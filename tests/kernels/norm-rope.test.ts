@@ -1,20 +1,16 @@
 // rmsNorm / rmsNormInPlace (shaders/rmsnorm.wgsl) and rope (shaders/rope.wgsl) against the CPU reference.
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { rmsNorm, rmsNormInPlace } from '../../src/kernels/norm';
 import { rope } from '../../src/kernels/pointwise';
 import type { Llama3RopeScaling } from '../../src/model/config';
 import { ropeInverseFrequencies } from '../../src/model/rope-frequencies';
 import { applyRope, rmsNorm as refRmsNorm } from '../../src/reference/kernels';
-import { kernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F16_TIGHT_TOL, F32_TOL, nanBuffer, roundF16, uploadWeight, type NamedVariant } from './fixtures';
 
 describe('rmsNorm vs reference', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 200;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
 
   /** Rows with different magnitudes, so a norm mixed up between rows shows. */
   function rowsOf(rows: number, n: number): Float32Array {
@@ -73,12 +69,8 @@ describe('rmsNorm vs reference', () => {
 });
 
 describe('rope vs reference applyRope', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 300;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
 
   const llama3: Llama3RopeScaling = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
 

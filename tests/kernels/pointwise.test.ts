@@ -1,17 +1,13 @@
 // embed, addInPlace, swiglu and argmax (shaders/embed, elementwise, argmax.wgsl) against the CPU reference.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addInPlace, argmax, embed, swiglu } from '../../src/kernels/pointwise';
 import { add, argmax as refArgmax, embed as refEmbed, swiglu as refSwiglu } from '../../src/reference/kernels';
-import { kernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F32_TOL, nanBuffer, roundF16, uploadWeight } from './fixtures';
 
 describe('pointwise kernels vs reference', () => {
-  let h: KernelHarness;
+  const h = useKernelHarness();
   let seed = 400;
-  beforeAll(async () => {
-    h = await kernelHarness();
-  });
-  afterAll(() => h.destroy());
   const f32Variant = () => deviceVariants(h)[0].variant;
 
   it('embed gathers rows from whole and row-split tables', async () => {

@@ -3,7 +3,7 @@
  * and the stored state itself (slot map, f16 norms, directions, retained originals) decoded on the CPU
  * and compared with the reference's restored rows, over prefill chunks and decode steps.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FullKvCache } from '../../src/kv/full-cache';
 import { MergedKvCache, type MergeOptions } from '../../src/kv/merge-cache';
 import { quantFormat } from '../../src/kv/quant-format';
@@ -11,7 +11,7 @@ import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
 import { MergeReferenceKv } from '../../src/reference/kv-merge';
 import { FullReferenceKv } from '../../src/reference/kv-reference';
-import { kernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray, relativeMaxError } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -23,6 +23,10 @@ interface Case {
   layers?: number;
 }
 
+/** KIVI format of merged directions: b-bit keys per channel over G-token blocks, values per token, R-block flush. */
+const kiviDirections = (E: number, bits: 2 | 4, group: number, residual: number) =>
+  quantFormat({ rowElems: E, keyBits: bits, valueBits: bits, keyGrouping: 'channel', group, residual, valueFlush: 'block' });
+
 const CASES: Case[] = [
   { name: 'merge R=16 γ=0.25 GQA 2 d=8', heads: 8, kvHeads: 4, headDim: 8, options: () => ({ startLayer: 0, t: 0.6, retention: 0.25, residual: 16 }), steps: [20, 1, 1, 13, 1] },
   { name: 'merge R=32 γ=0.05 GQA 3 d=64', heads: 3, kvHeads: 1, headDim: 64, options: () => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 32 }), steps: [40, 1, 30, 1] },
@@ -33,7 +37,7 @@ const CASES: Case[] = [
     heads: 2,
     kvHeads: 2,
     headDim: 128,
-    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 32, directionFormat: quantFormat({ rowElems: E, keyBits: 4, valueBits: 4, keyGrouping: 'channel', group: 16, residual: 32, valueFlush: 'block' }) }),
+    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.05, residual: 32, directionFormat: kiviDirections(E, 4, 16, 32) }),
     steps: [33, 1, 31, 1],
   },
   {
@@ -41,7 +45,7 @@ const CASES: Case[] = [
     heads: 3,
     kvHeads: 1,
     headDim: 64,
-    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 16, directionFormat: quantFormat({ rowElems: E, keyBits: 2, valueBits: 2, keyGrouping: 'channel', group: 8, residual: 16, valueFlush: 'block' }) }),
+    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 16, directionFormat: kiviDirections(E, 2, 8, 16) }),
     steps: [18, 1, 15, 1],
   },
   {
@@ -49,7 +53,7 @@ const CASES: Case[] = [
     heads: 8,
     kvHeads: 2,
     headDim: 8,
-    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 32, directionFormat: quantFormat({ rowElems: E, keyBits: 2, valueBits: 2, keyGrouping: 'channel', group: 16, residual: 32, valueFlush: 'block' }) }),
+    options: (E) => ({ startLayer: 0, t: 0.6, retention: 0.1, residual: 32, directionFormat: kiviDirections(E, 2, 16, 32) }),
     steps: [40, 1, 30, 1],
   },
   {
@@ -58,17 +62,13 @@ const CASES: Case[] = [
     kvHeads: 4,
     headDim: 8,
     layers: 5,
-    options: (E) => ({ startLayer: 1, t: 0.6, retention: 0.05, residual: 32, directionFormat: quantFormat({ rowElems: E, keyBits: 4, valueBits: 4, keyGrouping: 'channel', group: 16, residual: 32, valueFlush: 'block' }) }),
+    options: (E) => ({ startLayer: 1, t: 0.6, retention: 0.05, residual: 32, directionFormat: kiviDirections(E, 4, 16, 32) }),
     steps: [48, 48, 1, 7],
   },
 ];
 
 describe('merged KV pairs vs CPU reference', () => {
-  let h: KernelHarness;
-  beforeAll(async () => {
-    h = await kernelHarness({ allowF16: false });
-  });
-  afterAll(() => h.destroy());
+  const h = useKernelHarness({ allowF16: false });
 
   for (const c of CASES) {
     it(c.name, async () => {

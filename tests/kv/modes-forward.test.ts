@@ -3,23 +3,16 @@
  * flushes, then decode) against the CPU reference model run with the same cache mode; exact byte
  * accounting against the real buffers and the doc's formulas; and a mid-chat mode switch.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../../scripts/hub-server';
-import type { Engine } from '../../src/engine/engine';
+import { describe, expect, it } from 'vitest';
 import { mergeOptionsFor, quantFormatFor, zipFormatFor } from '../../src/kv/factory';
 import { formulaPairBytes, mergedPairs } from '../../src/kv/merge-cache';
 import { formulaLayerBytes } from '../../src/kv/quant-format';
-import { zipFormulaCacheBytes } from '../../src/kv/zip-format';
-import { ZipReferenceKv } from '../../src/reference/kv-zip';
 import type { KvShape } from '../../src/kv/types';
-import { QuantReferenceKv } from '../../src/reference/kv-quant';
-import { MergeReferenceKv } from '../../src/reference/kv-merge';
-import { FullReferenceKv, type ReferenceKv } from '../../src/reference/kv-reference';
-import { loadReferenceModel } from '../../src/reference/load-node';
+import { zipFormulaCacheBytes } from '../../src/kv/zip-format';
+import { referenceKvFor } from '../../src/reference/kv-for-mode';
 import type { KvModeSpec } from '../../src/worker/api';
-import { GOLDEN, hubSpec, nodeEngine, sharedModel, startTestHub } from '../helpers/hub';
+import { GOLDEN } from '../helpers/hub';
+import { compareModeForward, stories260kModeRig } from '../helpers/mode-rig';
 
 const MODES: KvModeSpec[] = [
   { mode: 'int8' },
@@ -36,25 +29,6 @@ const PREFILL = [48, 48, 48, 48, 7];
 const DECODE = 12;
 const CHUNK = 48;
 
-/** The reference cache for a spec, built from the same parameters the GPU cache uses. */
-export function referenceKv(shape: KvShape, spec: KvModeSpec): ReferenceKv {
-  switch (spec.mode) {
-    case 'full':
-      return new FullReferenceKv(shape.numLayers);
-    case 'int8':
-    case 'kivi':
-      return new QuantReferenceKv(shape.numLayers, quantFormatFor(shape, spec));
-    case 'merge':
-    case 'merge+kivi': {
-      const base = (n: number): ReferenceKv =>
-        spec.mode === 'merge' ? new FullReferenceKv(n) : new QuantReferenceKv(n, quantFormatFor(shape, { ...spec, mode: 'kivi', bits: spec.bits ?? 2 }));
-      return new MergeReferenceKv(shape.numLayers, shape.numKvHeads, shape.headDim, mergeOptionsFor(shape, spec), base);
-    }
-    case 'zip':
-      return new ZipReferenceKv(shape.numLayers, zipFormatFor(shape, spec), shape.numHeads);
-  }
-}
-
 /** The doc's formula for the whole cache holding n tokens (f32 full-precision elements here). */
 function formulaBytes(shape: KvShape, spec: KvModeSpec, n: number): number {
   const E = shape.numKvHeads * shape.headDim;
@@ -68,55 +42,15 @@ function formulaBytes(shape: KvShape, spec: KvModeSpec, n: number): number {
   return pairs * formulaPairBytes(o, shape, n, 4) + baseLayers * base;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 describe('compressed KV modes on stories260k', () => {
-  let hub: HubServer;
-  let engine: Engine;
-  let ref: Awaited<ReturnType<typeof loadReferenceModel>>;
-  let full: Awaited<ReturnType<typeof loadReferenceModel>>;
-  let tokens: number[];
-  let shape: KvShape;
-
-  beforeAll(async () => {
-    hub = await startTestHub();
-    engine = nodeEngine();
-    ref = await loadReferenceModel(sharedModel('stories260k'));
-    full = await loadReferenceModel(sharedModel('stories260k'));
-    await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: CHUNK });
-    const c = ref.config;
-    shape = { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, maxTokens: c.maxPositions, maxStepTokens: CHUNK };
-    const text = fs.readFileSync(path.join(sharedModel('stories260k'), '..', '..', 'eval', 'dracula.txt'), 'utf8').slice(5000, 9000);
-    tokens = engine.tokenizer!.encodeText(text).slice(0, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
-  });
-  afterAll(async () => {
-    await engine.unload();
-    await hub.close();
-  });
+  const rig = stories260kModeRig(CHUNK, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
 
   for (const spec of MODES) {
     it(`${JSON.stringify(spec)}: logits match the reference run in the same mode; bytes add up`, async () => {
+      const { engine, shape } = rig;
       await engine.setKvMode(spec);
       const model = engine.model!;
-      model.kv.reset();
-      ref.model.setKv(referenceKv(shape, spec));
-      full.model.reset();
-      let worst = 0;
-      let vsFull = 0;
-      let pos = 0;
-      for (const size of [...PREFILL, ...new Array(DECODE).fill(1)]) {
-        const chunk = tokens.slice(pos, pos + size);
-        const { logits } = await model.forward(chunk, size > 1 ? 'all-logits' : 'last-logits');
-        const want = ref.model.forward(chunk);
-        const exact = full.model.forward(chunk);
-        worst = Math.max(worst, maxAbsDiff(logits!, size > 1 ? want : want.subarray(want.length - 512)));
-        vsFull = Math.max(vsFull, maxAbsDiff(logits!, size > 1 ? exact : exact.subarray(exact.length - 512)));
-        pos += size;
-      }
+      const { worst, vsFull, pos } = await compareModeForward(rig, referenceKvFor(shape, spec), PREFILL, DECODE);
       const stats = engine.stats();
       const buffers = model.kv.bufferSizes();
       const real = buffers.reduce((a, b) => a + b.bytes, 0);
@@ -147,6 +81,7 @@ describe('compressed KV modes on stories260k', () => {
   }
 
   it('switching modes mid-chat keeps the conversation and changes the bytes', async () => {
+    const { engine } = rig;
     await engine.setKvMode({ mode: 'full' });
     const g = GOLDEN.onceUponATime;
     const first = await engine.generate(g.prompt, { maxNewTokens: 30 });

@@ -3,13 +3,13 @@
  * from packed codes + ring + fresh rows, and the packed codes and f16 (s, min) bytes themselves, over
  * several steps (prefill chunks and decode) on random shapes, GQA ratios 1–4 and head dims 8/64/128.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keyScaleCount, quantFormat, quantizedCount, type QuantFormat } from '../../src/kv/quant-format';
 import { f16BitsToF32 } from '../../src/model/safetensors';
 import { QuantKvCache } from '../../src/kv/quant-cache';
 import { attention } from '../../src/reference/kernels';
 import { decodeRow, QuantReferenceKv, type QuantLayerReference } from '../../src/reference/kv-quant';
-import { kernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -37,11 +37,7 @@ const CASES: Case[] = [
 ];
 
 describe('quantized KV layouts vs CPU reference', () => {
-  let h: KernelHarness;
-  beforeAll(async () => {
-    h = await kernelHarness({ allowF16: false });
-  });
-  afterAll(() => h.destroy());
+  const h = useKernelHarness({ allowF16: false });
 
   for (const c of CASES) {
     it(c.name, async () => {

@@ -6,18 +6,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../../scripts/hub-server';
-import type { Engine } from '../../src/engine/engine';
+import { describe, expect, it } from 'vitest';
 import { createKvCache, zipFormatFor } from '../../src/kv/factory';
 import type { KvShape } from '../../src/kv/types';
 import type { ZipKvCache } from '../../src/kv/zip-cache';
 import { zipFormulaCacheBytes, zipQuantizedCount } from '../../src/kv/zip-format';
 import { zipLocate, ZipReferenceKv } from '../../src/reference/kv-zip';
-import { loadReferenceModel } from '../../src/reference/load-node';
 import type { KvModeSpec } from '../../src/worker/api';
-import { kernelHarness, type KernelHarness } from '../helpers/gpu';
-import { hubSpec, nodeEngine, sharedModel, startTestHub } from '../helpers/hub';
+import { useKernelHarness } from '../helpers/gpu';
+import { sharedModel } from '../helpers/hub';
+import { compareModeForward, stories260kModeRig } from '../helpers/mode-rig';
 
 type ZipSpec = Extract<KvModeSpec, { mode: 'zip' }>;
 const MODES: ZipSpec[] = [
@@ -29,58 +27,18 @@ const PREFILL = [48, 48, 48, 48, 7];
 const DECODE = 30;
 const CHUNK = 48;
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 describe('zip KV mode on stories260k', () => {
-  let hub: HubServer;
-  let engine: Engine;
-  let ref: Awaited<ReturnType<typeof loadReferenceModel>>;
-  let full: Awaited<ReturnType<typeof loadReferenceModel>>;
-  let tokens: number[];
-  let shape: KvShape;
-
-  beforeAll(async () => {
-    hub = await startTestHub();
-    engine = nodeEngine();
-    ref = await loadReferenceModel(sharedModel('stories260k'));
-    full = await loadReferenceModel(sharedModel('stories260k'));
-    await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: CHUNK });
-    const c = ref.config;
-    shape = { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, maxTokens: c.maxPositions, maxStepTokens: CHUNK };
-    const text = fs.readFileSync(path.join(sharedModel('stories260k'), '..', '..', 'eval', 'dracula.txt'), 'utf8').slice(5000, 9000);
-    tokens = engine.tokenizer!.encodeText(text).slice(0, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
-  });
-  afterAll(async () => {
-    await engine.unload();
-    await hub.close();
-  });
+  const rig = stories260kModeRig(CHUNK, PREFILL.reduce((a, b) => a + b, 0) + DECODE);
 
   for (const spec of MODES) {
     it(`${JSON.stringify(spec)}: logits match the reference run with the zip reference cache; bytes add up`, async () => {
+      const { engine, shape } = rig;
       const stats0 = await engine.setKvMode(spec);
       expect(stats0.kvMode).toBe('zip');
       const model = engine.model!;
-      model.kv.reset();
       const format = zipFormatFor(shape, spec);
       const refKv = new ZipReferenceKv(shape.numLayers, format, shape.numHeads);
-      ref.model.setKv(refKv);
-      full.model.reset();
-      let worst = 0;
-      let vsFull = 0;
-      let pos = 0;
-      for (const size of [...PREFILL, ...new Array(DECODE).fill(1)]) {
-        const chunk = tokens.slice(pos, pos + size);
-        const { logits } = await model.forward(chunk, size > 1 ? 'all-logits' : 'last-logits');
-        const want = ref.model.forward(chunk);
-        const exact = full.model.forward(chunk);
-        worst = Math.max(worst, maxAbsDiff(logits!, size > 1 ? want : want.subarray(want.length - 512)));
-        vsFull = Math.max(vsFull, maxAbsDiff(logits!, size > 1 ? exact : exact.subarray(exact.length - 512)));
-        pos += size;
-      }
+      const { worst, vsFull, pos } = await compareModeForward(rig, refKv, PREFILL, DECODE);
       // The frozen blocks of every layer: saliency selection must agree exactly; codes and scales up to rare
       // rounding-boundary flips, since the GPU's K/V differ from the CPU model's by f32 rounding (~1e-6).
       const kv = model.kv as unknown as ZipKvCache;
@@ -132,11 +90,7 @@ describe('zip KV mode on stories260k', () => {
 });
 
 describe('zip allocation vs full and KIVI at equal token counts', () => {
-  let h: KernelHarness;
-  beforeAll(async () => {
-    h = await kernelHarness({ allowF16: false });
-  });
-  afterAll(() => h.destroy());
+  const h = useKernelHarness({ allowF16: false });
 
   const allocated = (shape: KvShape, spec: KvModeSpec, tokens: number, dtype: 'f32' | 'f16') => {
     const cache = createKvCache(h.gpu.device, h.gpu.caps, shape, spec, dtype);

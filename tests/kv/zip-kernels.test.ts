@@ -7,13 +7,13 @@
  * Then saliency selection itself: crafted keys that draw all the attention must be the salient ones, and the
  * salient fraction orders the reconstruction error (r = 1 best, r = 0 worst).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ZipKvCache } from '../../src/kv/zip-cache';
 import { zipFormat, zipQuantizedCount, type ZipFormat } from '../../src/kv/zip-format';
 import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
 import { decodeZipRow, zipLocate, zipValueScale, ZipLayerReference } from '../../src/reference/kv-zip';
-import { kernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
+import { useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -94,11 +94,7 @@ class Pair {
 }
 
 describe('zip KV layout vs CPU reference', () => {
-  let h: KernelHarness;
-  beforeAll(async () => {
-    h = await kernelHarness({ allowF16: false });
-  });
-  afterAll(() => h.destroy());
+  const h = useKernelHarness({ allowF16: false });
 
   for (const c of CASES) {
     it(c.name, async () => {
