@@ -86,3 +86,5 @@ fn row_accumulate(j: u32, kvh: u32, w: f32) {
 #endif
   }
 }
+
+fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32) {}

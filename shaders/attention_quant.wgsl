@@ -48,3 +48,5 @@ fn row_accumulate(j: u32, kvh: u32, w: f32) {
     for (var c = 0u; c < p.head_dim; c++) { acc[c] += w * f32(ring[base + c]); }
   }
 }
+
+fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32) {}

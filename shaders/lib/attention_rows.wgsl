@@ -8,6 +8,8 @@
 // `out` (f32 [T, heads, head_dim]) and defines how its layout is read in place:
 //   fn row_score(j: u32, kvh: u32) -> f32          q_shared · K[j, kvh, :]   (unscaled)
 //   fn row_accumulate(j: u32, kvh: u32, w: f32)    acc[c] += w · V[j, kvh, c] for c < head_dim
+//   fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32)   receives the row's softmax max m and sum
+//                                                  Σ exp(s − m) (every invocation calls it; may be empty)
 // Each invocation visits a contiguous chunk of positions in increasing order, so an including file may
 // keep per-invocation caches in `var<private>` (e.g. the scales of the current key block).
 // One workgroup per (head, query token); query t at absolute position pos0 + t sees keys 0 ..= pos0 + t.
@@ -69,6 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let global_max = workgroup_max(m, lid);
   let f = exp(m - global_max);
   let total = workgroup_sum(l * f, lid);
+  row_stats(t, h, global_max, total, lid);
   for (var c0 = 0u; c0 < d; c0 += REDUCE_CHANNELS) {
     for (var i = 0u; i < REDUCE_CHANNELS; i++) {
       var x = 0.0;
