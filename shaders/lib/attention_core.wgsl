@@ -1,4 +1,5 @@
-// Library: causal multi-head attention with online softmax, shared by every KV-cache layout.
+// Library: causal multi-head attention with online softmax, one key per invocation per tile; used by the
+// full-precision layout (attention_full.wgsl). Packed layouts use lib/attention_rows.wgsl.
 // The including file declares the bindings `p: AttnParams` (uniform), `step: Step` (uniform),
 // `q` and `out` (f32 [T, heads, head_dim]) and defines how its layout is read in place:
 //   fn key_dot(j: u32, kvh: u32) -> f32        q_shared · K[j, kvh, :]   (unscaled)
@@ -12,21 +13,17 @@ const MAX_D: u32 = 256u;
 const DIMS_PER_INVOCATION: u32 = MAX_D / WG;
 #include reduce
 
-struct AttnParams { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include attention_common
 
-var<workgroup> q_shared: array<f32, MAX_D>;
 var<workgroup> tile_p: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
-  let kvh = h / (p.heads / p.kv_heads);
+  let kvh = kv_head_of(h);
   let d = p.head_dim;
-  let qbase = (t * p.heads + h) * d;
-  for (var c = lid; c < d; c += WG) { q_shared[c] = q[qbase + c]; }
-  workgroupBarrier();
+  let qbase = load_query(h, t, lid);
 
   let kv_end = step.pos0 + t + 1u;
   var m = -1e30;

@@ -22,10 +22,8 @@ const ROW_BATCH: u32 = 8u;
 const REDUCE_CHANNELS: u32 = 32u;
 #include reduce
 
-struct AttnParams { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include attention_common
 
-var<workgroup> q_shared: array<f32, MAX_D>;
 var<workgroup> partial: array<f32, WG * REDUCE_CHANNELS>; // [invocation, channel of the current chunk]
 var<private> acc: array<f32, MAX_D>;                       // this invocation's Σ w · V[j] over its rows
 
@@ -33,11 +31,9 @@ var<private> acc: array<f32, MAX_D>;                       // this invocation's 
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
-  let kvh = h / (p.heads / p.kv_heads);
+  let kvh = kv_head_of(h);
   let d = p.head_dim;
-  let qbase = (t * p.heads + h) * d;
-  for (var c = lid; c < d; c += WG) { q_shared[c] = q[qbase + c]; }
-  workgroupBarrier();
+  let qbase = load_query(h, t, lid);
 
   let kv_end = step.pos0 + t + 1u;
   let chunk = (kv_end + WG - 1u) / WG;

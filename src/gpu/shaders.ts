@@ -12,6 +12,7 @@ import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
 import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
 import kvZipAppend from '../../shaders/kv_zip_append.wgsl?raw';
+import attentionCommon from '../../shaders/lib/attention_common.wgsl?raw';
 import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
 import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
@@ -45,6 +46,7 @@ export const SHADERS = {
 
 /** Library files for `#include NAME`. */
 export const SHADER_LIBRARIES: Record<string, string> = {
+  attention_common: attentionCommon,
   attention_core: attentionCore,
   attention_rows: attentionRows,
   f16,
