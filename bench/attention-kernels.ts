@@ -9,6 +9,7 @@
  * Prints one JSON object on stdout. Built by vite into dist-bench/attention-kernels.js:
  *   node dist-bench/attention-kernels.js [--contexts 512,2048] [--steps 16] [--rounds 3] [--modes full,int8,...]
  */
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../src/kv/growing-cache';
 import { create, globals } from 'webgpu';
 import { BufferGroup } from '../src/gpu/buffers';
 import { acquireDevice, type GpuContext } from '../src/gpu/device';
@@ -63,6 +64,7 @@ class KvStepper {
       k: buffers.upload('k', randomRows(T * E, 2)) /* f32 [T, kvHeads, headDim] */,
       v: buffers.upload('v', randomRows(T * E, 3)) /* f32 [T, kvHeads, headDim] */,
       out: buffers.create('out', T * Q * 4) /* f32 [T, heads, headDim] */,
+      partials: buffers.create('partials', SPLIT_MAX_TOKENS * SHAPE.numHeads * MAX_SPLITS * (2 + SHAPE.headDim) * 4),
     };
   }
 

@@ -62,6 +62,7 @@ async function main() {
     const rows = await engine.benchmark(c.contexts, decode);
     results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows });
     process.stderr.write(`${c.name}: ${rows.map((r) => `${r.context}: ${r.prefillTokensPerSecond.toFixed(1)}/${r.decodeTokensPerSecond.toFixed(1)}`).join('  ')}\n`);
+    for (const r of rows) process.stderr.write(`  @${r.context} profile: ${JSON.stringify({ dispatches: r.dispatchesPerStep, gpuMs: r.gpuMsPerStep, families: r.gpuMsByFamily, host: r.host, bytes: r.bytesPerStep })}\n`);
   }
   let kvModes: { model: string; weightDtype: string; adapter: unknown; request: KvModeBenchRequest; result: KvModeBenchResult } | null = null;
   if (!process.argv.includes('--no-modes') && fs.existsSync(path.join(modelsDir, MODE_MODEL))) {

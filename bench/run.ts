@@ -19,6 +19,9 @@
  *   128,512,2048, --mode-decode 16, --rounds 3, --mode-timing auto|cpu-repeat|none, --browser-mode-contexts 512,
  *   --browser-rounds 1; the kernel-level table (bench/attention-kernels.ts, Node, at 2048 tokens): --kernels-only,
  *   --no-kernels, --kernel-contexts 2048, --kernel-rounds 3.
+ *   Peer comparison (bench/peer.ts, in the Chromium part: kvtab vs @wllama/wllama GPU and CPU on stories260k, 200
+ *   greedy tokens, interleaved rounds; bench/results/peer.json and peer.md): --peer-only (only this section; builds the
+ *   app, leaves speed.json alone), --no-peer, --peer-rounds 3, --peer-tokens 200, --peer-warmup 16.
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -35,6 +38,7 @@ import type { BenchPageResult } from '../src/ui/bench-mode';
 import { BENCH_KV_MODES } from '../src/engine/benchmark';
 import { summarizeKernels, summarizeKvModes, type KernelSample, type KernelSection, type KvModeSection } from './kv-modes';
 import { markdown, type Report, type ResultRow } from './speed-report';
+import { runPeerBench } from './peer';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -62,6 +66,11 @@ const MODE_ARGS = [
   '--repeats', option('rounds', QUICK ? '1' : '3'),
   '--mode-timing', option('mode-timing', 'auto'),
 ].filter((a, i, all) => a !== '' && !(a === '--modes' && all[i + 1] === ''));
+const PEER_ONLY = flag('peer-only');
+const PEER = PEER_ONLY || (!flag('no-peer') && !MODES_ONLY);
+const PEER_ROUNDS = Number(option('peer-rounds', QUICK ? '1' : '3'));
+const PEER_TOKENS = Number(option('peer-tokens', '200'));
+const PEER_WARMUP = Number(option('peer-warmup', '16'));
 const SMOL = 'smollm2-135m-shape';
 const SMOL_RANDOM_REPO = `local/${SMOL}-random`;
 /** SmolLM2 in Chromium (SwiftShader has no f16, so f32 weights and very slow kernels): 64 tokens only. */
@@ -174,12 +183,12 @@ interface BrowserCase {
 }
 
 async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; errors: string[]; kvModes: KvModeSection | null }> {
-  const cases: BrowserCase[] = MODES_ONLY ? [] : [{ label: 'stories260k', repo: 'local/stories260k', contexts: CONTEXTS, timeoutMs: 5 * 60_000 }];
+  const cases: BrowserCase[] = MODES_ONLY || PEER_ONLY ? [] : [{ label: 'stories260k', repo: 'local/stories260k', contexts: CONTEXTS, timeoutMs: 5 * 60_000 }];
   const hasModeModel = fs.existsSync(path.join(MODELS_DIR, MODE_MODEL));
-  if (!QUICK && !MODES_ONLY && hasModeModel) {
+  if (!QUICK && !MODES_ONLY && !PEER_ONLY && hasModeModel) {
     cases.push({ label: 'byte-llama-12l', repo: 'local/byte-llama-12l', contexts: CONTEXTS, timeoutMs: 10 * 60_000 });
   }
-  if (!QUICK && MODES && hasModeModel) {
+  if (!QUICK && MODES && hasModeModel && !PEER_ONLY) {
     const extra = {
       kvmodes: option('modes', '') || BENCH_KV_MODES.map((m) => m.label).join(','),
       kvcontexts: option('browser-mode-contexts', '512'),
@@ -189,7 +198,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
     cases.push({ label: `${MODE_MODEL} KV modes`, repo: `local/${MODE_MODEL}`, contexts: [], timeoutMs: 60 * 60_000, extra });
   }
   const repos = defaultRepos(MODELS_DIR);
-  if (FULL && fs.existsSync(path.join(MODELS_DIR, SMOL))) {
+  if (FULL && !PEER_ONLY && fs.existsSync(path.join(MODELS_DIR, SMOL))) {
     repos[SMOL_RANDOM_REPO] = await smolRandomDir();
     cases.push({ label: `${SMOL} (random f16 weights)`, repo: SMOL_RANDOM_REPO, contexts: SMOL_BROWSER_CONTEXTS, timeoutMs: 30 * 60_000 });
   }
@@ -230,6 +239,18 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
         await context.close();
       }
     }
+    if (PEER) {
+      const t0 = performance.now();
+      log(`Chromium: peer comparison (kvtab vs wllama), ${PEER_ROUNDS} round(s)`);
+      try {
+        const peer = await runPeerBench({ browser, appUrl, hub }, { rounds: PEER_ROUNDS, tokens: PEER_TOKENS, warmup: PEER_WARMUP, outDir: OUT_DIR, modelsDir: MODELS_DIR, log });
+        errors.push(...peer.errors);
+        log(`Chromium: peer done in ${seconds(t0)} s: kvtab / wllama GPU ${peer.ratio_vs_wllama_gpu.toFixed(2)}, / CPU ${peer.ratio_vs_wllama_cpu.toFixed(2)}`);
+      } catch (err) {
+        errors.push(`peer: ${(err as Error).message}`);
+        log(`Chromium: peer FAILED: ${(err as Error).message}`);
+      }
+    }
   });
   return { rows, chromium: version, errors, kvModes };
 }
@@ -259,6 +280,14 @@ async function main(): Promise<void> {
   let icd: string | null = process.env.VK_ICD_FILENAMES ?? null;
   let chromiumVersion: string | null = null;
   let kernels: KernelSection | null = null;
+  if (PEER_ONLY) {
+    // Only the peer section: build the app, run it in Chromium, and leave speed.json / speed.md as they are.
+    const browser = await browserBench();
+    for (const e of browser.errors) log(`error: ${e}`);
+    const peerMd = path.join(OUT_DIR, 'peer.md');
+    if (fs.existsSync(peerMd)) process.stdout.write(fs.readFileSync(peerMd, 'utf8'));
+    process.exit(browser.errors.length ? 1 : 0);
+  }
   if (!flag('browser-only') && !KERNELS_ONLY) {
     try {
       const node = await nodeBench();

@@ -56,14 +56,14 @@ fn row_score(j: u32, kvh: u32) -> f32 {
   let src = row_source(j, 0u, e0);
   var s = 0.0;
   if (src.kind == 0u) {
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[src.base + c]); }
+    for (var c = 0u; c < p.head_dim; c++) { s += q_row[c] * f32(ring[src.base + c]); }
   } else if (src.kind == 1u) {
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(retained[src.base + c]); }
+    for (var c = 0u; c < p.head_dim; c++) { s += q_row[c] * f32(retained[src.base + c]); }
   } else {
 #if QUANT_DIRS
     s = quant_key_dot(j, e0);
 #else
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(dirs[src.base + c]); }
+    for (var c = 0u; c < p.head_dim; c++) { s += q_row[c] * f32(dirs[src.base + c]); }
 #endif
     s *= src.norm;
   }

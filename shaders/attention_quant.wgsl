@@ -28,10 +28,10 @@ fn row_score(j: u32, kvh: u32) -> f32 {
   var s = 0.0;
   if (j >= step.pos0) {
     let base = (j - step.pos0) * qp.row_elems + e0;
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * k_fresh[base + c]; }
+    for (var c = 0u; c < p.head_dim; c++) { s += q_row[c] * k_fresh[base + c]; }
   } else {
     let base = (j % qp.ring_slots) * qp.row_elems + e0;
-    for (var c = 0u; c < p.head_dim; c++) { s += q_shared[c] * f32(ring[base + c]); }
+    for (var c = 0u; c < p.head_dim; c++) { s += q_row[c] * f32(ring[base + c]); }
   }
   return s;
 }

@@ -45,14 +45,14 @@ fn row_score(j: u32, kvh: u32) -> f32 {
       let bit = bit0 + c * bits;
       let code = (codes[word_base + bit / 32u] >> (bit % 32u)) & mask;
       let sm = unpack2x16float(block_meta[scale_base + c]);
-      s += q_shared[c] * (f32(code) * sm.x + sm.y);
+      s += q_row[c] * (f32(code) * sm.x + sm.y);
     }
   } else if (j >= step.pos0) {
     let base = (j - step.pos0) * zp.row_elems + kvh * d;
-    for (var c = 0u; c < d; c++) { s += q_shared[c] * k_fresh[base + c]; }
+    for (var c = 0u; c < d; c++) { s += q_row[c] * k_fresh[base + c]; }
   } else {
     let base = (j % zp.residual) * zp.row_elems + kvh * d;
-    for (var c = 0u; c < d; c++) { s += q_shared[c] * f32(ring[base + c]); }
+    for (var c = 0u; c < d; c++) { s += q_row[c] * f32(ring[base + c]); }
   }
   return s;
 }

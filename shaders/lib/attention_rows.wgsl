@@ -1,12 +1,10 @@
 // Library: causal multi-head attention with online softmax in which each invocation owns whole key rows,
-// for cache layouts that are cheap to read a row at a time but costly per element (packed codes with
-// per-row or per-block scales, merged pairs with a per-row norm and slot lookup). Compared with
-// lib/attention_core.wgsl (one key per invocation per tile, one channel per invocation for the values),
-// a row's scales, code words and lookups are loaded once per row instead of once per element, and the
-// only workgroup barriers are in the final reduction.
+// used by every cache layout: a row's scales, code words and lookups (packed codes with per-row or
+// per-block scales, merged pairs with a per-row norm and slot lookup, or plain f16/f32 rows) are loaded once
+// per row, and the only workgroup barriers are in the final reduction.
 // The including file declares the bindings `p: AttnParams` (uniform), `step: Step` (uniform), `q` and
 // `out` (f32 [T, heads, head_dim]) and defines how its layout is read in place:
-//   fn row_score(j: u32, kvh: u32) -> f32          q_shared · K[j, kvh, :]   (unscaled)
+//   fn row_score(j: u32, kvh: u32) -> f32          q_row · K[j, kvh, :]   (unscaled)
 //   fn row_accumulate(j: u32, kvh: u32, w: f32)    acc[c] += w · V[j, kvh, c] for c < head_dim
 //   fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32)   receives the row's softmax max m and sum
 //                                                  Σ exp(s − m) (every invocation calls it; may be empty)
@@ -16,6 +14,7 @@
 // Scores are taken ROW_BATCH rows at a time so the running accumulator is rescaled at most once per batch.
 // Finally the per-invocation (max, sum, acc) are combined through workgroup memory, REDUCE_CHANNELS
 // channels at a time. GQA: head h reads KV head h / (heads / kv_heads). Dispatch: (heads, T).
+// The entry point main_serial (below) is the barrier-free schedule for CPU adapters.
 const WG: u32 = 64u;
 const MAX_D: u32 = 256u;
 const ROW_BATCH: u32 = 8u;
@@ -27,18 +26,9 @@ const REDUCE_CHANNELS: u32 = 32u;
 var<workgroup> partial: array<f32, WG * REDUCE_CHANNELS>; // [invocation, channel of the current chunk]
 var<private> acc: array<f32, MAX_D>;                       // this invocation's Σ w · V[j] over its rows
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.x;
-  let t = wg.y;
-  let kvh = kv_head_of(h);
+// Online softmax over rows [j_begin, j_end) into this invocation's acc; returns (max score, Σ exp(s − max)).
+fn visit_rows(j_begin: u32, j_end: u32, kvh: u32) -> vec2f {
   let d = p.head_dim;
-  let qbase = load_query(h, t, lid);
-
-  let kv_end = step.pos0 + t + 1u;
-  let chunk = (kv_end + WG - 1u) / WG;
-  let j_begin = min(lid * chunk, kv_end);
-  let j_end = min(j_begin + chunk, kv_end);
   for (var c = 0u; c < d; c++) { acc[c] = 0.0; }
   var m = -1e30;
   var l = 0.0;
@@ -62,6 +52,63 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       row_accumulate(j0 + i, kvh, w);
     }
   }
+  return vec2f(m, l);
+}
+
+// main_serial: the same attention with one invocation per workgroup that visits every key itself, so there
+// is no barrier at all. For CPU adapters (SwiftShader, lavapipe), where a barrier switches between every
+// invocation of the workgroup. Dispatch: (heads, T), workgroup size 1. Used for prefill chunks there.
+@compute @workgroup_size(1)
+fn main_serial(@builtin(workgroup_id) wg: vec3u) {
+  let h = wg.x;
+  let t = wg.y;
+  let qbase = load_query(h, t);
+  let ml = visit_rows(0u, step.pos0 + t + 1u, kv_head_of(h));
+  row_stats(t, h, ml.x, ml.y, 0u);
+  for (var c = 0u; c < p.head_dim; c++) { out[qbase + c] = acc[c] / ml.y; }
+}
+
+// main_split: split-K (flash-decoding) for decode steps, with no barrier and no workgroup memory.
+// Invocation (t, h, s) takes keys [s·chunk, (s+1)·chunk), chunk = ceil(kv_end / SPLITS), and writes its
+// (max m, Σ exp(s − m), Σ exp(s − m)·V) to split_out: f32 [T, heads, SPLITS, 2 + head_dim];
+// shaders/attention_combine.wgsl merges the SPLITS partials into out. No row_stats (zip does not split).
+// Dispatch: ceil(T · heads · SPLITS / 64) workgroups of 64.
+override SPLITS: u32 = 1u;
+@group(0) @binding(15) var<storage, read_write> split_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main_split(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= p.tokens * p.heads * SPLITS) { return; }
+  let s = i % SPLITS;
+  let h = (i / SPLITS) % p.heads;
+  let t = i / (SPLITS * p.heads);
+  load_query(h, t);
+  let kv_end = step.pos0 + t + 1u;
+  let chunk = (kv_end + SPLITS - 1u) / SPLITS;
+  let j_begin = min(s * chunk, kv_end);
+  let ml = visit_rows(j_begin, min(j_begin + chunk, kv_end), kv_head_of(h));
+  let base = i * (2u + p.head_dim);
+  split_out[base] = ml.x;
+  split_out[base + 1u] = ml.y;
+  for (var c = 0u; c < p.head_dim; c++) { split_out[base + 2u + c] = acc[c]; }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let kvh = kv_head_of(h);
+  let d = p.head_dim;
+  let qbase = load_query(h, t);
+
+  let kv_end = step.pos0 + t + 1u;
+  let chunk = (kv_end + WG - 1u) / WG;
+  let j_begin = min(lid * chunk, kv_end);
+  let j_end = min(j_begin + chunk, kv_end);
+  let ml = visit_rows(j_begin, j_end, kvh);
+  let m = ml.x;
+  let l = ml.y;
 
   // Combine: out = Σ_i f_i · acc_i / Σ_i f_i · l_i with f_i = exp(m_i − max_i m_i).
   let global_max = workgroup_max(m, lid);

@@ -1,5 +1,5 @@
 // Library: whole-row reads of a quantized KV layer (layout in lib/kv_quant.wgsl) for
-// lib/attention_rows.wgsl: q_shared · K[j] of a quantized key row, and acc += w · V[j] of a quantized
+// lib/attention_rows.wgsl: q_row · K[j] of a quantized key row, and acc += w · V[j] of a quantized
 // value row, loading each code word and each (s, min) once per row rather than once per element. Keys
 // grouped per channel (KIVI) also cache, per invocation, the (s, min) of the current G-token block: an
 // invocation's rows are contiguous, so a block's scales are read once, and a key row costs only its code
@@ -11,7 +11,7 @@
 var<private> key_block_cached: u32 = 0xffffffffu;
 var<private> key_block_scales: array<vec2f, MAX_D>; // (s, min) of channel e0 + c of the cached key block
 
-// q_shared · K[j, e0 .. e0 + head_dim) for a quantized key row j.
+// q_row · K[j, e0 .. e0 + head_dim) for a quantized key row j.
 fn quant_key_dot(j: u32, e0: u32) -> f32 {
   let bits = qp.k_bits;
   let mask = (1u << bits) - 1u;
@@ -29,7 +29,7 @@ fn quant_key_dot(j: u32, e0: u32) -> f32 {
       let bit = (e0 + c) * bits;
       if (bit / 32u != word_index) { word_index = bit / 32u; word = codes[word_base + word_index]; }
       let sm = key_block_scales[c];
-      s += q_shared[c] * (f32((word >> (bit % 32u)) & mask) * sm.x + sm.y);
+      s += q_row[c] * (f32((word >> (bit % 32u)) & mask) * sm.x + sm.y);
     }
     return s;
   }
@@ -40,7 +40,7 @@ fn quant_key_dot(j: u32, e0: u32) -> f32 {
     if (g != group) { group = g; sm = unpack2x16float(scales[j * qp.groups_per_row + g]); }
     let bit = (e0 + c) * bits;
     if (bit / 32u != word_index) { word_index = bit / 32u; word = codes[word_base + word_index]; }
-    s += q_shared[c] * (f32((word >> (bit % 32u)) & mask) * sm.x + sm.y);
+    s += q_row[c] * (f32((word >> (bit % 32u)) & mask) * sm.x + sm.y);
   }
   return s;
 }

@@ -6,7 +6,7 @@
 import type { GpuContext } from '../gpu/device';
 import { PassTimer, type TimedPass } from '../gpu/timestamps';
 import type { LlamaModel } from '../model/llama';
-import type { KvModeBenchRequest, KvModeBenchResult, KvModeSpec, KvModeSpeedSample, SpeedRow } from '../worker/api';
+import type { DecodeProfile, KvModeBenchRequest, KvModeBenchResult, KvModeSpec, KvModeSpeedSample, SpeedRow } from '../worker/api';
 
 /**
  * The KV modes `npm run bench` compares, in order; the first is the baseline the others are divided by.
@@ -47,8 +47,57 @@ async function prefill(model: LlamaModel, ids: number[], readLast: boolean): Pro
   await model.sync();
 }
 
+/** The kernel family of a dispatch label: its first word ("linear", "attention_full", …). */
+export function kernelFamily(label: string): string {
+  return label.split(' ')[0];
+}
+
+/**
+ * Decode profile at the cache's current length: dispatches per step, GPU time per kernel family from
+ * timestamp-query (each dispatch in its own timed pass; these steps are not counted as plain decode),
+ * and the mean host time of `plain` plain steps. The profiled steps append to the cache like any step.
+ */
+async function profileDecode(model: LlamaModel, gpu: GpuContext | null, ids: number[]): Promise<DecodeProfile> {
+  const profile: DecodeProfile = {
+    dispatchesPerStep: model.dispatchesPerStep(1),
+    gpuMsByFamily: {},
+    gpuMsPerStep: NaN,
+    host: { encodeMs: 0, submitMs: 0, waitMs: 0, readbackMs: 0 },
+  };
+  if (gpu?.caps.timestampQuery && ids.length > 1) {
+    const timer = new PassTimer(gpu.device);
+    const timed = ids.slice(0, Math.ceil(ids.length / 2));
+    model.profile = { kind: 'timestamps', timer, each: true };
+    try {
+      let total = 0;
+      for (const id of timed) {
+        await model.forward([id], 'token');
+        for (const p of await timer.read()) {
+          const fam = kernelFamily(p.label);
+          profile.gpuMsByFamily[fam] = (profile.gpuMsByFamily[fam] ?? 0) + p.ms / timed.length;
+          total += p.ms / timed.length;
+        }
+      }
+      profile.gpuMsPerStep = total;
+    } finally {
+      model.profile = null;
+      timer.destroy();
+    }
+    ids = ids.slice(timed.length);
+  }
+  for (const id of ids) {
+    await model.forward([id], 'token');
+    const t = model.lastStepTimes;
+    profile.host.encodeMs += t.encodeMs / ids.length;
+    profile.host.submitMs += t.submitMs / ids.length;
+    profile.host.waitMs += t.waitMs / ids.length;
+    profile.host.readbackMs += t.readbackMs / ids.length;
+  }
+  return profile;
+}
+
 /** Measure prefill and decode speed at each context length. The cache is reset before and after. */
-export async function measureSpeed(model: LlamaModel, contexts: number[], decodeTokens: number): Promise<SpeedRow[]> {
+export async function measureSpeed(model: LlamaModel, contexts: number[], decodeTokens: number, gpu: GpuContext | null = null): Promise<SpeedRow[]> {
   const rows: SpeedRow[] = [];
   const vocab = model.config.vocabSize;
   // Warm-up: compile every pipeline the measured steps use.
@@ -61,9 +110,12 @@ export async function measureSpeed(model: LlamaModel, contexts: number[], decode
     await prefill(model, ids, true);
     const prefillMs = now() - t0;
 
+    // Profile steps first (they also append), then the timed decode steps that end at the context.
     const steps = Math.min(decodeTokens, context - 1);
+    const profiled = Math.min(8, context - steps - 1);
     model.kv.reset();
-    await prefill(model, ids.slice(0, context - steps), true);
+    await prefill(model, ids.slice(0, context - steps - profiled), true);
+    const profile = await profileDecode(model, gpu, ids.slice(context - steps - profiled, context - steps));
     const t1 = now();
     for (let i = context - steps; i < context; i++) await model.forward([ids[i]], 'token');
     const decodeMs = now() - t1;
@@ -74,6 +126,8 @@ export async function measureSpeed(model: LlamaModel, contexts: number[], decode
       decodeTokens: steps,
       prefillTokensPerSecond: (context * 1000) / prefillMs,
       decodeTokensPerSecond: (steps * 1000) / decodeMs,
+      ...profile,
+      bytesPerStep: { weights: model.weights.decodeBytesPerStep, kv: model.kv.bytesReadPerStep() },
     });
   }
   model.kv.reset();

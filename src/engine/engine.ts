@@ -292,7 +292,7 @@ export class Engine implements EngineApi {
     this.busy = 'generate';
     try {
       loaded.history.length = 0;
-      return await measureSpeed(loaded.model, contexts, decodeTokens);
+      return await measureSpeed(loaded.model, contexts, decodeTokens, this.gpu);
     } finally {
       this.busy = null;
     }

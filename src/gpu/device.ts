@@ -13,6 +13,8 @@ export interface GpuCaps {
   f16: boolean;
   subgroups: boolean;
   timestampQuery: boolean;
+  /** A CPU implementation (SwiftShader, lavapipe/llvmpipe, a fallback adapter): kernels avoid barriers there. */
+  softwareAdapter: boolean;
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
   maxComputeWorkgroupStorageSize: number;
@@ -26,6 +28,11 @@ export interface DeviceOptions {
   allowF16?: boolean;
   /** Allow subgroup operations when the adapter has them (default true). */
   allowSubgroups?: boolean;
+  /**
+   * Kernel schedules: 'auto' (default) picks the barrier-free ones on CPU adapters and the cooperative ones
+   * elsewhere; 'software' / 'hardware' force one (tests run both on any adapter).
+   */
+  schedule?: 'auto' | 'software' | 'hardware';
   /** Called once if the device is lost without us destroying it. */
   onLost?: (error: DeviceLostError) => void;
 }
@@ -84,6 +91,14 @@ function describe(adapter: GPUAdapter): string {
   return parts.length ? parts.join(' / ') : 'unknown adapter';
 }
 
+/** True for CPU implementations of WebGPU, which run a workgroup's invocations as a few SIMD threads. */
+export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
+  const info = adapter.info as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+  if (!info) return false;
+  if (info.isFallbackAdapter) return true;
+  return /swiftshader|llvmpipe|lavapipe|software|cpu/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
+}
+
 /** Request an adapter and a device with the adapter's real buffer limits and the features we use. */
 export async function acquireDevice(gpuEntry?: GPU, options: DeviceOptions = {}): Promise<GpuContext> {
   const gpu = getGpu(gpuEntry);
@@ -119,6 +134,7 @@ export async function acquireDevice(gpuEntry?: GPU, options: DeviceOptions = {})
     f16,
     subgroups,
     timestampQuery,
+    softwareAdapter: options.schedule === 'software' || (options.schedule !== 'hardware' && isSoftwareAdapter(adapter)),
     maxBufferSize,
     maxStorageBufferBindingSize,
     maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,

@@ -33,12 +33,13 @@ export interface PlanSection {
 /**
  * How a step is encoded when it is profiled (benchmarks only; a plain step is one compute pass):
  * - 'timestamps': every entry inside a section gets its own pass and the runs between sections one pass
- *   each, all with timestamp writes of `timer`;
+ *   each, all with timestamp writes of `timer`; with `each`, every entry gets its own pass (the per-kernel
+ *   profile of `npm run bench`);
  * - 'repeat': dispatches inside sections whose label starts with `labelPrefix` are encoded `times` times
  *   (only for read-only kernels such as attention, whose repeats rewrite the same output), so their cost
  *   can be measured from the CPU without timestamp-query.
  */
-export type StepProfile = { kind: 'timestamps'; timer: PassTimer } | { kind: 'repeat'; labelPrefix: string; times: number };
+export type StepProfile = { kind: 'timestamps'; timer: PassTimer; each?: boolean } | { kind: 'repeat'; labelPrefix: string; times: number };
 
 /** Everything a kernel needs to record a dispatch into a plan. */
 export class Recorder {
@@ -102,6 +103,11 @@ export class Plan {
     return this.entries.length;
   }
 
+  /** Compute dispatches one replay of this plan issues. */
+  get dispatches(): number {
+    return this.entries.length;
+  }
+
   /** Encode every entry into one compute pass. */
   encode(pass: GPUComputePassEncoder): void {
     for (const e of this.entries) encodeEntry(pass, e);
@@ -109,7 +115,7 @@ export class Plan {
 
   /** Encode the step into `encoder`: one compute pass, or the passes of a profile (see StepProfile). */
   encodeStep(encoder: GPUCommandEncoder, profile: StepProfile | null = null): void {
-    if (profile?.kind === 'timestamps') return this.encodeTimed(encoder, profile.timer);
+    if (profile?.kind === 'timestamps') return this.encodeTimed(encoder, profile.timer, profile.each ?? false);
     const pass = encoder.beginComputePass({ label: 'forward' });
     if (!profile) this.encode(pass);
     else {
@@ -126,12 +132,13 @@ export class Plan {
   }
 
   /** One pass per entry inside sections and per run of entries between them, each with timestamp writes. */
-  private encodeTimed(encoder: GPUCommandEncoder, timer: PassTimer): void {
+  private encodeTimed(encoder: GPUCommandEncoder, timer: PassTimer, each: boolean): void {
     const passes: Array<{ label: string; section: string | null; entries: PlanEntry[] }> = [];
     this.entries.forEach((e, i) => {
       const section = this.sectionOf(i);
       const last = passes[passes.length - 1];
-      if (!section && last && last.section === null) last.entries.push(e);
+      if (each) passes.push({ label: typeof e === 'function' ? 'dynamic' : e.label, section: section?.name ?? null, entries: [e] });
+      else if (!section && last && last.section === null) last.entries.push(e);
       else passes.push({ label: section ? (typeof e === 'function' ? 'dynamic' : e.label) : 'between', section: section?.name ?? null, entries: [e] });
     });
     timer.beginStep(passes.length);

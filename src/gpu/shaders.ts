@@ -2,18 +2,19 @@
  * Every WGSL file, imported as text by Vite (`?raw`), under the name pipelines are keyed by.
  */
 import argmax from '../../shaders/argmax.wgsl?raw';
+import attentionCombine from '../../shaders/attention_combine.wgsl?raw';
 import attentionFull from '../../shaders/attention_full.wgsl?raw';
 import attentionMerged from '../../shaders/attention_merged.wgsl?raw';
 import attentionQuant from '../../shaders/attention_quant.wgsl?raw';
 import attentionZip from '../../shaders/attention_zip.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
+import gemv from '../../shaders/gemv.wgsl?raw';
 import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
 import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
 import kvZipAppend from '../../shaders/kv_zip_append.wgsl?raw';
 import attentionCommon from '../../shaders/lib/attention_common.wgsl?raw';
-import attentionCore from '../../shaders/lib/attention_core.wgsl?raw';
 import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
@@ -23,23 +24,27 @@ import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
+import qkvSplit from '../../shaders/qkv_split.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
 
 /** Kernel files, one kernel family each. */
 export const SHADERS = {
   argmax,
+  attention_combine: attentionCombine,
   attention_full: attentionFull,
   attention_merged: attentionMerged,
   attention_quant: attentionQuant,
   attention_zip: attentionZip,
   elementwise,
   embed,
+  gemv,
   kv_full_append: kvFullAppend,
   kv_merge: kvMerge,
   kv_quant_append: kvQuantAppend,
   kv_zip_append: kvZipAppend,
   matmul,
+  qkv_split: qkvSplit,
   rmsnorm,
   rope,
 } as const;
@@ -47,7 +52,6 @@ export const SHADERS = {
 /** Library files for `#include NAME`. */
 export const SHADER_LIBRARIES: Record<string, string> = {
   attention_common: attentionCommon,
-  attention_core: attentionCore,
   attention_rows: attentionRows,
   f16,
   kv_quant: kvQuant,

@@ -1,41 +1,193 @@
 /**
- * y[T, N] = x[T, K] · Wᵀ (+ b): GEMV for decode steps, a tiled matmul for prefill chunks (shaders/matmul.wgsl).
+ * y[T, N] = x[T, K] · Wᵀ (+ b): a fused GEMV for decode steps (shaders/gemv.wgsl), a tiled matmul for
+ * prefill chunks (shaders/matmul.wgsl). The decode GEMV also takes the RMSNorm before it, several weights
+ * side by side (q, k, v), the SwiGLU after gate/up and the residual add; prefill runs those as their own
+ * kernels around the tiled matmul.
  */
+import { f32 } from '../gpu/uniforms';
 import type { Recorder } from '../gpu/plan';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
+import { rmsNorm } from './norm';
+import { swiglu } from './pointwise';
 
-/** Record y = x·Wᵀ (+ bias) for `tokens` rows of x. */
+/** Where the output goes and what is added to it. */
+export interface LinearEpilogue {
+  /** y += x·Wᵀ instead of y = x·Wᵀ (a residual connection). */
+  residual?: boolean;
+  /** First output column written (default 0): several weights can fill one row side by side. */
+  colStart?: number;
+  /** Columns of a row of y (default: W's rows). */
+  nTotal?: number;
+}
+
+/** An input row set that is RMS-normalized before the product: y = (rmsnorm(x) ⊙ gain)·Wᵀ. */
+export interface NormedInput {
+  x: GPUBuffer /* f32 [*, K] */;
+  gain: WeightMatrix /* [1, K] */;
+  eps: number;
+  /** f32 [T, K]: the normed rows, for steps that run the norm as its own kernel (prefill). */
+  scratch: GPUBuffer;
+  /** First row of x read (default 0): the final norm reads only the last row of a chunk. */
+  row?: number;
+}
+
+/** Decode GEMV schedule for this adapter: one row per invocation on CPU adapters, cooperative elsewhere. */
+function gemvEntry(rec: Recorder): 'gemv_rows' | 'gemv_coop' {
+  return rec.caps.softwareAdapter ? 'gemv_rows' : 'gemv_coop';
+}
+
+/** Rows per workgroup of gemv_coop. */
+const COOP_ROWS = 4;
+
+function usesGemv(tokens: number, weights: WeightMatrix[]): boolean {
+  return tokens <= 2 && weights.every((w) => w.cols % 4 === 0);
+}
+
+interface GemvCall {
+  x: GPUBuffer;
+  xRow: number;
+  norm?: { gain: WeightMatrix; eps: number };
+  /** One entry per segment: [buffer, rows]. */
+  segments: Array<[GPUBuffer, number]>;
+  k: number;
+  swiglu: boolean;
+  bias?: WeightMatrix;
+  y: GPUBuffer;
+  colStart: number;
+  nTotal: number;
+  residual: boolean;
+  label: string;
+}
+
+function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
+  const entry = gemvEntry(rec);
+  const pipeline = rec.pipelines.get({
+    shader: 'gemv',
+    entry,
+    variant: rec.variant,
+    overrides: { HAS_BIAS: Boolean(c.bias), HAS_NORM: Boolean(c.norm), RESIDUAL: c.residual, SWIGLU: c.swiglu, ROWS: COOP_ROWS },
+  });
+  const rows = c.segments.map(([, n]) => n);
+  const outRows = c.swiglu ? rows[0] : rows.reduce((a, b) => a + b, 0);
+  const params = rec.uniforms.alloc([tokens, c.k, rows[0], rows[1] ?? 0, rows[2] ?? 0, c.colStart, c.nTotal, c.xRow, f32(c.norm?.eps ?? 0), 0, 0, 0]);
+  const groups = Math.ceil(outRows / (entry === 'gemv_rows' ? 64 : COOP_ROWS));
+  const max = rec.caps.maxComputeWorkgroupsPerDimension;
+  const w0 = c.segments[0][0];
+  rec.dispatch(
+    c.label,
+    pipeline,
+    {
+      0: params,
+      1: c.x,
+      2: w0,
+      3: c.bias ? vectorBuffer(c.bias) : w0,
+      4: c.y,
+      5: c.segments[1]?.[0] ?? w0,
+      6: c.segments[2]?.[0] ?? w0,
+      7: c.norm ? vectorBuffer(c.norm.gain) : w0,
+    },
+    [Math.min(groups, max), tokens, Math.ceil(groups / max)],
+  );
+}
+
+/** Record y = x·Wᵀ (+ bias) for `tokens` rows of x; `epilogue` adds it to y or places it among other columns. */
 export function linear(
   rec: Recorder,
   x: GPUBuffer /* f32 [T, K] */,
   w: WeightMatrix /* [N, K] */,
-  y: GPUBuffer /* f32 [T, N] */,
+  y: GPUBuffer /* f32 [T, nTotal] */,
   tokens: number,
-  bias?: WeightMatrix /* [1, N] */,
+  bias?: WeightMatrix /* [1, nTotal] */,
+  epilogue: LinearEpilogue = {},
+  xRow = 0,
 ): void {
-  const useGemv = tokens <= 2 && w.cols % 4 === 0;
-  const pipeline = rec.pipelines.get({
-    shader: 'matmul',
-    entry: useGemv ? 'gemv' : 'tiled',
-    variant: rec.variant,
-    overrides: { HAS_BIAS: Boolean(bias) },
-  });
-  const max = rec.caps.maxComputeWorkgroupsPerDimension;
-  for (const part of w.parts) {
-    const params = rec.uniforms.alloc([tokens, w.cols, part.rows, part.rowStart, w.rows]);
-    let workgroups: [number, number, number];
-    if (useGemv) {
-      const blocks = Math.ceil(part.rows / 4);
-      // The shader maps (x, z) to a block linearly; surplus blocks in the last z row store nothing.
-      workgroups = [Math.min(blocks, max), tokens, Math.ceil(blocks / max)];
-    } else {
-      workgroups = [Math.ceil(part.rows / 32), Math.ceil(tokens / 32), 1];
+  const colStart = epilogue.colStart ?? 0;
+  const nTotal = epilogue.nTotal ?? w.rows;
+  const residual = epilogue.residual ?? false;
+  if (usesGemv(tokens, [w])) {
+    for (const part of w.parts) {
+      recordGemv(rec, tokens, {
+        x, xRow, segments: [[part.buffer, part.rows]], k: w.cols, swiglu: false, bias, y,
+        colStart: colStart + part.rowStart, nTotal, residual, label: `linear ${w.name}`,
+      });
     }
+    return;
+  }
+  if (xRow !== 0) throw new RangeError('linear: the tiled matmul reads x from row 0');
+  const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: rec.variant, overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
+  for (const part of w.parts) {
+    const params = rec.uniforms.alloc([tokens, w.cols, part.rows, colStart + part.rowStart, nTotal]);
     rec.dispatch(
       `linear ${w.name}`,
       pipeline,
       { 0: params, 1: x, 2: part.buffer, 3: bias ? vectorBuffer(bias) : part.buffer, 4: y },
-      workgroups,
+      [Math.ceil(part.rows / 32), Math.ceil(tokens / 32), 1],
     );
   }
+}
+
+/** A decode step fuses the norm and every weight into one GEMV when each weight is one buffer. */
+function fusable(tokens: number, weights: WeightMatrix[]): boolean {
+  return usesGemv(tokens, weights) && (weights.length === 1 || weights.every((w) => w.parts.length === 1));
+}
+
+/**
+ * y[:, Σ previous rows + r] = (rmsnorm(x) ⊙ gain) · W_sᵀ (+ bias) for weights W_0..W_{n-1} (at most 3) side
+ * by side in y's rows: q, k and v of one layer, or the LM head alone. One dispatch in decode steps.
+ */
+export function normedProjection(
+  rec: Recorder,
+  input: NormedInput,
+  weights: WeightMatrix[],
+  y: GPUBuffer /* f32 [T, Σ rows] */,
+  tokens: number,
+  bias?: WeightMatrix /* [1, Σ rows] */,
+): void {
+  const nTotal = weights.reduce((n, w) => n + w.rows, 0);
+  const xRow = input.row ?? 0;
+  if (weights.length > 3) throw new RangeError('normedProjection: at most 3 weights');
+  if (fusable(tokens, weights)) {
+    const norm = { gain: input.gain, eps: input.eps };
+    const label = `linear ${weights.map((w) => w.name).join('+')}`;
+    if (weights.length === 1) {
+      for (const part of weights[0].parts) {
+        recordGemv(rec, tokens, { x: input.x, xRow, norm, segments: [[part.buffer, part.rows]], k: weights[0].cols, swiglu: false, bias, y, colStart: part.rowStart, nTotal, residual: false, label });
+      }
+    } else {
+      const segments = weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]);
+      recordGemv(rec, tokens, { x: input.x, xRow, norm, segments, k: weights[0].cols, swiglu: false, bias, y, colStart: 0, nTotal, residual: false, label });
+    }
+    return;
+  }
+  rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, xRow);
+  let colStart = 0;
+  for (const w of weights) {
+    linear(rec, input.scratch, w, y, tokens, bias, { colStart, nTotal });
+    colStart += w.rows;
+  }
+}
+
+/**
+ * out = silu(h·Wgᵀ) ⊙ (h·Wuᵀ) with h = rmsnorm(x) ⊙ gain: the gated MLP's first half. One dispatch in decode
+ * steps; prefill writes the up projection to `upScratch` (f32 [T, F]) and applies SwiGLU after.
+ */
+export function gatedProjection(
+  rec: Recorder,
+  input: NormedInput,
+  gate: WeightMatrix /* [F, K] */,
+  up: WeightMatrix /* [F, K] */,
+  out: GPUBuffer /* f32 [T, F] */,
+  tokens: number,
+  upScratch: GPUBuffer /* f32 [T, F] */,
+): void {
+  if (fusable(tokens, [gate, up]) && gate.parts.length === 1) {
+    const segments: Array<[GPUBuffer, number]> = [[gate.parts[0].buffer, gate.rows], [up.parts[0].buffer, up.rows]];
+    const norm = { gain: input.gain, eps: input.eps };
+    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm, segments, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
+    return;
+  }
+  rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, input.row ?? 0);
+  linear(rec, input.scratch, gate, out, tokens);
+  linear(rec, input.scratch, up, upScratch, tokens);
+  swiglu(rec, out, upScratch, tokens * gate.rows);
 }

@@ -2,7 +2,8 @@
  * Embedding gather, RoPE, residual add, SwiGLU and argmax: the kernels that are one pass over their data.
  */
 import { flatDispatch, type Recorder } from '../gpu/plan';
-import type { WeightMatrix } from '../gpu/tensor';
+import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
+import { f32 } from '../gpu/uniforms';
 
 /** out[t] = table[ids[t]] for `tokens` ids; one dispatch per table part. */
 export function embed(rec: Recorder, ids: GPUBuffer /* u32 [T] */, table: WeightMatrix /* [V, D] */, out: GPUBuffer /* f32 [T, D] */, tokens: number): void {
@@ -19,6 +20,40 @@ export function rope(rec: Recorder, x: GPUBuffer, invFreq: GPUBuffer /* f32 [hea
   const params = rec.uniforms.alloc([tokens, heads, headDim, 0]);
   const { workgroups } = flatDispatch(Math.ceil((tokens * heads * headDim) / 2 / 64), rec.caps.maxComputeWorkgroupsPerDimension);
   rec.dispatch('rope', pipeline, { 0: params, 1: rec.step.buffer, 2: invFreq, 3: x }, workgroups);
+}
+
+/** Heads of one step: query heads, KV heads, head size. */
+export interface HeadShape {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Split the fused projection qkv: f32 [T, (H + 2Hk)·d] into q, k, v; per-head RMSNorm of q and k when
+ * gains are given (Qwen3), then RoPE on q and k at positions pos0 + t. One dispatch.
+ */
+export function splitQkvRope(
+  rec: Recorder,
+  qkv: GPUBuffer,
+  out: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
+  invFreq: GPUBuffer /* f32 [headDim / 2] */,
+  tokens: number,
+  shape: HeadShape,
+  qkNorm?: { q: WeightMatrix; k: WeightMatrix; eps: number },
+): void {
+  const pipeline = rec.pipelines.get({ shader: 'qkv_split', variant: rec.variant, overrides: { QK_NORM: Boolean(qkNorm) } });
+  const params = rec.uniforms.alloc([tokens, shape.heads, shape.kvHeads, shape.headDim, f32(qkNorm?.eps ?? 0), 0, 0, 0]);
+  const slots = tokens * (shape.heads + 2 * shape.kvHeads);
+  rec.dispatch(
+    'qkv_split_rope',
+    pipeline,
+    {
+      0: params, 1: rec.step.buffer, 2: invFreq, 3: qkv, 4: out.q, 5: out.k, 6: out.v,
+      7: qkNorm ? vectorBuffer(qkNorm.q) : invFreq, 8: qkNorm ? vectorBuffer(qkNorm.k) : invFreq,
+    },
+    [Math.ceil(slots / 64), 1, 1],
+  );
 }
 
 function elementwise(rec: Recorder, entry: 'add_inplace' | 'swiglu', x: GPUBuffer, y: GPUBuffer, n: number): void {

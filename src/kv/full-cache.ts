@@ -6,7 +6,7 @@
 import { f32 } from '../gpu/uniforms';
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { KvLayerStats } from '../worker/api';
-import { GrowingKvCache } from './growing-cache';
+import { GrowingKvCache, recordRowAttention } from './growing-cache';
 import type { AttentionIO, KvShape } from './types';
 
 /** Options for the full-precision layout. */
@@ -76,9 +76,11 @@ export class FullKvCache extends GrowingKvCache {
       { 0: rec.uniforms.alloc([rowElems, groupsPerRow * 64, 0, 0]), 1: rec.step.buffer, 2: io.k, 3: io.v, 4: k, 5: v },
       workgroups,
     );
-    const attend = rec.pipelines.get({ shader: 'attention_full', variant: rec.variant });
     const params = rec.uniforms.alloc([io.tokens, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
-    rec.dispatch(`attention_full L${layer}`, attend, { 0: params, 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out }, [numHeads, io.tokens, 1]);
+    recordRowAttention(rec, {
+      label: `attention_full L${layer}`, shader: 'attention_full', variant: rec.variant, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: true,
+      bindings: { 0: params, 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out },
+    });
   }
 
   override truncate(tokens: number): boolean {

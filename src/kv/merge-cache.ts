@@ -12,7 +12,7 @@ import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
 import { quantParamsFields } from './quant-cache';
-import { GrowingKvCache } from './growing-cache';
+import { GrowingKvCache, recordRowAttention } from './growing-cache';
 import type { AttentionIO, KvCache, KvShape } from './types';
 
 /** Parameters of a merged layout. */
@@ -168,12 +168,11 @@ export class MergedKvCache extends GrowingKvCache {
     rec.dispatch(`ring_write L${layer}`, write, { 0: mpWrite, 1: rec.step.buffer, 2: io.k, 3: io.v, 4: pair.ring }, rows.workgroups);
 
     const mp = this.mergeParams(rec, slot);
-    const attend = rec.pipelines.get({ shader: 'attention_merged', variant });
     const params = rec.uniforms.alloc([T, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
     const qp = f ? rec.uniforms.alloc(quantParamsFields(f, this.capacity, this.ringSlots)) : null;
     const bindings: Record<number, Binding> = { 0: params, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: mp, 5: pair.ring, 6: pair.meta, 7: pair.retained, 8: pair.dirs };
     if (qp && pair.scales) Object.assign(bindings, { 9: qp, 10: pair.scales });
-    rec.dispatch(`attention_merged L${layer}`, attend, bindings, [numHeads, T, 1]);
+    recordRowAttention(rec, { label: `attention_merged L${layer}`, shader: 'attention_merged', variant, bindings, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: true });
     if (slot === 0) return;
 
     // After the pair's second layer: merge every completed R block, pick its retained tokens, quantize directions.

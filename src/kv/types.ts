@@ -24,6 +24,8 @@ export interface AttentionIO {
   k: GPUBuffer /* f32 [T, kvHeads, headDim], after RoPE: this step's fresh keys */;
   v: GPUBuffer /* f32 [T, kvHeads, headDim]: this step's fresh values */;
   out: GPUBuffer /* f32 [T, heads, headDim] */;
+  /** f32 [SPLIT_MAX_TOKENS, heads, MAX_SPLITS, 2 + headDim]: split-K partial results of decode steps. */
+  partials: GPUBuffer;
   tokens: number;
 }
 
@@ -49,6 +51,8 @@ export interface KvCache {
   layerStats(): KvLayerStats[];
   /** Bytes an fp16 cache holding the same tokens would take: 2 × L × Hk × d × T × 2. */
   fp16EquivalentBytes(): number;
+  /** Bytes one decode step's attention reads: the stored share of every buffer (allocated bytes × held / capacity). */
+  bytesReadPerStep(): number;
   /** Every GPU buffer the cache owns, with its real size: the ground truth layerStats must add up to. */
   bufferSizes(): Array<{ label: string; bytes: number }>;
   /** Free every buffer. Safe to call twice. */

@@ -14,7 +14,7 @@ import { flatDispatch, type Binding, type Recorder } from '../gpu/plan';
 import { f32 } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
-import { GrowingKvCache } from './growing-cache';
+import { GrowingKvCache, recordRowAttention } from './growing-cache';
 import type { AttentionIO, KvShape } from './types';
 import { zipSaliencyWords, zipScratchWords, type ZipFormat } from './zip-format';
 
@@ -104,13 +104,10 @@ export class ZipKvCache extends GrowingKvCache {
     const scratch = this.scratch as GPUBuffer;
     const zp = rec.uniforms.alloc(zipParamsFields(f, numHeads, this.maxStep));
     const attnParams = rec.uniforms.alloc([T, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
-    const attend = rec.pipelines.get({ shader: 'attention_zip', variant: rec.variant });
-    rec.dispatch(
-      `attention_${this.mode} L${layer}`,
-      attend,
-      { 0: zp, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch, 10: attnParams },
-      [numHeads, T, 1],
-    );
+    recordRowAttention(rec, {
+      label: `attention_${this.mode} L${layer}`, shader: 'attention_zip', variant: rec.variant, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: false,
+      bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch, 10: attnParams },
+    });
     // After attention: score, then freeze the blocks this step completes (at most ⌊(R − 1 + T)/R⌋).
     const R = f.residual;
     const blocks = Math.floor((R - 1 + T) / R);

@@ -4,6 +4,7 @@
  */
 import { BufferGroup, Usage } from '../gpu/buffers';
 import type { ModelConfig } from './config';
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../kv/growing-cache';
 
 /** Which logits a step computes. */
 export type LogitsMode = 'none' | 'last' | 'all';
@@ -14,10 +15,12 @@ export class Activations {
   readonly ids: GPUBuffer /* u32 [maxTokens] */;
   readonly x: GPUBuffer /* f32 [maxTokens, hidden]: the residual stream */;
   readonly h: GPUBuffer /* f32 [maxTokens, hidden]: normed input / block output */;
+  readonly qkv: GPUBuffer /* f32 [maxTokens, (heads + 2 · kvHeads) · headDim]: the fused projection */;
   readonly q: GPUBuffer /* f32 [maxTokens, heads, headDim] */;
   readonly k: GPUBuffer /* f32 [maxTokens, kvHeads, headDim] */;
   readonly v: GPUBuffer /* f32 [maxTokens, kvHeads, headDim] */;
   readonly attn: GPUBuffer /* f32 [maxTokens, heads, headDim] */;
+  readonly partials: GPUBuffer /* f32 [SPLIT_MAX_TOKENS, heads, MAX_SPLITS, 2 + headDim]: split-K attention */;
   readonly gate: GPUBuffer /* f32 [maxTokens, intermediate] */;
   readonly up: GPUBuffer /* f32 [maxTokens, intermediate] */;
   readonly logits: GPUBuffer /* f32 [logitRows, vocab] */;
@@ -37,10 +40,12 @@ export class Activations {
     this.ids = this.owner.create('ids', maxTokens * 4);
     this.x = this.owner.create('x', maxTokens * hiddenSize * f);
     this.h = this.owner.create('h', maxTokens * hiddenSize * f);
+    this.qkv = this.owner.create('qkv', maxTokens * (numHeads + 2 * numKvHeads) * headDim * f);
     this.q = this.owner.create('q', maxTokens * numHeads * headDim * f);
     this.k = this.owner.create('k', maxTokens * numKvHeads * headDim * f);
     this.v = this.owner.create('v', maxTokens * numKvHeads * headDim * f);
     this.attn = this.owner.create('attn', maxTokens * numHeads * headDim * f);
+    this.partials = this.owner.create('attn-partials', SPLIT_MAX_TOKENS * numHeads * MAX_SPLITS * (2 + headDim) * f);
     this.gate = this.owner.create('gate', maxTokens * intermediateSize * f);
     this.up = this.owner.create('up', maxTokens * intermediateSize * f);
     this.logits = this.owner.create('logits', logitRows * vocabSize * f);

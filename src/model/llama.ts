@@ -8,9 +8,9 @@ import type { PipelineCache } from '../gpu/pipelines';
 import { Plan, Recorder, type StepProfile } from '../gpu/plan';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { StepUniform } from '../gpu/uniforms';
-import { linear } from '../kernels/linear';
-import { rmsNorm, rmsNormInPlace } from '../kernels/norm';
-import { addInPlace, argmax, embed, rope, swiglu } from '../kernels/pointwise';
+import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
+import { gatedProjection, linear, normedProjection } from '../kernels/linear';
+import { argmax, embed, splitQkvRope } from '../kernels/pointwise';
 import type { KvCache } from '../kv/types';
 import { Activations, type LogitsMode } from './activations';
 import type { ModelConfig } from './config';
@@ -29,15 +29,47 @@ export interface StepOutput {
   logits?: Float32Array;
 }
 
+/** The vectors [b0; b1; b2] in one new buffer owned by `owner` (copied on the GPU), or undefined without biases. */
+function concatBiases(device: GPUDevice, owner: BufferGroup, name: string, biases: Array<WeightMatrix | undefined>): WeightMatrix | undefined {
+  if (biases.every((b) => !b)) return undefined;
+  if (!biases.every((b): b is WeightMatrix => Boolean(b))) throw new Error(`${name}: q, k and v biases must all be present`);
+  const dtype = biases[0].dtype;
+  const bytes = dtype === 'f16' ? 2 : 4;
+  const cols = biases.reduce((n, b) => n + b.cols, 0);
+  const buffer = owner.create(name, cols * bytes);
+  const encoder = device.createCommandEncoder({ label: name });
+  let offset = 0;
+  for (const b of biases) {
+    const size = b.cols * bytes;
+    if (size % 4 !== 0 || offset % 4 !== 0) throw new Error(`${name}: bias of ${b.cols} ${dtype} values is not a whole number of words`);
+    encoder.copyBufferToBuffer(vectorBuffer(b), 0, buffer, offset, size);
+    offset += size;
+  }
+  device.queue.submit([encoder.finish()]);
+  return { name, rows: 1, cols, dtype, parts: [{ buffer, rowStart: 0, rows: 1 }] };
+}
+
+/** Host-side milliseconds of the last step: recording/encoding, submit, waiting for the GPU, copying the result. */
+export interface StepHostTimes {
+  encodeMs: number;
+  submitMs: number;
+  waitMs: number;
+  readbackMs: number;
+}
+
 /** A loaded model bound to a device, a KV cache and its scratch space. */
 export class LlamaModel {
   private readonly act: Activations;
   private readonly step: StepUniform;
   private readonly fixed: BufferGroup;
   private readonly invFreq: GPUBuffer /* f32 [headDim / 2] */;
+  /** Per layer: [bq; bk; bv] in one buffer for the fused projection (Qwen2), or undefined. */
+  private readonly qkvBias: Array<WeightMatrix | undefined>;
   private readonly plans = new Map<string, Plan>();
   /** Benchmarks only: how the next steps are profiled (timestamps or repeated attention); null normally. */
   profile: StepProfile | null = null;
+  /** Where the host time of the last step went (benchmarks read it after each step). */
+  readonly lastStepTimes: StepHostTimes = { encodeMs: 0, submitMs: 0, waitMs: 0, readbackMs: 0 };
 
   constructor(
     private readonly gpu: GpuContext,
@@ -55,6 +87,7 @@ export class LlamaModel {
     this.fixed = new BufferGroup(gpu.device, 'model-constants');
     this.step = new StepUniform(gpu.device, this.fixed);
     this.invFreq = this.fixed.upload('rope.inv_freq', ropeInverseFrequencies(config));
+    this.qkvBias = weights.layers.map((layer, l) => concatBiases(gpu.device, this.fixed, `L${l}.qkv_bias`, [layer.bq, layer.bk, layer.bv]));
   }
 
   /** The KV cache this model reads and appends to. */
@@ -77,41 +110,29 @@ export class LlamaModel {
 
   /** Record one step of `T` tokens: embeddings → decoder layers → logits. */
   private recordForward(rec: Recorder, T: number, logits: LogitsMode): void {
-    const { numHeads: H, numKvHeads: Hk, headDim: d, hiddenSize: D, intermediateSize: F, vocabSize: V, rmsEps: eps } = this.config;
+    const { numHeads: H, numKvHeads: Hk, headDim: d, vocabSize: V, rmsEps: eps } = this.config;
     const a = this.act;
     const w = this.weights;
+    const normed = (gain: WeightMatrix, row = 0) => ({ x: a.x, gain, eps, scratch: a.h, row });
 
     embed(rec, a.ids, w.embed, a.x, T);
     w.layers.forEach((layer, l) => {
-      // h = RMSNorm(x); q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (+ biases)
-      rmsNorm(rec, a.x, layer.attnNorm, a.h, T, eps);
-      linear(rec, a.h, layer.wq, a.q, T, layer.bq);
-      linear(rec, a.h, layer.wk, a.k, T, layer.bk);
-      linear(rec, a.h, layer.wv, a.v, T, layer.bv);
-      if (layer.qNorm && layer.kNorm) {
-        rmsNormInPlace(rec, a.q, layer.qNorm, T * H, eps);
-        rmsNormInPlace(rec, a.k, layer.kNorm, T * Hk, eps);
-      }
-      rope(rec, a.q, this.invFreq, T, H, d);
-      rope(rec, a.k, this.invFreq, T, Hk, d);
+      // q|k|v = RMSNorm(x)·[Wq; Wk; Wv]ᵀ (+ biases); per-head q/k norms (Qwen3), then RoPE
+      normedProjection(rec, normed(layer.attnNorm), [layer.wq, layer.wk, layer.wv], a.qkv, T, this.qkvBias[l]);
+      const qkNorm = layer.qNorm && layer.kNorm ? { q: layer.qNorm, k: layer.kNorm, eps } : undefined;
+      splitQkvRope(rec, a.qkv, a, this.invFreq, T, { heads: H, kvHeads: Hk, headDim: d }, qkNorm);
       // attn = softmax(q·Kᵀ/√d)·V over the cache; the cache appends this step's k, v
-      rec.section('attention', () => this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, tokens: T }));
+      rec.section('attention', () => this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, partials: a.partials, tokens: T }));
       // x = x + attn·Woᵀ
-      linear(rec, a.attn, layer.wo, a.h, T);
-      addInPlace(rec, a.x, a.h, T * D);
+      linear(rec, a.attn, layer.wo, a.x, T, undefined, { residual: true });
       // x = x + (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ with h = RMSNorm(x)
-      rmsNorm(rec, a.x, layer.ffnNorm, a.h, T, eps);
-      linear(rec, a.h, layer.wGate, a.gate, T);
-      linear(rec, a.h, layer.wUp, a.up, T);
-      swiglu(rec, a.gate, a.up, T * F);
-      linear(rec, a.gate, layer.wDown, a.h, T);
-      addInPlace(rec, a.x, a.h, T * D);
+      gatedProjection(rec, normed(layer.ffnNorm), layer.wGate, layer.wUp, a.gate, T, a.up);
+      linear(rec, a.gate, layer.wDown, a.x, T, undefined, { residual: true });
     });
     if (logits === 'none') return;
     // logits = RMSNorm(x)·Wlmᵀ, for the last position only unless every row is wanted
     const rows = logits === 'all' ? T : 1;
-    rmsNorm(rec, a.x, w.finalNorm, a.h, rows, eps, T - rows);
-    linear(rec, a.h, w.lmHead, a.logits, rows);
+    normedProjection(rec, normed(w.finalNorm, T - rows), [w.lmHead], a.logits, rows);
     argmax(rec, a.logits, V, rows - 1, a.token);
   }
 
@@ -151,6 +172,8 @@ export class LlamaModel {
     if (T === 0 || T > this.maxStepTokens) throw new RangeError(`step of ${T} tokens; expected 1..${this.maxStepTokens}`);
     const mode: LogitsMode = read === 'none' ? 'none' : read === 'all-logits' ? 'all' : 'last';
     if (mode === 'all' && T > this.act.logitRows) throw new RangeError(`all-logits needs logitRows >= ${T}`);
+    const times = this.lastStepTimes;
+    const t0 = performance.now();
     const pos0 = this.kv.length;
     this.kv.reserve(pos0 + T);
     const plan = this.plan(T, mode);
@@ -164,18 +187,36 @@ export class LlamaModel {
     if (read === 'last-logits' || read === 'all-logits') {
       encoder.copyBufferToBuffer(this.act.logits, 0, this.act.logitsReadback, 0, logitBytes);
     }
-    device.queue.submit([encoder.finish()]);
+    const commands = encoder.finish();
+    const t1 = performance.now();
+    device.queue.submit([commands]);
     this.kv.commit(T);
+    const t2 = performance.now();
+    times.encodeMs = t1 - t0;
+    times.submitMs = t2 - t1;
+    times.waitMs = 0;
+    times.readbackMs = 0;
     if (read === 'none') return { nextToken: -1 };
 
     await this.act.tokenReadback.mapAsync(MAP_READ);
+    const t3 = performance.now();
     const nextToken = new Uint32Array(this.act.tokenReadback.getMappedRange())[0];
     this.act.tokenReadback.unmap();
-    if (read === 'token') return { nextToken };
+    times.waitMs = t3 - t2;
+    if (read === 'token') {
+      times.readbackMs = performance.now() - t3;
+      return { nextToken };
+    }
     await this.act.logitsReadback.mapAsync(MAP_READ, 0, logitBytes);
     const logits = new Float32Array(this.act.logitsReadback.getMappedRange(0, logitBytes).slice(0));
     this.act.logitsReadback.unmap();
+    times.readbackMs = performance.now() - t3;
     return { nextToken, logits };
+  }
+
+  /** Dispatches one step of `T` tokens issues (records the plan if needed). */
+  dispatchesPerStep(T: number, read: 'none' | 'token' = 'token'): number {
+    return this.plan(T, read === 'none' ? 'none' : 'last').dispatches;
   }
 
   /** Wait for all submitted GPU work (used by benchmarks). */

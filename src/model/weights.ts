@@ -48,6 +48,15 @@ export class ModelWeights {
     return this.owner.bytes;
   }
 
+  /** Weight bytes one decode step reads: every matrix and vector once, and one row of the embedding (all of it when tied). */
+  get decodeBytesPerStep(): number {
+    const size = (m: WeightMatrix | undefined) => (m ? m.rows * m.cols * (m.dtype === 'f16' ? 2 : 4) : 0);
+    let total = size(this.finalNorm) + size(this.lmHead);
+    if (this.lmHead !== this.embed) total += this.embed.cols * (this.embed.dtype === 'f16' ? 2 : 4);
+    for (const l of this.layers) for (const m of Object.values(l) as WeightMatrix[]) total += size(m);
+    return total;
+  }
+
   /** Free every buffer. Safe to call twice. */
   destroy(): void {
     this.owner.destroy();

@@ -5,9 +5,13 @@
  * into `<pre id="bench-result" data-status="done|error">`. DOM only; every GPU call stays in the worker.
  * Per-KV-mode section: add `&kvmodes=full,int8,...` (labels of BENCH_KV_MODES) with `&kvcontexts=512`,
  * `&kvdecode=16`, `&rounds=1`; `bench=modes` skips the plain speed rows.
+ * Generation (the peer comparison, bench/peer.ts): `/?bench=generate&prompt=Once%20upon%20a%20time&tokens=200
+ * &model=local/stories260k&hub=<base>[&dtype=f32][&warmup=16]` loads the model, optionally runs a short warm-up
+ * generation of `warmup` tokens, then one greedy plain continuation of the raw prompt (BOS + prompt ids, no chat
+ * template) through the worker's `generate`, and publishes a {@link BenchGeneratePageResult}.
  */
 import type { EngineClient } from '../worker/client';
-import type { KvModeBenchRequest, KvModeBenchResult, LoadOptions, ModelInfo, SpeedRow } from '../worker/api';
+import type { GenerateResult, KvModeBenchRequest, KvModeBenchResult, LoadOptions, ModelInfo, SpeedRow } from '../worker/api';
 import { DEFAULT_HUB_URL } from '../model/source';
 import { BENCH_KV_MODES } from '../engine/benchmark';
 
@@ -20,6 +24,20 @@ export interface BenchPageResult {
   rows: SpeedRow[];
   /** The per-KV-mode section, when `kvmodes` was given. */
   kvModes?: { request: KvModeBenchRequest; result: KvModeBenchResult; ms: number };
+  userAgent: string;
+}
+
+/** What the generation bench (`bench=generate`) reports on success. */
+export interface BenchGeneratePageResult {
+  model: string;
+  info: ModelInfo;
+  loadMs: number;
+  prompt: string;
+  maxNewTokens: number;
+  /** Tokens of the warm-up generation run before the measured one (0: none). */
+  warmupTokens: number;
+  /** The measured greedy generation (temperature 0, EOS stops it). */
+  result: GenerateResult;
   userAgent: string;
 }
 
@@ -69,6 +87,7 @@ export async function runBenchMode(root: HTMLElement, client: EngineClient, quer
     status.textContent = text;
     console.log(`[bench] ${text}`);
   };
+  if (query.get('bench') === 'generate') return runGenerateBench(result, say, client, query);
   try {
     const contexts = query.get('bench') === 'modes' ? [] : positiveInts(query.get('bench') ?? '', 'context list');
     const kvRequest = kvModeRequest(query);
@@ -99,6 +118,44 @@ export async function runBenchMode(root: HTMLElement, client: EngineClient, quer
     const e = err as Error;
     result.textContent = JSON.stringify({ error: `${e.name ?? 'Error'}: ${e.message ?? String(err)}` });
     result.dataset.status = 'error';
+    say('Failed.');
+  }
+}
+
+function publishError(result: HTMLElement, err: unknown): void {
+  const e = err as Error;
+  result.textContent = JSON.stringify({ error: `${e.name ?? 'Error'}: ${e.message ?? String(err)}` });
+  result.dataset.status = 'error';
+}
+
+/** `bench=generate`: load, warm up, one greedy plain continuation of the raw prompt; load time is not part of the speed. */
+async function runGenerateBench(result: HTMLElement, say: (text: string) => void, client: EngineClient, query: URLSearchParams): Promise<void> {
+  try {
+    const prompt = query.get('prompt') ?? 'Once upon a time';
+    const maxNewTokens = Number(query.get('tokens') ?? 200);
+    const warmupTokens = Number(query.get('warmup') ?? 0);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new Error(`Bad tokens "${query.get('tokens')}".`);
+    if (!Number.isInteger(warmupTokens) || warmupTokens < 0) throw new Error(`Bad warmup "${query.get('warmup')}".`);
+    const model = query.get('model') ?? 'local/stories260k';
+    const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
+    say(`Loading ${model} from ${baseUrl}…`);
+    const t0 = performance.now();
+    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
+    const loadMs = performance.now() - t0;
+    // A plain string is a raw continuation (tokenizer.encodeText: BOS + the prompt's ids), not a chat turn.
+    if (warmupTokens > 0) {
+      say(`Warm-up: ${warmupTokens} tokens…`);
+      await client.api.generate(prompt, { maxNewTokens: warmupTokens, temperature: 0 });
+    }
+    say(`Generating ${maxNewTokens} greedy tokens after "${prompt}" on ${info.adapter.description}…`);
+    const gen = await client.api.generate(prompt, { maxNewTokens, temperature: 0 });
+    await client.api.unload();
+    const out: BenchGeneratePageResult = { model, info, loadMs, prompt, maxNewTokens, warmupTokens, result: gen, userAgent: navigator.userAgent };
+    result.textContent = JSON.stringify(out, null, 2);
+    result.dataset.status = 'done';
+    say(`Done: ${gen.tokenIds.length} tokens at ${gen.decodeTokensPerSecond.toFixed(1)} tok/s.`);
+  } catch (err) {
+    publishError(result, err);
     say('Failed.');
   }
 }

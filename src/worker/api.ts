@@ -260,11 +260,25 @@ export interface KvModeBenchResult {
 }
 
 /** One measured context length of a speed benchmark. */
-export interface SpeedRow {
+export interface SpeedRow extends Partial<DecodeProfile> {
   context: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   prefillMs: number;
   decodeMs: number;
   decodeTokens: number;
+  /** Bytes one decode step reads: every weight it multiplies by (one embedding row) and the KV cache's stored tokens. */
+  bytesPerStep?: { weights: number; kv: number };
+}
+
+/** Where a decode step's time goes (`npm run bench`). */
+export interface DecodeProfile {
+  /** Compute dispatches of one decode step. */
+  dispatchesPerStep: number;
+  /** GPU milliseconds per step by kernel family (timestamp-query, one timed pass per dispatch); empty without the feature. */
+  gpuMsByFamily: Record<string, number>;
+  /** Their sum; NaN without timestamp-query. */
+  gpuMsPerStep: number;
+  /** Host milliseconds per plain step: encode (plan replay), submit, wait for the token, read it. */
+  host: { encodeMs: number; submitMs: number; waitMs: number; readbackMs: number };
 }

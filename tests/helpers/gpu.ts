@@ -2,6 +2,7 @@
  * WebGPU in Node through Dawn (`webgpu` package), for kernel and model tests. VK_ICD_FILENAMES selects
  * lavapipe or SwiftShader (scripts/with-lavapipe.sh).
  */
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../../src/kv/growing-cache';
 import { afterAll, beforeAll } from 'vitest';
 import { create, globals } from 'webgpu';
 import { BufferGroup, Usage } from '../../src/gpu/buffers';
@@ -58,11 +59,11 @@ export async function kernelHarness(options: DeviceOptions = {}): Promise<Kernel
     buffers,
     step,
     async run(variant, record, pos0 = 0, tokens = 1) {
+      device.pushErrorScope('validation');
       const rec = new Recorder(device, pipelines, gpu.caps, variant, step, new BufferGroup(device, 'plan'));
       record(rec);
       const plan = rec.finish(tokens);
       step.write(pos0, tokens);
-      device.pushErrorScope('validation');
       const enc = device.createCommandEncoder();
       const pass = enc.beginComputePass();
       plan.encode(pass);
@@ -93,6 +94,11 @@ export function useKernelHarness(options: DeviceOptions = {}): KernelHarness {
   });
   afterAll(() => h.destroy?.());
   return h;
+}
+
+/** Scratch for split-K decode attention (AttentionIO.partials) of a layer with `heads` query heads of size `headDim`. */
+export function attentionPartials(h: KernelHarness, heads: number, headDim: number): GPUBuffer {
+  return h.empty(SPLIT_MAX_TOKENS * heads * MAX_SPLITS * (2 + headDim) * 4);
 }
 
 /** Deterministic pseudo-random numbers in [-scale, scale). */

@@ -1,10 +1,10 @@
-// FullKvCache attention + KV append (shaders/attention_full, lib/attention_core, kv_full_append.wgsl) against the CPU reference.
+// FullKvCache attention + KV append (shaders/attention_full, lib/attention_rows, kv_full_append.wgsl), in both schedules, against the CPU reference.
 import { describe, expect, it } from 'vitest';
 import { FullKvCache } from '../../src/kv/full-cache';
 import { flatDispatch } from '../../src/gpu/plan';
 import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
-import { useKernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
+import { attentionPartials, useKernelHarness, randomArray, type KernelHarness } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F16_TIGHT_TOL, F32_TOL, nanBuffer, roundF16, type NamedVariant } from './fixtures';
 
 /** Read `n` kvt values (f32 or f16) back as f32. */
@@ -14,8 +14,9 @@ async function readKv(h: KernelHarness, buffer: GPUBuffer, n: number, dtype: 'f3
   return Float32Array.from(new Uint16Array(words.buffer, 0, n), f16BitsToF32);
 }
 
-describe('full-precision KV cache attention vs reference', () => {
-  const h = useKernelHarness();
+// Both attention schedules: barrier-free (CPU adapters) and cooperative workgroups (GPUs).
+for (const schedule of ['software', 'hardware'] as const) describe(`full-precision KV cache attention vs reference (${schedule} schedule)`, () => {
+  const h = useKernelHarness({ schedule });
   let seed = 500;
 
   /**
@@ -36,7 +37,7 @@ describe('full-precision KV cache attention vs reference', () => {
       for (const T of chunks) {
         cache.reserve(pos0 + T);
         const rows = (n: number, a: Float32Array) => h.upload(a.slice(pos0 * n, (pos0 + T) * n));
-        const io = { q: rows(H * d, q), k: rows(Hk * d, k), v: rows(Hk * d, vv), out: nanBuffer(h, T * H * d), tokens: T };
+        const io = { q: rows(H * d, q), k: rows(Hk * d, k), v: rows(Hk * d, vv), out: nanBuffer(h, T * H * d), partials: attentionPartials(h, H, d), tokens: T };
         await h.run(v.variant, (rec) => cache.recordAttention(rec, 1, io), pos0, T);
         cache.commit(T);
         const got = await h.readF32(io.out, T * H * d);

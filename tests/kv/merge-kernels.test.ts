@@ -11,7 +11,7 @@ import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
 import { MergeReferenceKv } from '../../src/reference/kv-merge';
 import { FullReferenceKv } from '../../src/reference/kv-reference';
-import { useKernelHarness, randomArray, relativeMaxError } from '../helpers/gpu';
+import { attentionPartials, useKernelHarness, randomArray, relativeMaxError } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -67,8 +67,9 @@ const CASES: Case[] = [
   },
 ];
 
-describe('merged KV pairs vs CPU reference', () => {
-  const h = useKernelHarness({ allowF16: false });
+// Both attention schedules: barrier-free (CPU adapters) and cooperative workgroups (GPUs).
+for (const schedule of ['software', 'hardware'] as const) describe(`merged KV pairs vs CPU reference (${schedule} schedule)`, () => {
+  const h = useKernelHarness({ allowF16: false, schedule });
 
   for (const c of CASES) {
     it(c.name, async () => {
@@ -95,7 +96,8 @@ describe('merged KV pairs vs CPU reference', () => {
         }
         const qs = ks.map((_, l) => randomArray(T * c.heads * c.headDim, seed * 31 + l, 1));
         seed++;
-        const io = ks.map((_, l) => ({ q: h.upload(qs[l]), k: h.upload(ks[l]), v: h.upload(vs[l]), out: h.empty(qs[l].length * 4), tokens: T }));
+        const partials = attentionPartials(h, c.heads, c.headDim);
+        const io = ks.map((_, l) => ({ q: h.upload(qs[l]), k: h.upload(ks[l]), v: h.upload(vs[l]), out: h.empty(qs[l].length * 4), partials, tokens: T }));
         await h.run(variant, (rec) => io.forEach((x, l) => cache.recordAttention(rec, l, x)), pos0, T);
         cache.commit(T);
         for (let l = 0; l < L; l++) {

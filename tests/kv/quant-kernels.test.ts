@@ -9,7 +9,7 @@ import { f16BitsToF32 } from '../../src/model/safetensors';
 import { QuantKvCache } from '../../src/kv/quant-cache';
 import { attention } from '../../src/reference/kernels';
 import { decodeRow, QuantReferenceKv, type QuantLayerReference } from '../../src/reference/kv-quant';
-import { useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
+import { attentionPartials, useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -36,8 +36,9 @@ const CASES: Case[] = [
   { name: 'kivi-4 G=32 R=64 GQA 1 d=8 (row of 8 < G)', heads: 1, kvHeads: 1, headDim: 8, format: kivi(4, 32, 64), steps: [100, 1, 40] },
 ];
 
-describe('quantized KV layouts vs CPU reference', () => {
-  const h = useKernelHarness({ allowF16: false });
+// Both attention schedules: barrier-free (CPU adapters) and cooperative workgroups (GPUs).
+for (const schedule of ['software', 'hardware'] as const) describe(`quantized KV layouts vs CPU reference (${schedule} schedule)`, () => {
+  const h = useKernelHarness({ allowF16: false, schedule });
 
   for (const c of CASES) {
     it(c.name, async () => {
@@ -60,8 +61,9 @@ describe('quantized KV layouts vs CPU reference', () => {
         const past = await decodedPast(h, cache, ref.layers[0], pos0);
         const [qb, kb, vb] = [h.upload(q), h.upload(k), h.upload(v)];
         const out = h.empty(q.length * 4);
+        const partials = attentionPartials(h, c.heads, c.headDim);
         cache.reserve(pos0 + T);
-        await h.run(variant, (rec) => cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, tokens: T }), pos0, T);
+        await h.run(variant, (rec) => cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials, tokens: T }), pos0, T);
         cache.commit(T);
         const gpuOut = await h.readF32(out, q.length);
         ref.attend(0, k, v);

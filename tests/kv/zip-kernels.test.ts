@@ -13,7 +13,7 @@ import { zipFormat, zipQuantizedCount, type ZipFormat } from '../../src/kv/zip-f
 import { f16BitsToF32 } from '../../src/model/safetensors';
 import { attention } from '../../src/reference/kernels';
 import { decodeZipRow, zipLocate, zipValueScale, ZipLayerReference } from '../../src/reference/kv-zip';
-import { useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
+import { attentionPartials, useKernelHarness, randomArray, relativeMaxError, type KernelHarness } from '../helpers/gpu';
 
 interface Case {
   name: string;
@@ -41,6 +41,7 @@ const variant = { weight: 'f32', kv: 'f32', subgroups: false } as const;
 /** GPU cache and CPU reference driven through the same steps. */
 class Pair {
   readonly cache: ZipKvCache;
+  private readonly partials: GPUBuffer;
   readonly ref: ZipLayerReference;
   readonly f: ZipFormat;
   worstAttention = 0;
@@ -56,6 +57,7 @@ class Pair {
     const shape = { numLayers: 1, numHeads: heads, numKvHeads: kvHeads, headDim, maxTokens: 512, maxStepTokens: 128 };
     this.cache = new ZipKvCache(h.gpu.device, shape, this.f, 4, 'zip-test');
     this.ref = new ZipLayerReference(this.f, heads);
+    this.partials = attentionPartials(h, heads, headDim);
   }
 
   /** One step on both; checks the GPU attention against attention over the GPU's own decoded past. */
@@ -66,7 +68,7 @@ class Pair {
     const [qb, kb, vb] = [this.h.upload(q), this.h.upload(k), this.h.upload(v)];
     const out = this.h.empty(q.length * 4);
     this.cache.reserve(pos0 + T);
-    await this.h.run(variant, (rec) => this.cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, tokens: T }), pos0, T);
+    await this.h.run(variant, (rec) => this.cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials: this.partials, tokens: T }), pos0, T);
     this.cache.commit(T);
     const gpuOut = await this.h.readF32(out, q.length);
     this.ref.step(k, v, q);
@@ -93,8 +95,9 @@ class Pair {
   }
 }
 
-describe('zip KV layout vs CPU reference', () => {
-  const h = useKernelHarness({ allowF16: false });
+// Both attention schedules: barrier-free (CPU adapters) and cooperative workgroups (GPUs).
+for (const schedule of ['software', 'hardware'] as const) describe(`zip KV layout vs CPU reference (${schedule} schedule)`, () => {
+  const h = useKernelHarness({ allowF16: false, schedule });
 
   for (const c of CASES) {
     it(c.name, async () => {
