@@ -3,7 +3,7 @@
 // Bindings: 0 Params, 1 Step, 2 k_new, 3 v_new, 4 k_cache: kvt [capacity, kv_heads * head_dim], 5 v_cache.
 // Dispatch: ceil(T * row_elems / 64), split over x and y above the per-dimension limit.
 struct Params { row_elems: u32, row_stride: u32, _p1: u32, _p2: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> step: Step;

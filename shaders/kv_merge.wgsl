@@ -17,7 +17,7 @@ struct MergeParams {
   distance_offset: u32, retained_per_block: u32, direction_ring: u32, invocations: u32,
   row_stride: u32, t: f32, _p0: u32, _p1: u32,
 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 const WG: u32 = 64u;
 const NO_SLOT: u32 = 0xffffffffu;
 

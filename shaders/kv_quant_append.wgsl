@@ -9,7 +9,7 @@
 // Bindings: 0 QuantParams, 1 AppendParams, 2 Step, 3 fresh f32 [T, E], 4 ring kvt [2, R, E],
 // 5 codes u32, 6 scales u32. Dispatch: flat, split over x and y by `row_stride` invocations.
 struct AppendParams { is_key: u32, invocations: u32, row_stride: u32, _p: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 @group(0) @binding(0) var<uniform> qp: QuantParams;
 @group(0) @binding(1) var<uniform> ap: AppendParams;

@@ -15,7 +15,7 @@
 //   6 ring kvt [2, R, E], 7 codes u32, 8 block_meta u32, 9 saliency f32 [acc Hk·R | count R],
 //   10 scratch f32 [row stats maxStep·H·2 | fresh acc Hk·maxStep | fresh count maxStep].
 struct AppendParams { tensor: u32, invocations: u32, row_stride: u32, _p: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 @group(0) @binding(0) var<uniform> zp: ZipParams;
 @group(0) @binding(1) var<uniform> ap: AppendParams;

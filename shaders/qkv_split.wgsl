@@ -6,7 +6,7 @@
 // Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 qkv, 4 q, 5 k, 6 v, 7 q_gain, 8 k_gain (bound to
 // inv_freq without QK_NORM). Dispatch: ceil(T · (heads + 2 · kv_heads) / 64).
 struct Params { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 override QK_NORM: bool = false;
 

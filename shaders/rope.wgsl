@@ -5,7 +5,7 @@
 // Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 x: f32 [T, heads, d].
 // Dispatch: ceil(T * heads * d/2 / 64), one invocation per rotated pair.
 struct Params { tokens: u32, heads: u32, head_dim: u32, _pad: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> step: Step;

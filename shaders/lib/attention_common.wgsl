@@ -4,7 +4,7 @@
 // file declares `p: AttnParams`, `step: Step` and `q` (f32 [T, heads, head_dim]).
 
 struct AttnParams { tokens: u32, heads: u32, kv_heads: u32, head_dim: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
-struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }
+#include step
 
 var<private> q_row: array<f32, MAX_D>;
 

@@ -120,6 +120,7 @@ export async function measureSpeed(model: LlamaModel, contexts: number[], decode
     for (let i = context - steps; i < context; i++) await model.forward([ids[i]], 'token');
     const decodeMs = now() - t1;
     rows.push({
+      kvMode: model.kv.mode,
       context,
       prefillMs,
       decodeMs,

@@ -298,6 +298,29 @@ export class Engine implements EngineApi {
     }
   }
 
+  /**
+   * Dispatches of one decode step in each KV mode (plans are recorded, nothing runs), at a cache of
+   * `tokens` positions; the loaded mode's empty cache is restored afterwards.
+   */
+  async dispatchCounts(modes: Array<{ label: string; spec: KvModeSpec }>, tokens = 512): Promise<Array<{ kvMode: string; dispatchesPerStep: number }>> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
+    const gpu = this.gpu as GpuContext;
+    const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
+    try {
+      loaded.history.length = 0;
+      return modes.map(({ label, spec }) => {
+        loaded.model.replaceKv(cacheFor(spec));
+        loaded.model.kv.reserve(Math.min(tokens, loaded.config.maxPositions));
+        return { kvMode: label, dispatchesPerStep: loaded.model.dispatchesPerStep(1) };
+      });
+    } finally {
+      if (!this.lostError) loaded.model.replaceKv(cacheFor(loaded.kvMode));
+    }
+  }
+
   /** Per-KV-mode decode speed and attention GPU time; afterwards the cache is empty, in the loaded mode again. */
   async benchmarkKvModes(request: KvModeBenchRequest): Promise<KvModeBenchResult> {
     if (this.lostError) throw this.lostError;

@@ -22,6 +22,7 @@ import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
 import quantMath from '../../shaders/lib/quant_math.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
+import step from '../../shaders/lib/step.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import qkvSplit from '../../shaders/qkv_split.wgsl?raw';
@@ -59,6 +60,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   quant_math: quantMath,
   reduce,
   slerp,
+  step,
   zip_layout: zipLayout,
 };
 

@@ -48,6 +48,14 @@ export class UniformArena {
     private readonly owner: BufferGroup,
   ) {}
 
+  /**
+   * Store a WGSL struct given by its named fields, in declaration order (u32 numbers, f32 via `f32()`);
+   * padding fields may be left out: the struct is zero-padded to a multiple of 16 bytes.
+   */
+  struct(fields: Record<string, number | F32>): UniformSlot {
+    return this.alloc(Object.values(fields));
+  }
+
   /** Store a packed struct and return where it lives. */
   alloc(fields: Array<number | F32>): UniformSlot {
     const data = packUniform(fields);

@@ -69,7 +69,9 @@ function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
   });
   const rows = c.segments.map(([, n]) => n);
   const outRows = c.swiglu ? rows[0] : rows.reduce((a, b) => a + b, 0);
-  const params = rec.uniforms.alloc([tokens, c.k, rows[0], rows[1] ?? 0, rows[2] ?? 0, c.colStart, c.nTotal, c.xRow, f32(c.norm?.eps ?? 0), 0, 0, 0]);
+  const params = rec.uniforms.struct({
+    tokens, k: c.k, rows0: rows[0], rows1: rows[1] ?? 0, rows2: rows[2] ?? 0, col_start: c.colStart, n_total: c.nTotal, x_row: c.xRow, eps: f32(c.norm?.eps ?? 0),
+  });
   const groups = Math.ceil(outRows / (entry === 'gemv_rows' ? 64 : COOP_ROWS));
   const max = rec.caps.maxComputeWorkgroupsPerDimension;
   const w0 = c.segments[0][0];
@@ -116,7 +118,7 @@ export function linear(
   if (xRow !== 0) throw new RangeError('linear: the tiled matmul reads x from row 0');
   const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: rec.variant, overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
   for (const part of w.parts) {
-    const params = rec.uniforms.alloc([tokens, w.cols, part.rows, colStart + part.rowStart, nTotal]);
+    const params = rec.uniforms.struct({ tokens, k: w.cols, rows: part.rows, row_start: colStart + part.rowStart, n_total: nTotal });
     rec.dispatch(
       `linear ${w.name}`,
       pipeline,

@@ -43,7 +43,7 @@ export function splitQkvRope(
   qkNorm?: { q: WeightMatrix; k: WeightMatrix; eps: number },
 ): void {
   const pipeline = rec.pipelines.get({ shader: 'qkv_split', variant: rec.variant, overrides: { QK_NORM: Boolean(qkNorm) } });
-  const params = rec.uniforms.alloc([tokens, shape.heads, shape.kvHeads, shape.headDim, f32(qkNorm?.eps ?? 0), 0, 0, 0]);
+  const params = rec.uniforms.struct({ tokens, heads: shape.heads, kv_heads: shape.kvHeads, head_dim: shape.headDim, eps: f32(qkNorm?.eps ?? 0) });
   const slots = tokens * (shape.heads + 2 * shape.kvHeads);
   rec.dispatch(
     'qkv_split_rope',

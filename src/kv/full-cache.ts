@@ -3,7 +3,6 @@
  * [capacity, kvHeads, headDim] row-major. Capacity grows in whole blocks; on growth the old rows are
  * copied on the GPU and the old buffers freed.
  */
-import { f32 } from '../gpu/uniforms';
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { KvLayerStats } from '../worker/api';
 import { GrowingKvCache, recordRowAttention } from './growing-cache';
@@ -76,10 +75,9 @@ export class FullKvCache extends GrowingKvCache {
       { 0: rec.uniforms.alloc([rowElems, groupsPerRow * 64, 0, 0]), 1: rec.step.buffer, 2: io.k, 3: io.v, 4: k, 5: v },
       workgroups,
     );
-    const params = rec.uniforms.alloc([io.tokens, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
     recordRowAttention(rec, {
-      label: `attention_full L${layer}`, shader: 'attention_full', variant: rec.variant, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: true,
-      bindings: { 0: params, 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out },
+      label: `attention_full L${layer}`, shader: 'attention_full', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
+      paramsBinding: 0, bindings: { 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out },
     });
   }
 

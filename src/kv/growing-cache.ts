@@ -5,6 +5,7 @@
  */
 import { BufferGroup } from '../gpu/buffers';
 import type { Binding, Recorder } from '../gpu/plan';
+import { f32 } from '../gpu/uniforms';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import type { ShaderName } from '../gpu/shaders';
 import type { KvLayerStats } from '../worker/api';
@@ -87,9 +88,12 @@ export interface RowAttention {
   label: string;
   shader: ShaderName;
   variant: ShaderVariant;
+  /** The layout's own bindings; the AttnParams uniform is added at `paramsBinding`. */
   bindings: Record<number, Binding>;
+  paramsBinding: number;
   io: AttentionIO;
   heads: number;
+  kvHeads: number;
   headDim: number;
   /** Positions the cache can hold now: the split count is chosen from it once per plan. */
   capacity: number;
@@ -104,6 +108,9 @@ export interface RowAttention {
  */
 export function recordRowAttention(rec: Recorder, a: RowAttention): void {
   const T = a.io.tokens;
+  // WGSL AttnParams (lib/attention_common.wgsl).
+  const attnParams = rec.uniforms.struct({ tokens: T, heads: a.heads, kv_heads: a.kvHeads, head_dim: a.headDim, scale: f32(1 / Math.sqrt(a.headDim)) });
+  a = { ...a, bindings: { ...a.bindings, [a.paramsBinding]: attnParams } };
   const splits = Math.min(MAX_SPLITS, Math.ceil(a.capacity / KEYS_PER_SPLIT));
   if (a.canSplit && T <= SPLIT_MAX_TOKENS && splits > 1) {
     const attend = rec.pipelines.get({ shader: a.shader, entry: 'main_split', variant: a.variant, overrides: { SPLITS: splits } });
@@ -111,7 +118,7 @@ export function recordRowAttention(rec: Recorder, a: RowAttention): void {
     const bindings = Object.fromEntries(Object.entries(a.bindings).filter(([, b]) => b !== a.io.out));
     rec.dispatch(a.label, attend, { ...bindings, 15: a.io.partials }, [Math.ceil((T * a.heads * splits) / 64), 1, 1]);
     const combine = rec.pipelines.get({ shader: 'attention_combine', variant: rec.variant });
-    const params = rec.uniforms.alloc([T, a.heads, a.headDim, splits]);
+    const params = rec.uniforms.struct({ tokens: T, heads: a.heads, head_dim: a.headDim, splits });
     rec.dispatch(`attention_combine ${a.label}`, combine, { 0: params, 1: a.io.partials, 2: a.io.out }, [Math.ceil((T * a.heads * a.headDim) / 64), 1, 1]);
     return;
   }

@@ -168,11 +168,10 @@ export class MergedKvCache extends GrowingKvCache {
     rec.dispatch(`ring_write L${layer}`, write, { 0: mpWrite, 1: rec.step.buffer, 2: io.k, 3: io.v, 4: pair.ring }, rows.workgroups);
 
     const mp = this.mergeParams(rec, slot);
-    const params = rec.uniforms.alloc([T, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
     const qp = f ? rec.uniforms.alloc(quantParamsFields(f, this.capacity, this.ringSlots)) : null;
-    const bindings: Record<number, Binding> = { 0: params, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: mp, 5: pair.ring, 6: pair.meta, 7: pair.retained, 8: pair.dirs };
+    const bindings: Record<number, Binding> = { 1: rec.step.buffer, 2: io.q, 3: io.out, 4: mp, 5: pair.ring, 6: pair.meta, 7: pair.retained, 8: pair.dirs };
     if (qp && pair.scales) Object.assign(bindings, { 9: qp, 10: pair.scales });
-    recordRowAttention(rec, { label: `attention_merged L${layer}`, shader: 'attention_merged', variant, bindings, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: true });
+    recordRowAttention(rec, { label: `attention_merged L${layer}`, shader: 'attention_merged', variant, bindings, paramsBinding: 0, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true });
     if (slot === 0) return;
 
     // After the pair's second layer: merge every completed R block, pick its retained tokens, quantize directions.

@@ -5,7 +5,7 @@
  * fresh rows enter the ring (kv_quant_append.wgsl). There is no full-precision copy of the quantized part.
  */
 import { flatDispatch, type Recorder } from '../gpu/plan';
-import { f32, type UniformSlot } from '../gpu/uniforms';
+import type { UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
@@ -85,10 +85,9 @@ export class QuantKvCache extends GrowingKvCache {
     const f = this.format;
     const buf = this.layers[layer];
     const qp = this.quantParams(rec);
-    const params = rec.uniforms.alloc([io.tokens, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
     recordRowAttention(rec, {
-      label: `attention_${this.mode} L${layer}`, shader: 'attention_quant', variant: rec.variant, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: true,
-      bindings: { 0: params, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
+      label: `attention_${this.mode} L${layer}`, shader: 'attention_quant', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
+      paramsBinding: 0, bindings: { 1: rec.step.buffer, 2: io.q, 3: io.out, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
     });
     // After attention: quantize what leaves the residual window, then push the fresh rows into it.
     const T = io.tokens;

@@ -103,10 +103,10 @@ export class ZipKvCache extends GrowingKvCache {
     const buf = this.layers[layer];
     const scratch = this.scratch as GPUBuffer;
     const zp = rec.uniforms.alloc(zipParamsFields(f, numHeads, this.maxStep));
-    const attnParams = rec.uniforms.alloc([T, numHeads, numKvHeads, headDim, f32(1 / Math.sqrt(headDim)), 0, 0, 0]);
     recordRowAttention(rec, {
-      label: `attention_${this.mode} L${layer}`, shader: 'attention_zip', variant: rec.variant, io, heads: numHeads, headDim, capacity: this.capacity, canSplit: false,
-      bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch, 10: attnParams },
+      label: `attention_${this.mode} L${layer}`, shader: 'attention_zip', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: false,
+      bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch },
+      paramsBinding: 10,
     });
     // After attention: score, then freeze the blocks this step completes (at most ⌊(R − 1 + T)/R⌋).
     const R = f.residual;

@@ -261,6 +261,8 @@ export interface KvModeBenchResult {
 
 /** One measured context length of a speed benchmark. */
 export interface SpeedRow extends Partial<DecodeProfile> {
+  /** KV cache mode of the measurement. */
+  kvMode?: string;
   context: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
