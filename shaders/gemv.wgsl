@@ -27,6 +27,8 @@ override HAS_NORM: bool = false;
 override RESIDUAL: bool = false;
 override SWIGLU: bool = false;
 override ROWS: u32 = 4u;
+// Invocations (= rows) per workgroup of gemv_rows.
+override ROWS_WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
@@ -106,9 +108,9 @@ fn row_dot(w: ptr<storage, array<vec4<wt>>, read>, row: u32, t: u32) -> vec2f {
   return vec2f(a.x + a.y + a.z + a.w, sq);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(ROWS_WG)
 fn gemv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let r = group_index(wg, nwg) * WG + lid;
+  let r = group_index(wg, nwg) * ROWS_WG + lid;
   let t = wg.y;
   if (r >= out_rows()) { return; }
   let at = locate(r);

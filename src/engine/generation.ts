@@ -28,6 +28,13 @@ export interface GenerationRequest {
 
 const now = () => performance.now();
 
+/**
+ * Greedy steps queued on the GPU before the CPU looks at their tokens, on caches that can roll back: EOS,
+ * stop strings, the token limit and an abort are seen up to this many steps late, and the cache is then cut
+ * back to where the non-queued loop would have left it.
+ */
+export const QUEUED_DECODE_STEPS = 8;
+
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -95,6 +102,9 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
   let finishReason: FinishReason = 'length';
   const decodeStart = now();
   let next = pick(out);
+  // Tokens the GPU already chose ahead (queued greedy steps); all but the last of them are in the cache.
+  let ahead: number[] = [];
+  const queued = sampler.isGreedy && model.kv.canRewind;
   for (;;) {
     if (params.stopAtEos && eos.has(next)) {
       finishReason = 'eos';
@@ -113,6 +123,10 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       finishReason = 'abort';
       break;
     }
+    if (ahead.length > 0) {
+      next = ahead.shift() as number;
+      continue;
+    }
     if (model.kv.length + 1 > limit) {
       // The cache is full: rebuild it from the sinks and the recent tokens (contiguous positions) and go on.
       const kept = sinkAndRecent(history, sinks, keptAfterSlide(limit, sinks));
@@ -125,9 +139,22 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       }
       report({ kind: 'window', at: 'decode', reason: windowReason(limit, maxContext), droppedTokens: dropped, sinkTokens: Math.min(sinks, kept.length - 1), keptTokens: kept.length, limitTokens: limit });
     }
+    const steps = queued ? Math.min(QUEUED_DECODE_STEPS, params.maxNewTokens - generated.length, limit - model.kv.length) : 1;
+    if (steps >= 2) {
+      ahead = await model.decodeGreedy(next, steps);
+      history.push(next, ...ahead.slice(0, -1));
+      next = ahead.shift() as number;
+      continue;
+    }
     out = await model.forward([next], read);
     history.push(next);
     next = pick(out);
+  }
+  // Queued steps past the stop: the token the loop stopped at and those before the last of `ahead` were
+  // fed already, ahead.length tokens more than the one-step loop feeds; cut them off.
+  if (ahead.length > 0) {
+    const cut = history.length - ahead.length;
+    if (model.kv.truncate(cut)) history.length = cut;
   }
   if (finishReason !== 'stop') {
     // Bytes the decoder held back (an unfinished UTF-8 sequence) still pass through the stop matcher.

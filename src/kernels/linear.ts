@@ -38,6 +38,8 @@ function gemvEntry(rec: Recorder): 'gemv_rows' | 'gemv_coop' {
 
 /** Rows per workgroup of gemv_coop. */
 const COOP_ROWS = 4;
+/** Rows (one per invocation) per workgroup of gemv_rows. */
+const ROWS_PER_WORKGROUP = 64;
 
 function usesGemv(tokens: number, weights: WeightMatrix[]): boolean {
   return tokens <= 2 && weights.every((w) => w.cols % 4 === 0);
@@ -65,14 +67,14 @@ function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
     shader: 'gemv',
     entry,
     variant: rec.variant,
-    overrides: { HAS_BIAS: Boolean(c.bias), HAS_NORM: Boolean(c.norm), RESIDUAL: c.residual, SWIGLU: c.swiglu, ROWS: COOP_ROWS },
+    overrides: { HAS_BIAS: Boolean(c.bias), HAS_NORM: Boolean(c.norm), RESIDUAL: c.residual, SWIGLU: c.swiglu, ROWS: COOP_ROWS, ROWS_WG: ROWS_PER_WORKGROUP },
   });
   const rows = c.segments.map(([, n]) => n);
   const outRows = c.swiglu ? rows[0] : rows.reduce((a, b) => a + b, 0);
   const params = rec.uniforms.struct({
     tokens, k: c.k, rows0: rows[0], rows1: rows[1] ?? 0, rows2: rows[2] ?? 0, col_start: c.colStart, n_total: c.nTotal, x_row: c.xRow, eps: f32(c.norm?.eps ?? 0),
   });
-  const groups = Math.ceil(outRows / (entry === 'gemv_rows' ? 64 : COOP_ROWS));
+  const groups = Math.ceil(outRows / (entry === 'gemv_rows' ? ROWS_PER_WORKGROUP : COOP_ROWS));
   const max = rec.caps.maxComputeWorkgroupsPerDimension;
   const w0 = c.segments[0][0];
   rec.dispatch(

@@ -81,6 +81,10 @@ export class FullKvCache extends GrowingKvCache {
     });
   }
 
+  override get canRewind(): boolean {
+    return true;
+  }
+
   override truncate(tokens: number): boolean {
     this.held = Math.min(this.held, tokens);
     return true;

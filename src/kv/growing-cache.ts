@@ -47,6 +47,10 @@ export abstract class GrowingKvCache implements KvCache {
     this.held += tokens;
   }
 
+  get canRewind(): boolean {
+    return false;
+  }
+
   /** Quantized blocks, merged pairs and rings cannot be rewound to an arbitrary position; only a no-op cut works. */
   truncate(tokens: number): boolean {
     return tokens >= this.held;

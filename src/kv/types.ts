@@ -43,6 +43,8 @@ export interface KvCache {
   recordAttention(rec: Recorder, layer: number, io: AttentionIO): void;
   /** Note that a submitted step appended `tokens` positions. */
   commit(tokens: number): void;
+  /** Whether truncate() can cut at any position (then greedy decoding may run ahead and roll back). */
+  readonly canRewind: boolean;
   /** Forget positions from `tokens` on. Returns false when the layout cannot cut there (the caller then resets). */
   truncate(tokens: number): boolean;
   /** Forget everything; keeps the allocation for reuse. */

@@ -6,6 +6,9 @@ import { BufferGroup, Usage } from '../gpu/buffers';
 import type { ModelConfig } from './config';
 import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../kv/growing-cache';
 
+/** Most greedy decode steps queued on the GPU before the CPU reads their tokens (LlamaModel.decodeGreedy). */
+export const MAX_QUEUED_STEPS = 16;
+
 /** Which logits a step computes. */
 export type LogitsMode = 'none' | 'last' | 'all';
 
@@ -26,6 +29,8 @@ export class Activations {
   readonly logits: GPUBuffer /* f32 [logitRows, vocab] */;
   readonly token: GPUBuffer /* u32 [1]: argmax of the last logits row */;
   readonly tokenReadback: GPUBuffer /* u32 [1], MAP_READ */;
+  readonly tokenRing: GPUBuffer /* u32 [MAX_QUEUED_STEPS]: the greedy tokens of queued decode steps */;
+  readonly tokenRingReadback: GPUBuffer /* u32 [MAX_QUEUED_STEPS], MAP_READ */;
   readonly logitsReadback: GPUBuffer /* f32 [logitRows, vocab], MAP_READ */;
 
   constructor(
@@ -51,6 +56,8 @@ export class Activations {
     this.logits = this.owner.create('logits', logitRows * vocabSize * f);
     this.token = this.owner.create('token', 4);
     this.tokenReadback = this.owner.create('token-readback', 4, Usage.MAP_READ | Usage.COPY_DST);
+    this.tokenRing = this.owner.create('token-ring', MAX_QUEUED_STEPS * 4);
+    this.tokenRingReadback = this.owner.create('token-ring-readback', MAX_QUEUED_STEPS * 4, Usage.MAP_READ | Usage.COPY_DST);
     this.logitsReadback = this.owner.create('logits-readback', logitRows * vocabSize * f, Usage.MAP_READ | Usage.COPY_DST);
   }
 

@@ -12,7 +12,7 @@ import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
 import { gatedProjection, linear, normedProjection } from '../kernels/linear';
 import { argmax, embed, splitQkvRope } from '../kernels/pointwise';
 import type { KvCache } from '../kv/types';
-import { Activations, type LogitsMode } from './activations';
+import { Activations, MAX_QUEUED_STEPS, type LogitsMode } from './activations';
 import type { ModelConfig } from './config';
 import { ropeInverseFrequencies } from './rope-frequencies';
 import type { ModelWeights } from './weights';
@@ -212,6 +212,35 @@ export class LlamaModel {
     this.act.logitsReadback.unmap();
     times.readbackMs = performance.now() - t3;
     return { nextToken, logits };
+  }
+
+  /**
+   * Greedy decode of `steps` tokens with one wait: feed `first`, and let each step's argmax become the next
+   * step's input on the GPU (copied into the ids buffer), so every step is queued before the CPU reads the
+   * tokens back. Returns the `steps` tokens chosen; the cache holds `first` and all of them but the last.
+   */
+  async decodeGreedy(first: number, steps: number): Promise<number[]> {
+    if (!(steps >= 1 && steps <= MAX_QUEUED_STEPS)) throw new RangeError(`decodeGreedy: 1..${MAX_QUEUED_STEPS} steps, got ${steps}`);
+    const device = this.gpu.device;
+    const pos0 = this.kv.length;
+    this.kv.reserve(pos0 + steps);
+    const plan = this.plan(1, 'last');
+    device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
+    for (let i = 0; i < steps; i++) {
+      // writeBuffer is ordered with submits, so each step reads its own position.
+      this.step.write(pos0 + i, 1);
+      const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
+      plan.encodeStep(encoder, this.profile);
+      encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
+      encoder.copyBufferToBuffer(this.act.token, 0, this.act.tokenRing, i * 4, 4);
+      if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
+      device.queue.submit([encoder.finish()]);
+      this.kv.commit(1);
+    }
+    await this.act.tokenRingReadback.mapAsync(MAP_READ, 0, steps * 4);
+    const tokens = Array.from(new Uint32Array(this.act.tokenRingReadback.getMappedRange(0, steps * 4).slice(0)));
+    this.act.tokenRingReadback.unmap();
+    return tokens;
   }
 
   /** Dispatches one step of `T` tokens issues (records the plan if needed). */
