@@ -1,6 +1,8 @@
 // Greedy sampling without reading logits back: out[0] = argmax_i x[row_offset * n + i] (first index on ties).
 // Bindings: 0 Params, 1 x: f32 [rows, n], 2 out: u32 [1].
-// Dispatch: 1 workgroup of 256 invocations; each scans a strided slice, then a shared-memory tree.
+// main: 1 workgroup of 256 invocations; each scans a strided slice, then a shared-memory tree.
+// main_serial: one invocation scans the whole row, with no barrier (CPU adapters, where a barrier costs a
+// switch between every invocation and a vocabulary scan takes microseconds). Dispatch: 1 workgroup.
 struct Params { n: u32, row_offset: u32, _p0: u32, _p1: u32 }
 const WG: u32 = 256u;
 
@@ -35,4 +37,16 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
   }
   if (lid == 0u) { out[0] = best_index[0]; }
+}
+
+@compute @workgroup_size(1)
+fn main_serial() {
+  let base = p.row_offset * p.n;
+  var bv = -3.4e38;
+  var bi = 0xffffffffu;
+  for (var i = 0u; i < p.n; i++) {
+    let v = x[base + i];
+    if (v > bv) { bv = v; bi = i; }
+  }
+  out[0] = bi;
 }

@@ -75,7 +75,7 @@ export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number)
 
 /** out[0] = argmax of row `row` of x: f32 [rows, n]. */
 export function argmax(rec: Recorder, x: GPUBuffer, n: number, row: number, out: GPUBuffer /* u32 [1] */): void {
-  const pipeline = rec.pipelines.get({ shader: 'argmax', variant: rec.variant });
+  const pipeline = rec.pipelines.get({ shader: 'argmax', entry: rec.caps.softwareAdapter ? 'main_serial' : 'main', variant: rec.variant });
   const params = rec.uniforms.alloc([n, row, 0, 0]);
   rec.dispatch('argmax', pipeline, { 0: params, 1: x, 2: out }, [1, 1, 1]);
 }

@@ -3,7 +3,7 @@ import { SHADERS, type ShaderName } from '../../src/gpu/shaders';
 import { useKernelHarness } from '../helpers/gpu';
 
 const ENTRIES: Record<ShaderName, string[]> = {
-  argmax: ['main'],
+  argmax: ['main', 'main_serial'],
   attention_combine: ['main'],
   attention_full: ['main', 'main_serial', 'main_split'],
   attention_merged: ['main', 'main_serial', 'main_split'],

@@ -5,8 +5,9 @@ import { add, argmax as refArgmax, embed as refEmbed, swiglu as refSwiglu } from
 import { useKernelHarness, randomArray } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F32_TOL, nanBuffer, roundF16, uploadWeight } from './fixtures';
 
-describe('pointwise kernels vs reference', () => {
-  const h = useKernelHarness();
+// Both schedules: argmax has a barrier-free one-invocation scan for CPU adapters and a tree for GPUs.
+for (const schedule of ['software', 'hardware'] as const) describe(`pointwise kernels vs reference (${schedule} schedule)`, () => {
+  const h = useKernelHarness({ schedule });
   let seed = 400;
   const f32Variant = () => deviceVariants(h)[0].variant;
 
