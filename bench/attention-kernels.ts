@@ -74,7 +74,7 @@ class KvStepper {
     let plan = this.plans.get(T);
     if (!plan) {
       const rec = new Recorder(this.gpu.device, this.pipelines, this.gpu.caps, this.variant, this.step, new BufferGroup(this.gpu.device, 'plan'));
-      for (let l = 0; l < SHAPE.numLayers; l++) rec.section('attention', () => this.cache.recordAttention(rec, l, { ...this.io, tokens: T }));
+      for (let l = 0; l < SHAPE.numLayers; l++) rec.section('attention', () => this.cache.recordAttention(rec, l, { ...this.io, tokens: T, pos0 }));
       plan = rec.finish(T);
       this.plans.set(T, plan);
     }

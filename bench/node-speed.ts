@@ -56,11 +56,13 @@ async function main() {
   }
   // Unquantized timestamps (Dawn rounds them to 2^16 ns by default, against timing attacks in browsers).
   const engine = new Engine(create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU);
-  const results: Array<{ model: string; weightDtype: string; adapter: unknown; rows: SpeedRow[] }> = [];
+  const results: Array<{ model: string; weightDtype: string; adapter: unknown; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }> = [];
   for (const c of modesOnly ? [] : cases) {
     const info = (await c.load(engine)) as { weightDtype: string; adapter: unknown };
     const rows = await engine.benchmark(c.contexts, decode);
-    results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows });
+    // Dispatches of one decode step in every KV mode, at a 512-token cache (plans recorded, nothing run).
+    const dispatches = await engine.dispatchCounts(BENCH_KV_MODES, 512);
+    results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows, dispatches, layers: engine.model?.config.numLayers ?? 0 });
     process.stderr.write(`${c.name}: ${rows.map((r) => `${r.context}: ${r.prefillTokensPerSecond.toFixed(1)}/${r.decodeTokensPerSecond.toFixed(1)}`).join('  ')}\n`);
     for (const r of rows) process.stderr.write(`  @${r.context} profile: ${JSON.stringify({ dispatches: r.dispatchesPerStep, gpuMs: r.gpuMsPerStep, families: r.gpuMsByFamily, host: r.host, bytes: r.bytesPerStep })}\n`);
   }

@@ -37,7 +37,7 @@ import type { AdapterSummary, KvModeBenchRequest, KvModeBenchResult, SpeedRow } 
 import type { BenchPageResult } from '../src/ui/bench-mode';
 import { BENCH_KV_MODES } from '../src/engine/benchmark';
 import { summarizeKernels, summarizeKvModes, type KernelSample, type KernelSection, type KvModeSection } from './kv-modes';
-import { markdown, type Report, type ResultRow } from './speed-report';
+import { markdown, type DispatchRow, type Report, type ResultRow } from './speed-report';
 import { runPeerBench } from './peer';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,7 +79,7 @@ const SMOL_BROWSER_CONTEXTS = [64];
 interface NodeSpeedOutput {
   backend: string;
   icd: string | null;
-  results: Array<{ model: string; weightDtype: string; adapter: AdapterSummary; rows: SpeedRow[] }>;
+  results: Array<{ model: string; weightDtype: string; adapter: AdapterSummary; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }>;
   kvModes: { model: string; weightDtype: string; adapter: AdapterSummary; request: KvModeBenchRequest; result: KvModeBenchResult } | null;
 }
 
@@ -126,7 +126,7 @@ async function kernelBench(): Promise<KernelSection> {
   return { backend, adapter: out.adapter, layers: out.shape.numLayers, steps: out.steps, rounds: out.rounds, samples: out.samples, rows: summarizeKernels(out.samples) };
 }
 
-async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvModes: KvModeSection | null }> {
+async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvModes: KvModeSection | null; dispatches: DispatchRow[] }> {
   await buildNodeBundles();
   const args = [path.join(ROOT, 'dist-bench/node-speed.js'), '--models', MODELS_DIR, '--contexts', CONTEXTS.join(','), '--decode', String(DECODE)];
   if (QUICK) args.push('--quick');
@@ -141,9 +141,10 @@ async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvM
   const rows = out.results.flatMap((r) =>
     r.rows.map((row) => ({ backend, model: r.model, weights: r.weightDtype, adapter: r.adapter.description, ...row })),
   );
+  const dispatches = out.results.flatMap((r) => r.dispatches.map((d) => ({ model: r.model, layers: r.layers, ...d })));
   const m = out.kvModes;
   const kvModes = m ? modeSection(backend, m.model, m.weightDtype, m.adapter.description, m.request, m.result) : null;
-  return { rows, icd: out.icd, kvModes };
+  return { rows, icd: out.icd, kvModes, dispatches: dispatches.map((d) => ({ backend, ...d })) };
 }
 
 /** Config, tokenizer and a random f16 model.safetensors of the SmolLM2-135M shapes, written once to a temp dir. */
@@ -275,6 +276,7 @@ function previousReport(): Partial<Report> | null {
 async function main(): Promise<void> {
   const t0 = performance.now();
   const rows: ResultRow[] = [];
+  const dispatches: DispatchRow[] = [];
   const errors: string[] = [];
   const kvModes: KvModeSection[] = [];
   let icd: string | null = process.env.VK_ICD_FILENAMES ?? null;
@@ -292,6 +294,7 @@ async function main(): Promise<void> {
     try {
       const node = await nodeBench();
       rows.push(...node.rows);
+      dispatches.push(...node.dispatches);
       if (node.kvModes) kvModes.push(node.kvModes);
       icd = node.icd;
     } catch (err) {
@@ -342,6 +345,7 @@ async function main(): Promise<void> {
     },
     adapters: Object.fromEntries(rows.map((r) => [r.backend, r.adapter])),
     rows,
+    dispatches,
     kvModes,
     kernels,
     errors,
@@ -351,6 +355,7 @@ async function main(): Promise<void> {
   const previous = previousReport();
   if (MODES_ONLY && previous?.rows && previous.date && previous.commit) {
     report.rows = previous.rows;
+    report.dispatches = previous.dispatches ?? [];
     report.rowsRun = previous.rowsRun ?? { date: previous.date, commit: previous.commit };
   }
   for (const old of previous?.kvModes ?? []) {

@@ -13,6 +13,66 @@ export interface ResultRow extends SpeedRow {
   adapter: string;
 }
 
+/** Dispatches of one decode step of a model in one KV mode (recorded plans). */
+export interface DispatchRow {
+  backend: string;
+  model: string;
+  layers: number;
+  kvMode: string;
+  dispatchesPerStep: number;
+}
+
+const MIB = 2 ** 20;
+
+/** The decode-profile table: per row, dispatches, GPU time by kernel family, host time per step, bytes read. */
+function profileMarkdown(rows: ResultRow[]): string[] {
+  const profiled = rows.filter((r) => r.dispatchesPerStep !== undefined);
+  if (!profiled.length) return [];
+  const ms = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(2));
+  return [
+    '## Decode profile',
+    '',
+    'Per decode step, at the context length: dispatches; GPU ms from timestamp-query, each dispatch in its own timed pass (the sum',
+    'exceeds a plain step, which is one pass), split by kernel family; host ms of a one-step decode (encode = plan replay,',
+    'wait = submit until the token is mapped); bytes read (weights + stored KV). Roofline: the bytes over the',
+    'plain decode step time (what bandwidth the step reaches).',
+    '',
+    '| backend | model | kvMode | context | dispatches | GPU ms | top kernel families (ms) | host encode / submit / wait / read ms | MiB read (w + kv) | GB/s reached |',
+    '|---|---|---|---:|---:|---:|---|---|---:|---:|',
+    ...profiled.map((r) => {
+      const fams = Object.entries(r.gpuMsByFamily ?? {}).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+      const h = r.host;
+      const bytes = r.bytesPerStep ? r.bytesPerStep.weights + r.bytesPerStep.kv : NaN;
+      const stepMs = 1000 / r.decodeTokensPerSecond;
+      return `| ${r.backend} | ${r.model} | ${r.kvMode ?? 'full'} | ${r.context} | ${r.dispatchesPerStep} | ${ms(r.gpuMsPerStep)} | ${fams || '–'} | ` +
+        `${h ? [h.encodeMs, h.submitMs, h.waitMs, h.readbackMs].map(ms).join(' / ') : '–'} | ` +
+        `${r.bytesPerStep ? `${(r.bytesPerStep.weights / MIB).toFixed(2)} + ${(r.bytesPerStep.kv / MIB).toFixed(2)}` : '–'} | ${(bytes / stepMs / 1e6).toFixed(2)} |`;
+    }),
+    '',
+  ];
+}
+
+/** Dispatches per decode step of every model and KV mode. */
+function dispatchMarkdown(rows: DispatchRow[]): string[] {
+  if (!rows.length) return [];
+  const modes = [...new Set(rows.map((r) => r.kvMode))];
+  const models = [...new Set(rows.map((r) => `${r.backend}|${r.model}|${r.layers}`))];
+  return [
+    '## Dispatches per decode step',
+    '',
+    'One decode step at a 512-token cache, counted from the recorded plan (Node/Dawn; the same plans run in Chromium).',
+    '',
+    `| model | layers | ${modes.join(' | ')} |`,
+    `|---|---:|${modes.map(() => '---:').join('|')}|`,
+    ...models.map((key) => {
+      const [backend, model, layers] = key.split('|');
+      const cells = modes.map((m) => rows.find((r) => r.backend === backend && r.model === model && r.kvMode === m)?.dispatchesPerStep ?? '–');
+      return `| ${model} | ${layers} | ${cells.join(' | ')} |`;
+    }),
+    '',
+  ];
+}
+
 /** speed.md for a report. */
 export function markdown(report: Report): string {
   const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
@@ -34,6 +94,7 @@ export function markdown(report: Report): string {
     ...Object.entries(report.adapters).map(([backend, a]) => `- ${backend}: ${a}`),
   ];
   if (report.errors.length) lines.push('', 'Errors:', ...report.errors.map((e) => `- ${e}`));
+  lines.push('', ...profileMarkdown(report.rows), ...dispatchMarkdown(report.dispatches ?? []));
   lines.push('', ...kvModesMarkdown(report.kvModes, null), ...kernelsMarkdown(report.kernels));
   return lines.join('\n').trimEnd() + '\n';
 }
@@ -50,6 +111,8 @@ export interface Report {
   machine: { os: string; arch: string; cpu: string; cpuCount: number; memoryGiB: number; node: string; chromium: string | null; vkIcd: string | null };
   adapters: Record<string, string>;
   rows: ResultRow[];
+  /** Dispatches per decode step, per model and KV mode. */
+  dispatches?: DispatchRow[];
   /** Set when `rows` were carried over from an earlier run (--modes-only). */
   rowsRun?: { date: string; commit: string };
   kvModes: KvModeSection[];

@@ -47,6 +47,11 @@ export abstract class GrowingKvCache implements KvCache {
     this.held += tokens;
   }
 
+  /** Layouts whose steps all run the same kernels keep one key. */
+  stepKey(_pos0: number, _tokens: number): string {
+    return '';
+  }
+
   get canRewind(): boolean {
     return false;
   }

@@ -8,7 +8,7 @@ import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
-import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
+import { keyScaleCount, quantizedCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
 import { GrowingKvCache, recordRowAttention } from './growing-cache';
 import type { AttentionIO, KvShape } from './types';
 
@@ -75,6 +75,20 @@ export class QuantKvCache extends GrowingKvCache {
     this.gen++;
   }
 
+  /** Which tensors this step quantizes: its key and value flush passes are dispatched only then. */
+  private flushes(pos0: number, tokens: number): { keys: boolean; values: boolean } {
+    const f = this.format;
+    return {
+      keys: quantizedCount(f, pos0 + tokens, true) > quantizedCount(f, pos0, true),
+      values: quantizedCount(f, pos0 + tokens, false) > quantizedCount(f, pos0, false),
+    };
+  }
+
+  override stepKey(pos0: number, tokens: number): string {
+    const { keys, values } = this.flushes(pos0, tokens);
+    return `${keys ? 'K' : ''}${values ? 'V' : ''}`;
+  }
+
   /** Uniform QuantParams for the current capacity (see lib/kv_quant.wgsl). */
   private quantParams(rec: Recorder): UniformSlot {
     return rec.uniforms.alloc(quantParamsFields(this.format, this.capacity, this.format.residual));
@@ -94,12 +108,15 @@ export class QuantKvCache extends GrowingKvCache {
     const keyChannel = f.keyGrouping === 'channel';
     const flushedKeys = keyChannel ? T + f.residual : T;
     const groupsPerRow = f.rowElems / f.channelGroup;
+    const flush = this.flushes(io.pos0, T);
+    const keys = flush.keys ? 1 : 0;
+    const values = flush.values ? 1 : 0;
     const passes: Array<[string, boolean, number]> = [
-      [keyChannel ? 'scales_channel' : 'scales_token', true, keyChannel ? Math.ceil(flushedKeys / f.keyBlockTokens + 1) * f.rowElems : T * groupsPerRow],
-      ['pack_codes', true, flushedKeys * this.kWords],
+      [keyChannel ? 'scales_channel' : 'scales_token', true, keys * (keyChannel ? Math.ceil(flushedKeys / f.keyBlockTokens + 1) * f.rowElems : T * groupsPerRow)],
+      ['pack_codes', true, keys * flushedKeys * this.kWords],
       ['ring_append', true, f.residual > 0 ? T * f.rowElems : 0],
-      ['scales_token', false, T * groupsPerRow],
-      ['pack_codes', false, T * this.vWords],
+      ['scales_token', false, values * T * groupsPerRow],
+      ['pack_codes', false, values * T * this.vWords],
       ['ring_append', false, f.residual > 0 ? T * f.rowElems : 0],
     ];
     for (const [entry, isKey, invocations] of passes) {

@@ -24,6 +24,8 @@ export interface AttentionIO {
   k: GPUBuffer /* f32 [T, kvHeads, headDim], after RoPE: this step's fresh keys */;
   v: GPUBuffer /* f32 [T, kvHeads, headDim]: this step's fresh values */;
   out: GPUBuffer /* f32 [T, heads, headDim] */;
+  /** Absolute position of the step's first token (the plan being recorded is for this step's stepKey). */
+  pos0: number;
   /** f32 [SPLIT_MAX_TOKENS, heads, MAX_SPLITS, 2 + headDim]: split-K partial results of decode steps. */
   partials: GPUBuffer;
   tokens: number;
@@ -39,6 +41,12 @@ export interface KvCache {
   readonly length: number;
   /** Make room for `totalTokens` positions; grows in blocks, never per token. */
   reserve(totalTokens: number): void;
+  /**
+   * What distinguishes the work of a step of `tokens` tokens at position `pos0` (e.g. which flushes it
+   * runs): steps with different keys get their own recorded plans, so kernels that would do nothing are
+   * not dispatched. recordAttention records for the step at io.pos0.
+   */
+  stepKey(pos0: number, tokens: number): string;
   /** Record, for one layer, attention of this step's queries over the cache plus the fresh K/V, and the append of the fresh K/V. */
   recordAttention(rec: Recorder, layer: number, io: AttentionIO): void;
   /** Note that a submitted step appended `tokens` positions. */

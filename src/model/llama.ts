@@ -17,7 +17,8 @@ import type { ModelConfig } from './config';
 import { ropeInverseFrequencies } from './rope-frequencies';
 import type { ModelWeights } from './weights';
 
-const MAX_CACHED_PLANS = 8;
+/** Plans kept: step shapes × the caches' step keys (e.g. decode steps with and without a flush). */
+const MAX_CACHED_PLANS = 16;
 /** GPUMapMode.READ, spelled out so this module loads before GPU globals exist. */
 const MAP_READ = 1;
 
@@ -109,7 +110,7 @@ export class LlamaModel {
   }
 
   /** Record one step of `T` tokens: embeddings → decoder layers → logits. */
-  private recordForward(rec: Recorder, T: number, logits: LogitsMode): void {
+  private recordForward(rec: Recorder, T: number, logits: LogitsMode, pos0: number): void {
     const { numHeads: H, numKvHeads: Hk, headDim: d, vocabSize: V, rmsEps: eps } = this.config;
     const a = this.act;
     const w = this.weights;
@@ -122,7 +123,7 @@ export class LlamaModel {
       const qkNorm = layer.qNorm && layer.kNorm ? { q: layer.qNorm, k: layer.kNorm, eps } : undefined;
       splitQkvRope(rec, a.qkv, a, this.invFreq, T, { heads: H, kvHeads: Hk, headDim: d }, qkNorm);
       // attn = softmax(q·Kᵀ/√d)·V over the cache; the cache appends this step's k, v
-      rec.section('attention', () => this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, partials: a.partials, tokens: T }));
+      rec.section('attention', () => this.kv.recordAttention(rec, l, { q: a.q, k: a.k, v: a.v, out: a.attn, partials: a.partials, tokens: T, pos0 }));
       // x = x + attn·Woᵀ
       linear(rec, a.attn, layer.wo, a.x, T, undefined, { residual: true });
       // x = x + (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ with h = RMSNorm(x)
@@ -136,8 +137,9 @@ export class LlamaModel {
     argmax(rec, a.logits, V, rows - 1, a.token);
   }
 
-  private plan(T: number, logits: LogitsMode): Plan {
-    const key = `${T}|${logits}|${this.kv.generation}`;
+  /** The plan of a step of T tokens at pos0 (plans differ by token count, logits, the cache's step key and generation). */
+  private plan(T: number, logits: LogitsMode, pos0 = this.kv.length): Plan {
+    const key = `${T}|${logits}|${this.kv.stepKey(pos0, T)}|${this.kv.generation}`;
     let plan = this.plans.get(key);
     if (plan) {
       this.plans.delete(key);
@@ -157,7 +159,7 @@ export class LlamaModel {
       this.plans.delete(k);
     }
     const rec = new Recorder(this.gpu.device, this.pipelines, this.gpu.caps, this.variant, this.step, new BufferGroup(this.gpu.device, `plan ${key}`));
-    this.recordForward(rec, T, logits);
+    this.recordForward(rec, T, logits, pos0);
     plan = rec.finish(T);
     this.plans.set(key, plan);
     return plan;
@@ -224,9 +226,9 @@ export class LlamaModel {
     const device = this.gpu.device;
     const pos0 = this.kv.length;
     this.kv.reserve(pos0 + steps);
-    const plan = this.plan(1, 'last');
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
     for (let i = 0; i < steps; i++) {
+      const plan = this.plan(1, 'last', pos0 + i);
       // writeBuffer is ordered with submits, so each step reads its own position.
       this.step.write(pos0 + i, 1);
       const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
@@ -245,7 +247,7 @@ export class LlamaModel {
 
   /** Dispatches one step of `T` tokens issues (records the plan if needed). */
   dispatchesPerStep(T: number, read: 'none' | 'token' = 'token'): number {
-    return this.plan(T, read === 'none' ? 'none' : 'last').dispatches;
+    return this.plan(T, read === 'none' ? 'none' : 'last', this.kv.length).dispatches;
   }
 
   /** Wait for all submitted GPU work (used by benchmarks). */

@@ -37,7 +37,7 @@ for (const schedule of ['software', 'hardware'] as const) describe(`full-precisi
       for (const T of chunks) {
         cache.reserve(pos0 + T);
         const rows = (n: number, a: Float32Array) => h.upload(a.slice(pos0 * n, (pos0 + T) * n));
-        const io = { q: rows(H * d, q), k: rows(Hk * d, k), v: rows(Hk * d, vv), out: nanBuffer(h, T * H * d), partials: attentionPartials(h, H, d), tokens: T };
+        const io = { q: rows(H * d, q), k: rows(Hk * d, k), v: rows(Hk * d, vv), out: nanBuffer(h, T * H * d), partials: attentionPartials(h, H, d), tokens: T, pos0 };
         await h.run(v.variant, (rec) => cache.recordAttention(rec, 1, io), pos0, T);
         cache.commit(T);
         const got = await h.readF32(io.out, T * H * d);

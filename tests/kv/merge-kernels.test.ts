@@ -97,7 +97,7 @@ for (const schedule of ['software', 'hardware'] as const) describe(`merged KV pa
         const qs = ks.map((_, l) => randomArray(T * c.heads * c.headDim, seed * 31 + l, 1));
         seed++;
         const partials = attentionPartials(h, c.heads, c.headDim);
-        const io = ks.map((_, l) => ({ q: h.upload(qs[l]), k: h.upload(ks[l]), v: h.upload(vs[l]), out: h.empty(qs[l].length * 4), partials, tokens: T }));
+        const io = ks.map((_, l) => ({ q: h.upload(qs[l]), k: h.upload(ks[l]), v: h.upload(vs[l]), out: h.empty(qs[l].length * 4), partials, tokens: T, pos0 }));
         await h.run(variant, (rec) => io.forEach((x, l) => cache.recordAttention(rec, l, x)), pos0, T);
         cache.commit(T);
         for (let l = 0; l < L; l++) {

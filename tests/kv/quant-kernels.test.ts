@@ -63,7 +63,7 @@ for (const schedule of ['software', 'hardware'] as const) describe(`quantized KV
         const out = h.empty(q.length * 4);
         const partials = attentionPartials(h, c.heads, c.headDim);
         cache.reserve(pos0 + T);
-        await h.run(variant, (rec) => cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials, tokens: T }), pos0, T);
+        await h.run(variant, (rec) => cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials, tokens: T, pos0 }), pos0, T);
         cache.commit(T);
         const gpuOut = await h.readF32(out, q.length);
         ref.attend(0, k, v);

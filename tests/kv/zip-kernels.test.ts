@@ -68,7 +68,7 @@ class Pair {
     const [qb, kb, vb] = [this.h.upload(q), this.h.upload(k), this.h.upload(v)];
     const out = this.h.empty(q.length * 4);
     this.cache.reserve(pos0 + T);
-    await this.h.run(variant, (rec) => this.cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials: this.partials, tokens: T }), pos0, T);
+    await this.h.run(variant, (rec) => this.cache.recordAttention(rec, 0, { q: qb, k: kb, v: vb, out, partials: this.partials, tokens: T, pos0 }), pos0, T);
     this.cache.commit(T);
     const gpuOut = await this.h.readF32(out, q.length);
     this.ref.step(k, v, q);
