@@ -148,10 +148,12 @@ function validId(id: unknown): number | null {
 
 /** How many prompt tokens of context the decoder keeps, so the first generated token decodes as in context. */
 const PROMPT_CONTEXT = 4;
+/** Ids the window grows to before it is cut back to PROMPT_CONTEXT ids of context. */
+const MAX_WINDOW = 16;
 
 /**
- * Streams generated ids as text. Like text-generation-inference's decoder, it decodes only a small window (the
- * ids emitted last time, as context, plus the ids since) and returns what that adds to the context's text.
+ * Streams generated ids as text. Like text-generation-inference's decoder, it decodes only a small window (a few
+ * ids already emitted, as context, plus the ids since) and returns what that adds to the context's text.
  * Text ending in U+FFFD (an incomplete UTF-8 sequence split over byte tokens) is held until it completes.
  */
 export class IncrementalDecoder {
@@ -176,10 +178,16 @@ export class IncrementalDecoder {
     const text = this.tok.decode(this.window);
     if (text.length <= this.prefixText.length || text.endsWith('\uFFFD')) return '';
     const added = text.slice(this.prefixText.length);
-    // The emitted ids become the next window; the old context is dropped.
-    this.window = this.window.slice(this.readOffset);
     this.readOffset = this.window.length;
-    this.prefixText = this.tok.decode(this.window);
+    if (this.window.length > MAX_WINDOW) {
+      // Keep the last ids as context and decode them once; until then the window's own text is the prefix,
+      // so a token costs one decode, not two.
+      this.window = this.window.slice(-PROMPT_CONTEXT);
+      this.readOffset = this.window.length;
+      this.prefixText = this.tok.decode(this.window);
+    } else {
+      this.prefixText = text;
+    }
     return added;
   }
 
