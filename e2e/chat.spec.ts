@@ -49,7 +49,8 @@ test('two turns with byte-llama-12l, then kivi 2-bit mid-chat: conversation kept
 test('stop within a step, regenerate, edit-and-resend, new chat (offline demo)', async ({ page }) => {
   await openApp(page);
   await loadDemo(page);
-  await setSampling(page, { temperature: 0, maxTokens: 200 });
+  // 500 tokens: decoding is fast enough that 200 can finish before the click lands.
+  await setSampling(page, { temperature: 0, maxTokens: 500 });
 
   const r = await send(page, 'Once upon a time');
   await expect(r.locator('.msg-body')).toContainText('there was a little girl', { timeout: 60_000 });
