@@ -1,7 +1,7 @@
 // After the fused q/k/v projection: split qkv: f32 [T, (heads + 2 · kv_heads) · d] into q [T, heads, d],
 // k [T, kv_heads, d] and v [T, kv_heads, d]; with QK_NORM first RMS-normalize each q and k head (Qwen3:
 // x / sqrt(mean(x²) + eps) · gain, gains wt [d]), then rotate q and k by RoPE at position pos0 + t
-// (rotate-half convention as in rope.wgsl, with the same two-step angle reduction).
+// (rotate-half convention as in rope.wgsl, angles through lib/rope_angle.wgsl).
 // One invocation per (token, head of q | k | v), no barriers: d ≤ 256 values each.
 // Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 qkv, 4 q, 5 k, 6 v, 7 q_gain, 8 k_gain (bound to
 // inv_freq without QK_NORM). Dispatch: ceil(T · (heads + 2 · kv_heads) / 64).
@@ -21,9 +21,7 @@ override QK_NORM: bool = false;
 @group(0) @binding(8) var<storage, read> k_gain: array<wt>;
 
 const MAX_D: u32 = 256u;
-const TWO_PI_HI: f32 = 6.28125;
-const TWO_PI_LO: f32 = 0.0019353071795864769;
-const INV_TWO_PI: f32 = 0.15915494309189535;
+#include rope_angle
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -55,15 +53,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let half = d / 2u;
   let pos = f32(step.pos0 + t);
   for (var j = 0u; j < half; j++) {
-    let angle = pos * inv_freq[j];
-    let n = round(angle * INV_TWO_PI);
-    let reduced = (angle - n * TWO_PI_HI) - n * TWO_PI_LO;
-    let cs = cos(reduced);
-    let sn = sin(reduced);
+    let cs = rope_cos_sin(pos * inv_freq[j]);
     let x1 = row[j];
     let x2 = row[j + half];
-    row[j] = x1 * cs - x2 * sn;
-    row[j + half] = x2 * cs + x1 * sn;
+    row[j] = x1 * cs.x - x2 * cs.y;
+    row[j + half] = x2 * cs.x + x1 * cs.y;
   }
   if (is_q) {
     let dst = (t * p.heads + slot) * d;

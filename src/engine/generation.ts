@@ -101,6 +101,9 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
   let text = '';
   let finishReason: FinishReason = 'length';
   const decodeStart = now();
+  // What the last onToken call returned: across a worker boundary (comlink) a promise that settles once the page
+  // handled that event. Events travel on their own port, so the result could overtake them; it waits for the last.
+  let delivered: unknown;
   let next = pick(out);
   // Tokens the GPU already chose ahead (queued greedy steps); all but the last of them are in the cache.
   let ahead: number[] = [];
@@ -113,7 +116,7 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     generated.push(next);
     const fed = stops.push(decoder.push(next));
     text += fed.emit;
-    req.onToken?.({ tokenId: next, text: fed.emit, index: generated.length - 1 });
+    delivered = req.onToken?.({ tokenId: next, text: fed.emit, index: generated.length - 1 });
     if (fed.stopped) {
       finishReason = 'stop';
       break;
@@ -162,10 +165,11 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     const rest = tail.emit + (tail.stopped ? '' : stops.flush());
     if (rest) {
       text += rest;
-      req.onToken?.({ tokenId: -1, text: rest, index: generated.length });
+      delivered = req.onToken?.({ tokenId: -1, text: rest, index: generated.length });
     }
   }
   const decodeMs = now() - decodeStart;
+  await delivered;
   const prefilledTokens = promptIds.length - keep;
   return {
     text,

@@ -21,6 +21,7 @@ import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
 import quantMath from '../../shaders/lib/quant_math.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import ropeAngle from '../../shaders/lib/rope_angle.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import step from '../../shaders/lib/step.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
@@ -59,6 +60,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   kv_quant_rows: kvQuantRows,
   quant_math: quantMath,
   reduce,
+  rope_angle: ropeAngle,
   slerp,
   step,
   zip_layout: zipLayout,

@@ -41,6 +41,16 @@ export interface BenchGeneratePageResult {
   userAgent: string;
 }
 
+/** Load the page's `model` from its `hub` (defaults: stories260k, the public hub) and time it. */
+async function loadBenchModel(client: EngineClient, query: URLSearchParams, say: (text: string) => void): Promise<{ model: string; info: ModelInfo; loadMs: number }> {
+  const model = query.get('model') ?? 'local/stories260k';
+  const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
+  say(`Loading ${model} from ${baseUrl}…`);
+  const t0 = performance.now();
+  const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
+  return { model, info, loadMs: performance.now() - t0 };
+}
+
 /** Whether the page was opened in benchmark mode. */
 export function isBenchMode(query: URLSearchParams): boolean {
   return query.has('bench');
@@ -92,12 +102,7 @@ export async function runBenchMode(root: HTMLElement, client: EngineClient, quer
     const contexts = query.get('bench') === 'modes' ? [] : positiveInts(query.get('bench') ?? '', 'context list');
     const kvRequest = kvModeRequest(query);
     const decode = Number(query.get('decode') ?? 16);
-    const model = query.get('model') ?? 'local/stories260k';
-    const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
-    say(`Loading ${model} from ${baseUrl}…`);
-    const t0 = performance.now();
-    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
-    const loadMs = performance.now() - t0;
+    const { model, info, loadMs } = await loadBenchModel(client, query, say);
     say(`Loaded ${info.label} (${info.weightDtype} on ${info.adapter.description}); measuring ${contexts.join(', ')} tokens…`);
     const t1 = performance.now();
     const rows = contexts.length ? await client.api.benchmark(contexts, decode) : [];
@@ -136,12 +141,7 @@ async function runGenerateBench(result: HTMLElement, say: (text: string) => void
     const warmupTokens = Number(query.get('warmup') ?? 0);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new Error(`Bad tokens "${query.get('tokens')}".`);
     if (!Number.isInteger(warmupTokens) || warmupTokens < 0) throw new Error(`Bad warmup "${query.get('warmup')}".`);
-    const model = query.get('model') ?? 'local/stories260k';
-    const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
-    say(`Loading ${model} from ${baseUrl}…`);
-    const t0 = performance.now();
-    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
-    const loadMs = performance.now() - t0;
+    const { model, info, loadMs } = await loadBenchModel(client, query, say);
     // A plain string is a raw continuation (tokenizer.encodeText: BOS + the prompt's ids), not a chat turn.
     if (warmupTokens > 0) {
       say(`Warm-up: ${warmupTokens} tokens…`);
