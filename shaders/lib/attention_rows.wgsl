@@ -55,13 +55,16 @@ fn visit_rows(j_begin: u32, j_end: u32, kvh: u32) -> vec2f {
   return vec2f(m, l);
 }
 
-// main_serial: the same attention with one invocation per workgroup that visits every key itself, so there
-// is no barrier at all. For CPU adapters (SwiftShader, lavapipe), where a barrier switches between every
-// invocation of the workgroup. Dispatch: (heads, T), workgroup size 1. Used for prefill chunks there.
-@compute @workgroup_size(1)
-fn main_serial(@builtin(workgroup_id) wg: vec3u) {
-  let h = wg.x;
-  let t = wg.y;
+// main_serial: the same attention with one invocation per query (t, h) that visits every key itself, 64
+// queries per workgroup, so there is no barrier at all. For CPU adapters (SwiftShader, lavapipe), where a
+// barrier switches between every invocation of the workgroup, and neighbouring invocations fill the SIMD
+// lanes. Used for prefill chunks there. Dispatch: ceil(T · heads / 64) workgroups of 64.
+@compute @workgroup_size(WG)
+fn main_serial(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= p.tokens * p.heads) { return; }
+  let h = i % p.heads;
+  let t = i / p.heads;
   let qbase = load_query(h, t);
   let ml = visit_rows(0u, step.pos0 + t + 1u, kv_head_of(h));
   row_stats(t, h, ml.x, ml.y, 0u);

@@ -113,7 +113,7 @@ export interface RowAttention {
 /**
  * Record attention over a row-read layout. Decode steps split the keys over up to MAX_SPLITS invocations
  * per query and merge them (main_split + attention_combine.wgsl); other steps run one workgroup per query:
- * barrier-free and serial on CPU adapters (main_serial), cooperative elsewhere (main).
+ * barrier-free, one query per invocation on CPU adapters (main_serial), cooperative elsewhere (main).
  */
 export function recordRowAttention(rec: Recorder, a: RowAttention): void {
   const T = a.io.tokens;
@@ -131,6 +131,11 @@ export function recordRowAttention(rec: Recorder, a: RowAttention): void {
     rec.dispatch(`attention_combine ${a.label}`, combine, { 0: params, 1: a.io.partials, 2: a.io.out }, [Math.ceil((T * a.heads * a.headDim) / 64), 1, 1]);
     return;
   }
-  const attend = rec.pipelines.get({ shader: a.shader, entry: rec.caps.softwareAdapter ? 'main_serial' : 'main', variant: a.variant });
+  if (rec.caps.softwareAdapter) {
+    const attend = rec.pipelines.get({ shader: a.shader, entry: 'main_serial', variant: a.variant });
+    rec.dispatch(a.label, attend, a.bindings, [Math.ceil((T * a.heads) / 64), 1, 1]);
+    return;
+  }
+  const attend = rec.pipelines.get({ shader: a.shader, entry: 'main', variant: a.variant });
   rec.dispatch(a.label, attend, a.bindings, [a.heads, T, 1]);
 }
