@@ -65,7 +65,10 @@ async function profileDecode(model: LlamaModel, gpu: GpuContext | null, ids: num
     gpuMsPerStep: NaN,
     host: { encodeMs: 0, submitMs: 0, waitMs: 0, readbackMs: 0 },
   };
-  if (gpu?.caps.timestampQuery && ids.length > 1) {
+  if (gpu?.caps.timestampQuery && ids.length > 2) {
+    // One plain step first: a new cache size may need new pipelines (split counts), compiled on first use.
+    await model.forward([ids[0]], 'token');
+    ids = ids.slice(1);
     const timer = new PassTimer(gpu.device);
     const timed = ids.slice(0, Math.ceil(ids.length / 2));
     model.profile = { kind: 'timestamps', timer, each: true };
