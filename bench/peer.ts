@@ -28,6 +28,7 @@ import type { Browser, BrowserContext } from '@playwright/test';
 import type { BenchGeneratePageResult } from '../src/ui/bench-mode';
 import type { HubServer } from '../scripts/hub-server';
 import { sharedModelsDir } from '../scripts/hub-server';
+import { peerMarkdown } from './peer-report';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -56,7 +57,7 @@ export interface PeerOptions {
   timeoutMs?: number;
 }
 
-type Engine = 'kvtab' | 'wllama-gpu' | 'wllama-cpu';
+export type PeerEngine = 'kvtab' | 'wllama-gpu' | 'wllama-cpu';
 
 interface WllamaPageResult {
   libllama: string;
@@ -95,7 +96,7 @@ function offloadedToGpu(logs: string[]): boolean {
 /** One engine's run in one round. */
 export interface PeerSample {
   round: number;
-  engine: Engine;
+  engine: PeerEngine;
   ok: boolean;
   error?: string;
   decodeTokensPerSecond: number;
@@ -138,13 +139,13 @@ export interface PeerReport {
   rounds: number;
   samples: PeerSample[];
   /** Median decode tok/s over the successful rounds. */
-  median: Record<Engine, number>;
+  median: Record<PeerEngine, number>;
   /** Per-round kvtab / wllama decode tok/s, then their median. */
   ratiosPerRound: { gpu: number[]; cpu: number[] };
   ratio_vs_wllama_gpu: number;
   ratio_vs_wllama_cpu: number;
   /** The generated texts of round 1 (every round's text is in samples). */
-  texts: Record<Engine, string>;
+  texts: Record<PeerEngine, string>;
   golden: {
     compared: string;
     goldenText: string;
@@ -280,7 +281,7 @@ export async function runPeerBench(
   const peer = await startPeerServer(modelsDir);
   const wllamaVersion = (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@wllama/wllama/package.json'), 'utf8')) as { version: string }).version;
 
-  const pageLog = (engine: Engine) => (text: string) => {
+  const pageLog = (engine: PeerEngine) => (text: string) => {
     if (/^\[(bench|peer)\]/.test(text)) process.stderr.write(`  [${engine}] ${text}\n`);
   };
 
@@ -404,16 +405,16 @@ export async function runPeerBench(
   }
 
   const ok = samples.filter((s) => s.ok);
-  const of = (engine: Engine) => ok.filter((s) => s.engine === engine);
+  const of = (engine: PeerEngine) => ok.filter((s) => s.engine === engine);
   const ratios = (engine: 'wllama-gpu' | 'wllama-cpu') =>
     Array.from({ length: options.rounds }, (_, i) => {
       const k = of('kvtab').find((s) => s.round === i + 1);
       const w = of(engine).find((s) => s.round === i + 1);
       return k && w ? k.decodeTokensPerSecond / w.decodeTokensPerSecond : NaN;
     }).filter((x) => Number.isFinite(x));
-  const first = (engine: Engine) => of(engine)[0]?.text ?? '';
-  const texts: Record<Engine, string> = { kvtab: first('kvtab'), 'wllama-gpu': first('wllama-gpu'), 'wllama-cpu': first('wllama-cpu') };
-  const engines: Engine[] = ['kvtab', 'wllama-gpu', 'wllama-cpu'];
+  const first = (engine: PeerEngine) => of(engine)[0]?.text ?? '';
+  const texts: Record<PeerEngine, string> = { kvtab: first('kvtab'), 'wllama-gpu': first('wllama-gpu'), 'wllama-cpu': first('wllama-cpu') };
+  const engines: PeerEngine[] = ['kvtab', 'wllama-gpu', 'wllama-cpu'];
   const kvtabIdsGolden = of('kvtab').length > 0 && of('kvtab').every((s) => GOLDEN_IDS.every((id, i) => s.tokenIds?.[i] === id));
   const gpuRatios = ratios('wllama-gpu');
   const cpuRatios = ratios('wllama-cpu');
@@ -439,7 +440,7 @@ export async function runPeerBench(
     },
     rounds: options.rounds,
     samples,
-    median: Object.fromEntries(engines.map((e) => [e, median(of(e).map((s) => s.decodeTokensPerSecond))])) as Record<Engine, number>,
+    median: Object.fromEntries(engines.map((e) => [e, median(of(e).map((s) => s.decodeTokensPerSecond))])) as Record<PeerEngine, number>,
     ratiosPerRound: { gpu: gpuRatios, cpu: cpuRatios },
     ratio_vs_wllama_gpu: median(gpuRatios),
     ratio_vs_wllama_cpu: median(cpuRatios),
@@ -471,62 +472,4 @@ export async function runPeerBench(
   fs.writeFileSync(path.join(options.outDir, 'peer.md'), peerMarkdown(report));
   log(`wrote ${path.relative(ROOT, options.outDir) || '.'}/peer.json and peer.md`);
   return report;
-}
-
-const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
-const quote = (text: string) => '`' + JSON.stringify(text).slice(1, -1).replace(/`/g, '\\`') + '`';
-
-/** peer.md: the table, the ratios, the golden checks and both texts. */
-export function peerMarkdown(r: PeerReport): string {
-  const rows: Array<[Engine, string]> = [
-    ['kvtab', `kvtab (${r.kvtabWeights || '?'} weights, WebGPU worker)`],
-    ['wllama-gpu', `wllama ${r.wllamaVersion} n_gpu_layers 99 (${r.wllama_gpu_offloaded ? 'WebGPU' : 'not offloaded: CPU, 1 thread'})`],
-    ['wllama-cpu', `wllama ${r.wllamaVersion} n_gpu_layers 0 (wasm CPU, 1 thread)`],
-  ];
-  const rounds = Array.from({ length: r.rounds }, (_, i) => i + 1);
-  const cell = (e: Engine, round: number) => {
-    const s = r.samples.find((x) => x.engine === e && x.round === round);
-    return s?.ok ? fmt(s.decodeTokensPerSecond) : 'failed';
-  };
-  const tokens = (e: Engine) => {
-    const s = r.samples.filter((x) => x.engine === e && x.ok);
-    return s.length ? [...new Set(s.map((x) => `${x.generatedTokens} (${x.finishReason})`))].join(', ') : '–';
-  };
-  const lines = [
-    '# Peer comparison: kvtab vs wllama',
-    '',
-    `Run ${r.date} at commit \`${r.commit}\`${r.dirty ? ' (with local changes)' : ''}; Chromium ${r.chromium}; kvtab adapter: ${r.kvtabAdapter || '?'}` +
-      `${r.libllama ? `; libllama ${r.libllama}` : ''}.`,
-    `Workload: stories260k (kvtab: HF folder over the local hub; wllama: \`${r.workload.gguf}\`, n_ctx ${r.workload.wllamaLoad.n_ctx}, ` +
-      `n_threads ${r.workload.wllamaLoad.n_threads}), prompt "${r.workload.prompt}", up to ${r.workload.maxNewTokens} greedy tokens after a ` +
-      `${r.workload.warmupTokens}-token warm-up; ${r.rounds} round(s), the three engines interleaved in each round, each in a fresh page.`,
-    'Decode tok/s: kvtab (generated − 1) / decode time; wllama `timings.predicted_per_second`. Ratio: kvtab / wllama per round, median.',
-    '',
-    `| engine | ${rounds.map((i) => `round ${i}`).join(' | ')} | median decode tok/s | tokens (finish) | kvtab / this |`,
-    `|---|${rounds.map(() => '---:|').join('')}---:|---|---:|`,
-    ...rows.map(([e, label]) => {
-      const ratio = e === 'wllama-gpu' ? fmt(r.ratio_vs_wllama_gpu, 2) : e === 'wllama-cpu' ? fmt(r.ratio_vs_wllama_cpu, 2) : '1';
-      return `| ${label} | ${rounds.map((i) => cell(e, i)).join(' | ')} | ${fmt(r.median[e])} | ${tokens(e)} | ${ratio} |`;
-    }),
-    '',
-    ...(r.wllamaPage.gpu && !r.wllama_gpu_offloaded
-      ? [
-          `Note: wllama's \`n_gpu_layers: 99\` run did not offload: llama.cpp found no WebGPU device (its load log: ` +
-            `${r.wllamaPage.gpu.modelBuffers.map((l) => `\`${l.replace(/^\w+: /, '').replace(/\s+/g, ' ').trim()}\``).join(', ') || 'no model buffer line'}; ` +
-            `page adapter ${r.wllamaPage.gpu.adapter ? `${r.wllamaPage.gpu.adapter.vendor}/${r.wllamaPage.gpu.adapter.architecture}, shader-f16 ${r.wllamaPage.gpu.adapter.shaderF16}` : 'none'}), ` +
-            `so that row is llama.cpp's CPU path as well (\`wllama_gpu_offloaded: false\` in peer.json).`,
-          '',
-        ]
-      : []),
-    `Golden (${r.golden.compared}): kvtab ${r.golden.kvtab} (ids ${r.golden.kvtabIds}), wllama GPU ${r.golden.wllamaGpu}, wllama CPU ` +
-      `${r.golden.wllamaCpu}; every round ${r.golden.allRounds}. Full texts equal: kvtab = wllama GPU ${r.golden.kvtabEqualsWllamaGpu}, ` +
-      `kvtab = wllama CPU ${r.golden.kvtabEqualsWllamaCpu}, wllama GPU = CPU ${r.golden.wllamaGpuEqualsCpu}; same text every round ${r.golden.stableAcrossRounds}.`,
-    '',
-    'Texts (round 1):',
-    '',
-    ...rows.map(([e]) => `- ${e}: ${quote(r.texts[e])}`),
-    '',
-  ];
-  if (r.errors.length) lines.push('Errors:', '', ...r.errors.map((e) => `- ${e}`), '');
-  return lines.join('\n');
 }

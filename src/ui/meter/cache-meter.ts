@@ -11,6 +11,9 @@ import { componentColor, LayerBars } from './layer-bars';
 import { SeriesChart } from './series-chart';
 
 /** The meter's DOM and its update entry points. */
+/** Least time between two redraws of the bytes-vs-tokens chart while tokens stream. */
+const SERIES_INTERVAL_MS = 100;
+
 export class CacheMeter {
   readonly element: HTMLElement;
   private readonly mode = el('span', { id: 'meter-mode', className: 'meter-mode', textContent: 'no model' });
@@ -34,6 +37,7 @@ export class CacheMeter {
   private drawnAllocation = '';
   private drawPending = false;
   private seriesStale = false;
+  private seriesDrawnAt = -Infinity;
   /** Checkbox: stream statistics with every token. */
   readonly liveToggle = el('input', { id: 'meter-live', type: 'checkbox', checked: true });
 
@@ -82,10 +86,13 @@ export class CacheMeter {
       const started = performance.now();
       this.drawPending = false;
       if (this.last) this.draw(this.last);
-      if (this.seriesStale) {
+      // The chart redraws all its points: at most SERIES_INTERVAL_MS apart, and once more after the last sample.
+      if (this.seriesStale && started - this.seriesDrawnAt >= SERIES_INTERVAL_MS) {
         this.seriesStale = false;
+        this.seriesDrawnAt = started;
         this.series.update(this.samples, this.budgetBytes);
       }
+      if (this.seriesStale) this.scheduleDraw();
       // Main-thread time spent on the meter, for the overhead measurement (e2e/meter-overhead.spec.ts).
       this.renderMs += performance.now() - started;
       this.element.dataset.renderMs = this.renderMs.toFixed(3);
@@ -94,15 +101,16 @@ export class CacheMeter {
 
   private draw(stats: EngineStats): void {
     const { kvBytes, kvFp16EquivalentBytes: fp16, tokensHeld } = stats;
-    this.mode.textContent = stats.loaded ? stats.kvMode : 'no model';
-    this.total.textContent = formatBytes(kvBytes);
-    this.fp16.textContent = formatBytes(fp16);
-    this.ratio.textContent = kvBytes > 0 && fp16 > 0 ? `${(fp16 / kvBytes).toFixed(2)}×` : '—';
-    this.tokens.textContent = String(tokensHeld);
+    // Only what changed is written: most of it stays the same from one frame to the next.
+    setText(this.mode, stats.loaded ? stats.kvMode : 'no model');
+    setText(this.total, formatBytes(kvBytes));
+    setText(this.fp16, formatBytes(fp16));
+    setText(this.ratio, kvBytes > 0 && fp16 > 0 ? `${(fp16 / kvBytes).toFixed(2)}×` : '—');
+    setText(this.tokens, String(tokensHeld));
     const d = this.element.dataset;
-    d.bytes = String(kvBytes);
+    if (d.bytes !== String(kvBytes)) d.bytes = String(kvBytes);
     d.tokens = String(tokensHeld);
-    d.mode = stats.kvMode;
+    if (d.mode !== stats.kvMode) d.mode = stats.kvMode;
     d.updates = String(this.updates);
     // Allocations change only when a cache grows or is rebuilt, not with every token: redraw the bars then.
     const allocation = `${stats.kvMode}|${kvBytes}|${stats.kvLayers.length}|${this.budgetBytes}`;
@@ -181,4 +189,9 @@ function seriesLegend(): HTMLElement {
     el('span', { className: 'legend-item' }, el('i', { className: 'swatch fp16' }), 'fp16-equivalent'),
     el('span', { className: 'legend-item' }, el('i', { className: 'swatch budget' }), 'budget'),
   );
+}
+
+/** Set an element's text only when it differs (a write is a DOM mutation even when equal). */
+function setText(e: HTMLElement, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
 }
