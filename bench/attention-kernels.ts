@@ -9,7 +9,7 @@
  * Prints one JSON object on stdout. Built by vite into dist-bench/attention-kernels.js:
  *   node dist-bench/attention-kernels.js [--contexts 512,2048] [--steps 16] [--rounds 3] [--modes full,int8,...]
  */
-import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../src/kv/growing-cache';
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../src/kv/row-attention';
 import { create, globals } from 'webgpu';
 import { BufferGroup } from '../src/gpu/buffers';
 import { acquireDevice, type GpuContext } from '../src/gpu/device';

@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext } from '@playwright/test';
 import type { BenchGeneratePageResult } from '../src/ui/bench-mode';
 import type { HubServer } from '../scripts/hub-server';
+import { openPageMode } from '../scripts/chromium-app';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { peerMarkdown } from './peer-report';
 
@@ -300,12 +301,7 @@ export async function runPeerBench(
         hub: hub.baseUrl,
         dtype: 'f32',
       });
-      await page.goto(`${appUrl}?${query}`);
-      const result = page.locator('#bench-result[data-status]');
-      await result.waitFor({ timeout: timeoutMs });
-      const text = (await result.textContent()) ?? '';
-      if ((await result.getAttribute('data-status')) !== 'done') throw new Error((JSON.parse(text) as { error: string }).error);
-      const out = JSON.parse(text) as BenchGeneratePageResult;
+      const out = await openPageMode<BenchGeneratePageResult>(page, `${appUrl}?${query}`, '#bench-result', 'done', timeoutMs);
       kvtabAdapter = out.info.adapter.description;
       kvtabWeights = out.info.weightDtype;
       const r = out.result;

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser } from '@playwright/test';
+import { chromium, type Browser, type Page } from '@playwright/test';
 import { preview } from 'vite';
 import { startHubServer, type HubServer } from './hub-server';
 
@@ -58,4 +58,17 @@ export async function withAppInChromium<T>(root: string, outDir: string, repos: 
     await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
     await hub.close();
   }
+}
+
+/**
+ * Open one of the page's modes (bench, eval) and wait for its status element `selector`, which holds JSON and
+ * a `data-status`: `ok` gives the parsed JSON; any other status throws the page's `{ error }`.
+ */
+export async function openPageMode<T>(page: Page, url: string, selector: string, ok: string, timeoutMs: number): Promise<T> {
+  await page.goto(url);
+  const status = page.locator(`${selector}[data-status]`);
+  await status.waitFor({ timeout: timeoutMs });
+  const text = (await status.textContent()) ?? '';
+  if ((await status.getAttribute('data-status')) !== ok) throw new Error((JSON.parse(text) as { error: string }).error);
+  return JSON.parse(text) as T;
 }

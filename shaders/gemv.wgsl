@@ -63,16 +63,15 @@ fn locate(r: u32) -> vec2u {
   return vec2u(2u, r - p.rows0 - p.rows1);
 }
 
-// x[x_row + t, k4] times the norm gain when HAS_NORM.
-fn x_in(t: u32, k4: u32) -> vec4f {
-  let v = x[(p.x_row + t) * (p.k / 4u) + k4];
-  if (HAS_NORM) { return v * vec4f(gain[k4]); }
-  return v;
+// x[x_row + t, k4] as read (its square feeds the norm).
+fn x_at(t: u32, k4: u32) -> vec4f {
+  return x[(p.x_row + t) * (p.k / 4u) + k4];
 }
 
-fn x_sq(t: u32, k4: u32) -> f32 {
-  let v = x[(p.x_row + t) * (p.k / 4u) + k4];
-  return dot(v, v);
+// The norm gain of k4 (1 without HAS_NORM): x_at · gain is what multiplies the weights.
+fn gain_at(k4: u32) -> vec4f {
+  if (HAS_NORM) { return vec4f(gain[k4]); }
+  return vec4f(1.0);
 }
 
 // Store output row r of token t from its dot product(s) `a` (and `b` for SWIGLU) and Σ x².
@@ -95,15 +94,16 @@ fn group_index(wg: vec3u, nwg: vec3u) -> u32 {
   return wg.x + wg.z * nwg.x;
 }
 
-// Σ_k x_in(t, k) · w[row, k] over one weight row, and Σ_k x² (for the norm).
+// Σ_k x(t, k) · gain[k] · w[row, k] over one weight row, and Σ_k x² (for the norm); x is read once per vec4.
 fn row_dot(w: ptr<storage, array<vec4<wt>>, read>, row: u32, t: u32) -> vec2f {
   let k4s = p.k / 4u;
   let base = row * k4s;
   var a = vec4f(0.0);
   var sq = 0.0;
   for (var k4 = 0u; k4 < k4s; k4++) {
-    if (HAS_NORM) { sq += x_sq(t, k4); }
-    a += x_in(t, k4) * vec4f((*w)[base + k4]);
+    let xv = x_at(t, k4);
+    if (HAS_NORM) { sq += dot(xv, xv); }
+    a += xv * gain_at(k4) * vec4f((*w)[base + k4]);
   }
   return vec2f(a.x + a.y + a.z + a.w, sq);
 }
@@ -149,8 +149,9 @@ fn gemv_coop(
   let k4s = p.k / 4u;
   var acc: array<f32, SLOTS>;
   for (var k4 = lid; k4 < k4s; k4 += WG) {
-    let xv = x_in(t, k4);
-    if (HAS_NORM) { acc[2u * MAX_ROWS] += x_sq(t, k4); }
+    let raw = x_at(t, k4);
+    if (HAS_NORM) { acc[2u * MAX_ROWS] += dot(raw, raw); }
+    let xv = raw * gain_at(k4);
     for (var i = 0u; i < ROWS; i++) {
       // Rows past the end read row n - 1 again and are never stored.
       let at = locate(min(r0 + i, n - 1u));

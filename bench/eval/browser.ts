@@ -6,7 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'vite';
-import { withAppInChromium } from '../../scripts/chromium-app';
+import { openPageMode, withAppInChromium } from '../../scripts/chromium-app';
 import { defaultRepos } from '../../scripts/hub-server';
 import type { ModelInfo, QualityResult } from '../../src/worker/api';
 import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './jobs';
@@ -50,12 +50,7 @@ export async function runInChromium(root: string, outDir: string, modelsDir: str
         const page = await context.newPage();
         page.on('pageerror', (e) => log(`  [page error] ${e.message}`));
         const query = new URLSearchParams({ eval: '1', model: `local/${model}`, hub: hub.baseUrl, options: JSON.stringify(EVAL_LOAD) });
-        await page.goto(`${appUrl}?${query}`);
-        const status = page.locator('#eval-status[data-status]');
-        await status.waitFor({ timeout: LOAD_TIMEOUT_MS });
-        const text = (await status.textContent()) ?? '';
-        if ((await status.getAttribute('data-status')) !== 'ready') throw new Error((JSON.parse(text) as { error: string }).error);
-        const info = JSON.parse(text) as ModelInfo;
+        const info = await openPageMode<ModelInfo>(page, `${appUrl}?${query}`, '#eval-status', 'ready', LOAD_TIMEOUT_MS);
         run.adapter = info.adapter.description;
         const backend = `chromium (${/swiftshader/i.test(info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
         log(`Chromium: ${model} loaded on ${info.adapter.description}; ${jobs.length} jobs`);

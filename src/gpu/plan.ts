@@ -98,13 +98,8 @@ export class Plan {
     private readonly sections: PlanSection[] = [],
   ) {}
 
-  /** Number of recorded entries. */
+  /** Number of recorded entries: the compute dispatches one replay issues. */
   get length(): number {
-    return this.entries.length;
-  }
-
-  /** Compute dispatches one replay of this plan issues. */
-  get dispatches(): number {
     return this.entries.length;
   }
 

@@ -103,7 +103,6 @@ export function linear(
   tokens: number,
   bias?: WeightMatrix /* [1, nTotal] */,
   epilogue: LinearEpilogue = {},
-  xRow = 0,
 ): void {
   const colStart = epilogue.colStart ?? 0;
   const nTotal = epilogue.nTotal ?? w.rows;
@@ -111,13 +110,12 @@ export function linear(
   if (usesGemv(tokens, [w])) {
     for (const part of w.parts) {
       recordGemv(rec, tokens, {
-        x, xRow, segments: [[part.buffer, part.rows]], k: w.cols, swiglu: false, bias, y,
+        x, xRow: 0, segments: [[part.buffer, part.rows]], k: w.cols, swiglu: false, bias, y,
         colStart: colStart + part.rowStart, nTotal, residual, label: `linear ${w.name}`,
       });
     }
     return;
   }
-  if (xRow !== 0) throw new RangeError('linear: the tiled matmul reads x from row 0');
   const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: rec.variant, overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
   for (const part of w.parts) {
     const params = rec.uniforms.struct({ tokens, k: w.cols, rows: part.rows, row_start: colStart + part.rowStart, n_total: nTotal });
@@ -151,15 +149,13 @@ export function normedProjection(
   const xRow = input.row ?? 0;
   if (weights.length > 3) throw new RangeError('normedProjection: at most 3 weights');
   if (fusable(tokens, weights)) {
-    const norm = { gain: input.gain, eps: input.eps };
+    // One dispatch for several single-buffer weights side by side; one per part for a split weight (the LM head).
+    const dispatches = weights.length === 1
+      ? weights[0].parts.map((part) => ({ segments: [[part.buffer, part.rows]] as Array<[GPUBuffer, number]>, colStart: part.rowStart }))
+      : [{ segments: weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]), colStart: 0 }];
     const label = `linear ${weights.map((w) => w.name).join('+')}`;
-    if (weights.length === 1) {
-      for (const part of weights[0].parts) {
-        recordGemv(rec, tokens, { x: input.x, xRow, norm, segments: [[part.buffer, part.rows]], k: weights[0].cols, swiglu: false, bias, y, colStart: part.rowStart, nTotal, residual: false, label });
-      }
-    } else {
-      const segments = weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]);
-      recordGemv(rec, tokens, { x: input.x, xRow, norm, segments, k: weights[0].cols, swiglu: false, bias, y, colStart: 0, nTotal, residual: false, label });
+    for (const d of dispatches) {
+      recordGemv(rec, tokens, { x: input.x, xRow, norm: input, segments: d.segments, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
     }
     return;
   }
@@ -184,10 +180,9 @@ export function gatedProjection(
   tokens: number,
   upScratch: GPUBuffer /* f32 [T, F] */,
 ): void {
-  if (fusable(tokens, [gate, up]) && gate.parts.length === 1) {
+  if (fusable(tokens, [gate, up])) {
     const segments: Array<[GPUBuffer, number]> = [[gate.parts[0].buffer, gate.rows], [up.parts[0].buffer, up.rows]];
-    const norm = { gain: input.gain, eps: input.eps };
-    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm, segments, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
+    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm: input, segments, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
     return;
   }
   rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, input.row ?? 0);

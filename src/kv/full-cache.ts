@@ -5,7 +5,8 @@
  */
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { KvLayerStats } from '../worker/api';
-import { GrowingKvCache, recordRowAttention } from './growing-cache';
+import { GrowingKvCache } from './growing-cache';
+import { recordRowAttention } from './row-attention';
 import type { AttentionIO, KvShape } from './types';
 
 /** Options for the full-precision layout. */
@@ -77,7 +78,7 @@ export class FullKvCache extends GrowingKvCache {
     );
     recordRowAttention(rec, {
       label: `attention_full L${layer}`, shader: 'attention_full', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
-      paramsBinding: 0, bindings: { 1: rec.step.buffer, 2: io.q, 3: k, 4: v, 5: io.out },
+      paramsBinding: 0, outBinding: 5, bindings: { 1: rec.step.buffer, 2: io.q, 3: k, 4: v },
     });
   }
 

@@ -12,7 +12,8 @@ import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
 import { quantParamsFields } from './quant-cache';
-import { GrowingKvCache, recordRowAttention } from './growing-cache';
+import { GrowingKvCache } from './growing-cache';
+import { recordRowAttention } from './row-attention';
 import type { AttentionIO, KvCache, KvShape } from './types';
 
 /** Parameters of a merged layout. */
@@ -169,9 +170,9 @@ export class MergedKvCache extends GrowingKvCache {
 
     const mp = this.mergeParams(rec, slot);
     const qp = f ? rec.uniforms.alloc(quantParamsFields(f, this.capacity, this.ringSlots)) : null;
-    const bindings: Record<number, Binding> = { 1: rec.step.buffer, 2: io.q, 3: io.out, 4: mp, 5: pair.ring, 6: pair.meta, 7: pair.retained, 8: pair.dirs };
+    const bindings: Record<number, Binding> = { 1: rec.step.buffer, 2: io.q, 4: mp, 5: pair.ring, 6: pair.meta, 7: pair.retained, 8: pair.dirs };
     if (qp && pair.scales) Object.assign(bindings, { 9: qp, 10: pair.scales });
-    recordRowAttention(rec, { label: `attention_merged L${layer}`, shader: 'attention_merged', variant, bindings, paramsBinding: 0, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true });
+    recordRowAttention(rec, { label: `attention_merged L${layer}`, shader: 'attention_merged', variant, bindings, paramsBinding: 0, outBinding: 3, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true });
     if (slot === 0) return;
 
     // After the pair's second layer: merge every completed R block, pick its retained tokens, quantize directions.

@@ -9,7 +9,8 @@ import type { UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, quantizedCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
-import { GrowingKvCache, recordRowAttention } from './growing-cache';
+import { GrowingKvCache } from './growing-cache';
+import { recordRowAttention } from './row-attention';
 import type { AttentionIO, KvShape } from './types';
 
 interface QuantLayer {
@@ -101,7 +102,7 @@ export class QuantKvCache extends GrowingKvCache {
     const qp = this.quantParams(rec);
     recordRowAttention(rec, {
       label: `attention_${this.mode} L${layer}`, shader: 'attention_quant', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
-      paramsBinding: 0, bindings: { 1: rec.step.buffer, 2: io.q, 3: io.out, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
+      paramsBinding: 0, outBinding: 3, bindings: { 1: rec.step.buffer, 2: io.q, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
     });
     // After attention: quantize what leaves the residual window, then push the fresh rows into it.
     const T = io.tokens;

@@ -14,7 +14,8 @@ import { flatDispatch, type Binding, type Recorder } from '../gpu/plan';
 import { f32 } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
 import { copyOnGpu, grownCapacity } from './growth';
-import { GrowingKvCache, recordRowAttention } from './growing-cache';
+import { GrowingKvCache } from './growing-cache';
+import { recordRowAttention } from './row-attention';
 import type { AttentionIO, KvShape } from './types';
 import { zipSaliencyWords, zipScratchWords, type ZipFormat } from './zip-format';
 
@@ -105,8 +106,8 @@ export class ZipKvCache extends GrowingKvCache {
     const zp = rec.uniforms.alloc(zipParamsFields(f, numHeads, this.maxStep));
     recordRowAttention(rec, {
       label: `attention_${this.mode} L${layer}`, shader: 'attention_zip', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: false,
-      bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 3: io.out, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch },
-      paramsBinding: 10,
+      bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch },
+      paramsBinding: 10, outBinding: 3,
     });
     // After attention: score, then freeze the blocks this step completes (at most ⌊(R − 1 + T)/R⌋).
     const R = f.residual;

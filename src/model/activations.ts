@@ -4,7 +4,7 @@
  */
 import { BufferGroup, Usage } from '../gpu/buffers';
 import type { ModelConfig } from './config';
-import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../kv/growing-cache';
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../kv/row-attention';
 
 /** Most greedy decode steps queued on the GPU before the CPU reads their tokens (LlamaModel.decodeGreedy). */
 export const MAX_QUEUED_STEPS = 16;

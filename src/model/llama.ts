@@ -200,16 +200,20 @@ export class LlamaModel {
     times.readbackMs = 0;
     if (read === 'none') return { nextToken: -1 };
 
-    await this.act.tokenReadback.mapAsync(MAP_READ);
+    // Token and logits are mapped together: one wait for the step, not one per buffer.
+    const withLogits = read !== 'token';
+    await Promise.all([
+      this.act.tokenReadback.mapAsync(MAP_READ),
+      withLogits ? this.act.logitsReadback.mapAsync(MAP_READ, 0, logitBytes) : undefined,
+    ]);
     const t3 = performance.now();
+    times.waitMs = t3 - t2;
     const nextToken = new Uint32Array(this.act.tokenReadback.getMappedRange())[0];
     this.act.tokenReadback.unmap();
-    times.waitMs = t3 - t2;
-    if (read === 'token') {
+    if (!withLogits) {
       times.readbackMs = performance.now() - t3;
       return { nextToken };
     }
-    await this.act.logitsReadback.mapAsync(MAP_READ, 0, logitBytes);
     const logits = new Float32Array(this.act.logitsReadback.getMappedRange(0, logitBytes).slice(0));
     this.act.logitsReadback.unmap();
     times.readbackMs = performance.now() - t3;
@@ -247,7 +251,7 @@ export class LlamaModel {
 
   /** Dispatches one step of `T` tokens issues (records the plan if needed). */
   dispatchesPerStep(T: number, read: 'none' | 'token' = 'token'): number {
-    return this.plan(T, read === 'none' ? 'none' : 'last', this.kv.length).dispatches;
+    return this.plan(T, read === 'none' ? 'none' : 'last', this.kv.length).length;
   }
 
   /** Wait for all submitted GPU work (used by benchmarks). */

@@ -2,7 +2,7 @@
  * WebGPU in Node through Dawn (`webgpu` package), for kernel and model tests. VK_ICD_FILENAMES selects
  * lavapipe or SwiftShader (scripts/with-lavapipe.sh).
  */
-import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../../src/kv/growing-cache';
+import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../../src/kv/row-attention';
 import { afterAll, beforeAll } from 'vitest';
 import { create, globals } from 'webgpu';
 import { BufferGroup, Usage } from '../../src/gpu/buffers';
