@@ -3,7 +3,8 @@
  * `GET|HEAD <base>/<org>/<name>/resolve/<revision>/<file>` serves `<file>` from the directory
  * mapped to repo `<org>/<name>` (any revision name is accepted and ignored).
  * Supports single HTTP ranges (resumable downloads), CORS, ETag/If-None-Match/If-Range.
- * `GET <base>/` answers `{ repos: [...] }` (handy as a readiness probe).
+ * `GET <base>/` answers `{ repos: [...] }` (handy as a readiness probe); `GET <base>/api/models/<repo>/tree/<rev>`
+ * lists a repo's files with their sizes, like the hub's tree API.
  *
  * CLI: `tsx scripts/hub-server.ts [--port N] [--host H] [--models DIR]` serves every subfolder
  * of DIR (default: sharedModelsDir()) as `local/<folder>` and prints the base URL.
@@ -130,6 +131,32 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
     }
   };
 
+  /**
+   * `GET /api/models/<org>/<name>/tree/<revision>`: the repo's top-level files as the hub's tree API lists
+   * them (`[{ type: 'file', path, size, oid }]`), so clients can offer a repo's GGUF files with their sizes.
+   */
+  const listTree = (rawPath: string): { entries: unknown[] } | { status: number; error: string } => {
+    const segs = safeSegments(rawPath);
+    const at = segs ? segs.indexOf('tree') : -1;
+    if (!segs || at < 3 || segs.length !== at + 2) return { status: 404, error: 'Not found' };
+    const repo = segs.slice(2, at).join('/');
+    const dir = repos.get(repo);
+    if (!dir) return { status: 404, error: `Repository not found: ${repo}` };
+    const realDir = fs.realpathSync(dir);
+    const entries = fs
+      .readdirSync(dir)
+      .filter((name) => !name.startsWith('.'))
+      .flatMap((name) => {
+        // The same rule as serving: only files that resolve inside the repo (no symlinks out of it).
+        const real = fs.realpathSync(path.join(dir, name));
+        const stat = fs.statSync(real);
+        if (!real.startsWith(realDir + path.sep) || !stat.isFile()) return [];
+        return [{ type: 'file', path: name, size: stat.size, oid: `${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}` }];
+      })
+      .sort((x, y) => x.path.localeCompare(y.path));
+    return { entries };
+  };
+
   const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS') {
@@ -147,6 +174,10 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
 
     const rawPath = (req.url ?? '/').split(/[?#]/)[0];
     if (rawPath === '/') return sendJson(res, 200, { repos: [...repos.keys()] }, head);
+    if (rawPath.startsWith('/api/models/')) {
+      const tree = listTree(rawPath);
+      return 'error' in tree ? sendJson(res, tree.status, { error: tree.error }, head) : sendJson(res, 200, tree.entries, head);
+    }
     const found = resolveFile(rawPath);
     if ('error' in found) return sendJson(res, found.status, { error: found.error }, head);
 

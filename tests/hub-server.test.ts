@@ -90,6 +90,15 @@ describe('hub-server', () => {
     expect(bad.headers.get('content-range')).toBe(`bytes */${bin.length}`);
   });
 
+  it('lists a repo\'s top-level files with sizes like the hub tree API, never a symlink out of the repo', async () => {
+    const res = await fetch(`${hub.baseUrl}/api/models/test/repo/tree/main`);
+    expect(res.status).toBe(200);
+    const entries = (await res.json()) as Array<{ type: string; path: string; size: number }>;
+    expect(entries.map((e) => e.path)).toEqual(['config.json', 'model.bin']);
+    expect(entries.find((e) => e.path === 'model.bin')).toMatchObject({ type: 'file', size: bin.length });
+    expect((await fetch(`${hub.baseUrl}/api/models/test/nothing/tree/main`)).status).toBe(404);
+  });
+
   it('returns 404 JSON for unknown repos and files', async () => {
     const noRepo = await fetch(`${hub.baseUrl}/test/nope/resolve/main/model.bin`);
     expect(noRepo.status).toBe(404);

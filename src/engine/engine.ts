@@ -2,17 +2,17 @@
  * Engine lifecycle: load a model from a source onto the device, generate, abort, report, unload.
  * Runs wherever WebGPU is: in the app's dedicated Worker, and in Node (Dawn) for tests and benchmarks.
  */
-import { DeviceLostError, EngineBusyError, ModelFormatError, NoModelLoadedError } from '../errors';
+import { DeviceLostError, EngineBusyError, NoModelLoadedError } from '../errors';
 import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
 import type { KvCache, KvShape } from '../kv/types';
-import { parseModelConfig, type ModelConfig } from '../model/config';
+import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
-import { sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
-import { loadTokenizer, type ChatTokenizer } from '../model/tokenizer';
-import { loadWeights, type ModelWeights } from '../model/weights';
+import { isGgufFile, sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
+import type { ChatTokenizer } from '../model/tokenizer';
+import type { ModelWeights } from '../model/weights';
 import type {
   ChatMessage,
   ContextEvent,
@@ -32,6 +32,7 @@ import type {
   TokenEvent,
 } from '../worker/api';
 import { measureKvModeSpeed, measureSpeed } from './benchmark';
+import { loadModelParts } from './model-loader';
 import { measureAllocation, runQualityTask } from './quality';
 import { runGeneration } from './generation';
 import { planBudget } from './context-window';
@@ -94,19 +95,12 @@ export class Engine implements EngineApi {
     try {
       this.unloadModel();
       const source = 'text' in spec ? spec : sourceFromSpec(spec);
-      onProgress?.({ phase: 'config', bytesDone: 0, bytesTotal: 0 });
-      const config = parseModelConfig(parseJson(await source.text('config.json'), 'config.json'));
-      if (config.headDim > 256) throw new ModelFormatError(`head_dim ${config.headDim} is above the supported 256.`);
-      onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
-      const tokenizer = await loadTokenizer(source, config.eosTokenIds);
-
-      const gpu = await this.device(options);
-      const weightDtype = options.weightDtype === 'f32' || !gpu.caps.f16 ? 'f32' : 'f16';
+      const file = ('text' in spec ? undefined : spec.file) ?? options.file;
+      const parts = await loadModelParts(source, isGgufFile(file) ? file : undefined, options, () => this.device(options), onProgress);
+      const { config, tokenizer, weights } = parts;
+      const gpu = this.gpu as GpuContext;
       const kvDtype = fullPrecisionKvDtype(gpu.caps, options.kvDtype);
-      const weights = await loadWeights(gpu.device, gpu.caps, source, config, weightDtype, (done, total, file) =>
-        onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file, downloadedBytes: source.bytesDownloaded }),
-      );
-      const variant: ShaderVariant = { weight: weightDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
+      const variant: ShaderVariant = { weight: parts.floatDtype, kv: kvDtype, subgroups: gpu.caps.subgroups };
       const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
       const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions, maxStepTokens: maxStep };
       const kvMode = options.kvMode ?? { mode: 'full' };
@@ -128,7 +122,8 @@ export class Engine implements EngineApi {
         hiddenSize: config.hiddenSize,
         vocabSize: config.vocabSize,
         maxPositions: config.maxPositions,
-        weightDtype,
+        weightDtype: weights.dtypeSummary,
+        weightFormat: parts.format,
         weightBytes: weights.bytes,
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,
@@ -390,10 +385,3 @@ export class Engine implements EngineApi {
   }
 }
 
-function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ModelFormatError(`${file} is not valid JSON (${(err as Error).message}). Re-download the model.`);
-  }
-}

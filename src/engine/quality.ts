@@ -54,6 +54,30 @@ export async function measurePerplexity(model: LlamaModel, ids: number[]): Promi
   return { predicted: n, nll: nll / n };
 }
 
+/** Index of the largest of logits[offset .. offset + vocab) (the first on ties, like the argmax kernel). */
+function rowArgmax(logits: Float32Array, offset: number, vocab: number): number {
+  let best = 0;
+  for (let j = 1; j < vocab; j++) if (logits[offset + j] > logits[offset + best]) best = j;
+  return best;
+}
+
+/**
+ * Teacher-forced top-1: the model reads `ids` in steps of maxStepTokens and each position's next-token argmax
+ * is recorded, so top1[i] is the prediction after ids[0..i] (compared with another engine's, position by position).
+ */
+export async function teacherForcedTop1(model: LlamaModel, ids: number[]): Promise<number[]> {
+  const vocab = model.config.vocabSize;
+  freshCache(model, ids.length);
+  const top1: number[] = [];
+  for (let p0 = 0; p0 < ids.length; p0 += model.maxStepTokens) {
+    const chunk = ids.slice(p0, p0 + model.maxStepTokens);
+    const { logits } = await model.forward(chunk, 'all-logits');
+    if (!logits) throw new Error('an all-logits step returned no logits');
+    for (let r = 0; r < chunk.length; r++) top1.push(rowArgmax(logits, r * vocab, vocab));
+  }
+  return top1;
+}
+
 /**
  * Greedy continuation as the engine's generate loop runs it: prefill in chunks of maxStepTokens (the last
  * one reads the argmax), then one token per step. Returns `newTokens` ids; EOS does not stop it.
@@ -87,7 +111,7 @@ export function measureAllocation(cache: KvCache, shape: KvShape, tokens: number
   }
 }
 
-/** Run a perplexity or greedy task on `model`, whose cache was just built for the task's mode. */
+/** Run a perplexity, top-1 or greedy task on `model`, whose cache was just built for the task's mode. */
 export async function runQualityTask(
   model: LlamaModel,
   tokenizer: ChatTokenizer,
@@ -99,6 +123,10 @@ export async function runQualityTask(
     const { predicted, nll } = await measurePerplexity(model, task.ids);
     const ms = performance.now() - t0;
     return { kind: 'perplexity', tokens: task.ids.length - 1, predicted, nll, ppl: Math.exp(nll), ms, kv: statsBytes(stats()) };
+  }
+  if (task.kind === 'top1') {
+    const top1 = await teacherForcedTop1(model, task.ids);
+    return { kind: 'top1', top1, ms: performance.now() - t0, kv: statsBytes(stats()) };
   }
   const tokenIds = await greedyContinuation(model, task.promptIds, task.newTokens);
   const ms = performance.now() - t0;

@@ -3,6 +3,8 @@
  * kernels dispatch once per part.
  */
 
+import type { WeightDtype } from './block-types';
+
 /** Rows [rowStart, rowStart + rows) of a matrix, in one buffer. */
 export interface WeightPart {
   buffer: GPUBuffer;
@@ -10,12 +12,15 @@ export interface WeightPart {
   rows: number;
 }
 
-/** A weight of shape [rows, cols] (a vector is [1, n]), in storage dtype `dtype`. */
+/**
+ * A weight of shape [rows, cols] (a vector is [1, n]), in storage dtype `dtype`: f32/f16 elements, or
+ * ggml blocks (rowBytes(dtype, cols) bytes per row, buffers padded to whole words).
+ */
 export interface WeightMatrix {
   name: string;
   rows: number;
   cols: number;
-  dtype: 'f32' | 'f16';
+  dtype: WeightDtype;
   parts: WeightPart[];
 }
 

@@ -31,7 +31,7 @@ export interface ModelSource {
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 /** Serializable description of a source, as passed to the worker. */
-export type ModelSourceSpec =
+export type ModelSourceSpec = (
   /** A hub repo; with `cache`, read through the IndexedDB weight cache (browser only), resuming and working offline. */
   | { kind: 'hub'; repo: string; baseUrl?: string; revision?: string; cache?: boolean; /** For gated repos; never stored. */ token?: string }
   /**
@@ -42,11 +42,23 @@ export type ModelSourceSpec =
   /** Files of a local folder the user picked, imported into the weight cache as they load. */
   | { kind: 'files'; name: string; files: File[] }
   /** A model in the weight cache, with nothing to fetch from (an imported folder after a reload). */
-  | { kind: 'cache'; key: string };
+  | { kind: 'cache'; key: string }
+) & {
+  /**
+   * A GGUF model: the one `.gguf` file of the folder that holds weights, config and tokenizer. Without it the
+   * folder is read in Hugging Face layout (config.json, tokenizer.json, *.safetensors).
+   */
+  file?: string;
+};
 
-/** Weight-cache key of a hub repo. */
-export function hubCacheKey(repo: string, baseUrl: string = DEFAULT_HUB_URL, revision = 'main'): string {
-  return `hub:${baseUrl.replace(/\/+$/, '')}/${repo}@${revision}`;
+/** Whether a file name is a GGUF model file. */
+export function isGgufFile(name: string | undefined): name is string {
+  return typeof name === 'string' && /\.gguf$/i.test(name);
+}
+
+/** Weight-cache key of a hub repo, or of one GGUF file of it (each quantization is its own entry). */
+export function hubCacheKey(repo: string, baseUrl: string = DEFAULT_HUB_URL, revision = 'main', file?: string): string {
+  return `hub:${baseUrl.replace(/\/+$/, '')}/${repo}@${revision}${file ? `/${file}` : ''}`;
 }
 
 /** Weight-cache key of an imported folder (name and total size, so two different folders of one name do not mix). */
@@ -134,13 +146,16 @@ export function sourceFromSpec(spec: ModelSourceSpec): ModelSource {
       const baseUrl = spec.baseUrl ?? DEFAULT_HUB_URL;
       const revision = spec.revision ?? 'main';
       if (!spec.cache) return new HubSource(spec.repo, baseUrl, revision);
-      const origin = { kind: 'hub' as const, repo: spec.repo, baseUrl, revision };
-      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision), { label: spec.repo, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token));
+      const origin = { kind: 'hub' as const, repo: spec.repo, baseUrl, revision, ...(spec.file ? { file: spec.file } : {}) };
+      const label = spec.file ? `${spec.repo}/${spec.file}` : spec.repo;
+      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision, spec.file), { label, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token));
     }
     case 'url':
       return new UrlSource(spec.baseUrl, spec.label ?? spec.baseUrl, undefined, spec.files);
-    case 'files':
-      return new CachedSource(importCacheKey(spec.name, spec.files), { label: spec.name, origin: { kind: 'import', name: spec.name } }, new FilesUpstream(spec.name, spec.files));
+    case 'files': {
+      const origin = { kind: 'import' as const, name: spec.name, ...(spec.file ? { file: spec.file } : {}) };
+      return new CachedSource(importCacheKey(spec.name, spec.files), { label: spec.name, origin }, new FilesUpstream(spec.name, spec.files));
+    }
     case 'cache':
       return new CachedSource(spec.key, null, null);
     default:

@@ -72,6 +72,14 @@ export async function loadTokenizer(source: ModelSource, extraEosIds: readonly n
     // Newer hub repos keep the template in its own file.
     config.chat_template = await source.text('chat_template.jinja');
   }
+  return tokenizerFromJson(tokenizerJson, config, extraEosIds, `tokenizer.json of ${source.label}`);
+}
+
+/**
+ * A tokenizer from a tokenizer.json object and a tokenizer_config object (read from files, or converted from
+ * a GGUF file's metadata). `where` names their origin in error messages.
+ */
+export async function tokenizerFromJson(tokenizerJson: Json, config: Json, extraEosIds: readonly number[], where: string): Promise<ChatTokenizer> {
   // Imported lazily: the library is large and only the tokenizer part is used.
   const { PreTrainedTokenizer, env } = await import('@huggingface/transformers');
   env.allowRemoteModels = false; // belt and braces: nothing here should reach the network
@@ -79,11 +87,9 @@ export async function loadTokenizer(source: ModelSource, extraEosIds: readonly n
   try {
     tok = new PreTrainedTokenizer(tokenizerJson, config);
   } catch (err) {
-    throw new ModelFormatError(
-      `tokenizer.json of ${source.label} could not be loaded as a tokenizer (${(err as Error).message}).`,
-    );
+    throw new ModelFormatError(`The tokenizer in ${where} could not be loaded (${(err as Error).message}).`);
   }
-  return new HfChatTokenizer(tok, config, extraEosIds, source.label);
+  return new HfChatTokenizer(tok, config, extraEosIds, where);
 }
 
 class HfChatTokenizer implements ChatTokenizer {

@@ -5,11 +5,13 @@
 import { ModelFormatError } from '../errors';
 import { BufferGroup } from '../gpu/buffers';
 import type { GpuCaps } from '../gpu/device';
+import { isQuant, rowBytes, type WeightDtype } from '../gpu/block-types';
 import { splitRows, type WeightMatrix } from '../gpu/tensor';
 import type { ModelSource } from './source';
 import { ByteStreamReader } from './byte-reader';
 import type { ModelConfig } from './config';
-import { convertTensor, parseSafetensorsHeader, readHeaderLength, type TensorInfo } from './safetensors';
+import { quantizeOnLoad, type OnLoadQuant } from './on-load-quant';
+import { convertTensor, parseSafetensorsHeader, readHeaderLength, type SafetensorsDtype, type TensorInfo } from './safetensors';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names';
 
 /** One decoder layer's weights. Optional entries exist only when the architecture has them. */
@@ -50,17 +52,50 @@ export class ModelWeights {
 
   /** Weight bytes one decode step reads: every matrix and vector once, and one row of the embedding (all of it when tied). */
   get decodeBytesPerStep(): number {
-    const size = (m: WeightMatrix | undefined) => (m ? m.rows * m.cols * (m.dtype === 'f16' ? 2 : 4) : 0);
+    const size = (m: WeightMatrix | undefined) => (m ? m.rows * rowBytes(m.dtype, m.cols) : 0);
     let total = size(this.finalNorm) + size(this.lmHead);
-    if (this.lmHead !== this.embed) total += this.embed.cols * (this.embed.dtype === 'f16' ? 2 : 4);
+    if (this.lmHead !== this.embed) total += rowBytes(this.embed.dtype, this.embed.cols);
     for (const l of this.layers) for (const m of Object.values(l) as WeightMatrix[]) total += size(m);
     return total;
+  }
+
+  /** The storage dtypes of the matrices, e.g. `f16` or `q4_k+q6_k+f32` (most bytes first). */
+  get dtypeSummary(): string {
+    const bytes = new Map<WeightDtype, number>();
+    const add = (m: WeightMatrix | undefined) => m && m.rows > 1 && bytes.set(m.dtype, (bytes.get(m.dtype) ?? 0) + m.rows * rowBytes(m.dtype, m.cols));
+    add(this.embed);
+    if (this.lmHead !== this.embed) add(this.lmHead);
+    for (const l of this.layers) for (const m of Object.values(l) as WeightMatrix[]) add(m);
+    return [...bytes].sort((a, b) => b[1] - a[1]).map(([d]) => d).join('+');
   }
 
   /** Free every buffer. Safe to call twice. */
   destroy(): void {
     this.owner.destroy();
   }
+}
+
+/** The ModelWeights of a complete set of tensors keyed by HF name; throws ModelFormatError naming what is missing. */
+export function assembleWeights(owner: BufferGroup, config: ModelConfig, loaded: Map<string, WeightMatrix>, shapes = expectedShapes(config)): ModelWeights {
+  const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
+  if (missing.length) {
+    throw new ModelFormatError(
+      `The weights lack ${missing.length} tensor(s) the config needs, e.g. ${missing.slice(0, 3).join(', ')}. ` +
+        'The model files are incomplete or of another architecture: re-download the model, or check that config.json matches it.',
+    );
+  }
+  const get = (n: string) => loaded.get(n) as WeightMatrix;
+  const opt = (n: string) => loaded.get(n);
+  const layers = Array.from({ length: config.numLayers }, (_, i) => {
+    const n = layerTensorNames(i);
+    return {
+      attnNorm: get(n.attnNorm), wq: get(n.wq), wk: get(n.wk), wv: get(n.wv), wo: get(n.wo),
+      bq: opt(n.bq), bk: opt(n.bk), bv: opt(n.bv), qNorm: opt(n.qNorm), kNorm: opt(n.kNorm),
+      ffnNorm: get(n.ffnNorm), wGate: get(n.wGate), wUp: get(n.wUp), wDown: get(n.wDown),
+    } satisfies LayerWeights;
+  });
+  const embed = get(EMBED_TOKENS);
+  return new ModelWeights(owner, embed, layers, get(FINAL_NORM), config.tieEmbeddings ? embed : get(LM_HEAD));
 }
 
 /** The weight files of a source: the shards of model.safetensors.index.json, or model.safetensors. */
@@ -139,6 +174,8 @@ export async function loadWeights(
   dtype: 'f32' | 'f16',
   onProgress: WeightProgress = () => {},
   signal?: AbortSignal,
+  /** Quantize matrices to ggml blocks on load (vectors stay `dtype`). */
+  quant?: OnLoadQuant,
 ): Promise<ModelWeights> {
   const owner = new BufferGroup(device, 'weights');
   try {
@@ -169,48 +206,59 @@ export async function loadWeights(
           }
           if (loaded.has(info.name)) throw new ModelFormatError(`${file}: tensor ${info.name} appears in more than one shard. Re-download the model.`);
           checkShape(info, want, file);
-          const data = convertTensor(info.dtype, await reader.read(info.end - info.begin), dtype);
-          loaded.set(info.name, uploadMatrix(owner, caps, info.name, want, data, dtype));
+          const raw = await reader.read(info.end - info.begin);
+          loaded.set(info.name, uploadFloatTensor(owner, caps, info.name, want, info.dtype, raw, dtype, quant));
         }
       } finally {
         await reader.cancel();
       }
     }
-    const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
-    if (missing.length) {
-      throw new ModelFormatError(
-        `The weights lack ${missing.length} tensor(s) the config needs, e.g. ${missing.slice(0, 3).join(', ')}. ` +
-          'The model files are incomplete or of another architecture: re-download the model, or check that config.json matches it.',
-      );
-    }
-    const get = (n: string) => loaded.get(n) as WeightMatrix;
-    const opt = (n: string) => loaded.get(n);
-    const layers = Array.from({ length: config.numLayers }, (_, i) => {
-      const n = layerTensorNames(i);
-      return {
-        attnNorm: get(n.attnNorm), wq: get(n.wq), wk: get(n.wk), wv: get(n.wv), wo: get(n.wo),
-        bq: opt(n.bq), bk: opt(n.bk), bv: opt(n.bv), qNorm: opt(n.qNorm), kNorm: opt(n.kNorm),
-        ffnNorm: get(n.ffnNorm), wGate: get(n.wGate), wUp: get(n.wUp), wDown: get(n.wDown),
-      } satisfies LayerWeights;
-    });
-    const embed = get(EMBED_TOKENS);
-    return new ModelWeights(owner, embed, layers, get(FINAL_NORM), config.tieEmbeddings ? embed : get(LM_HEAD));
+    return assembleWeights(owner, config, loaded, shapes);
   } catch (err) {
     owner.destroy();
     throw err;
   }
 }
 
-function uploadMatrix(
+/**
+ * Upload a float tensor (raw bytes of `source` elements) as `dtype`, or, with `quant`, a matrix as ggml blocks
+ * quantized from its f32 values (a matrix whose rows are not whole blocks stays `dtype`).
+ */
+export function uploadFloatTensor(
+  owner: BufferGroup,
+  caps: GpuCaps,
+  name: string,
+  shape: [number, number],
+  source: SafetensorsDtype,
+  raw: Uint8Array,
+  dtype: 'f32' | 'f16',
+  quant?: OnLoadQuant,
+): WeightMatrix {
+  if (quant && shape[0] > 1) {
+    const q = quantizeOnLoad(quant, name, convertTensor(source, raw, 'f32') as Float32Array, shape[0], shape[1]);
+    if (q) return uploadMatrix(owner, caps, name, shape, q.bytes, q.type);
+  }
+  return uploadMatrix(owner, caps, name, shape, convertTensor(source, raw, dtype), dtype);
+}
+
+/**
+ * Upload a [rows, cols] weight stored as `dtype` (f32/f16 elements, or ggml blocks as bytes), split by rows
+ * into parts that each fit one storage binding. Buffers are padded to whole words (kernels read u32s).
+ */
+export function uploadMatrix(
   owner: BufferGroup,
   caps: GpuCaps,
   name: string,
   [rows, cols]: [number, number],
-  data: Float32Array | Uint16Array,
-  dtype: 'f32' | 'f16',
+  data: Float32Array | Uint16Array | Uint8Array,
+  dtype: WeightDtype,
 ): WeightMatrix {
-  const parts = splitRows(rows, cols, data.BYTES_PER_ELEMENT, caps.maxStorageBufferBindingSize).map(([rowStart, n]) => ({
-    buffer: owner.upload(`${name}[${rowStart}:${rowStart + n}]`, data.subarray(rowStart * cols, (rowStart + n) * cols)),
+  const perRow = rowBytes(dtype, cols);
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength !== rows * perRow) throw new RangeError(`${name}: ${bytes.byteLength} bytes for [${rows}, ${cols}] ${dtype}, expected ${rows * perRow}`);
+  if (!isQuant(dtype) && data.BYTES_PER_ELEMENT !== (dtype === 'f32' ? 4 : 2)) throw new TypeError(`${name}: ${dtype} data in a ${data.constructor.name}`);
+  const parts = splitRows(rows, perRow, 1, caps.maxStorageBufferBindingSize).map(([rowStart, n]) => ({
+    buffer: owner.upload(`${name}[${rowStart}:${rowStart + n}]`, bytes.subarray(rowStart * perRow, (rowStart + n) * perRow)),
     rowStart,
     rows: n,
   }));

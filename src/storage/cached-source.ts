@@ -167,6 +167,7 @@ export class CachedSource implements ModelSource {
 
   async stream(file: string): Promise<ModelFileStream> {
     const m = await this.loadManifest();
+    if (/\.gguf$/i.test(file)) m.weightFiles = [file]; // config, tokenizer and weights in one file
     await this.persist();
     let entry = m.files[file];
     let first: UpstreamFile | null = null;

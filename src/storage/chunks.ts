@@ -17,8 +17,8 @@ export interface CachedFileEntry {
 
 /** Where a cached model came from, so the cache list can load (or resume) it again. */
 export type CacheOrigin =
-  | { kind: 'hub'; repo: string; baseUrl: string; revision: string }
-  | { kind: 'import'; name: string };
+  | { kind: 'hub'; repo: string; baseUrl: string; revision: string; /** The GGUF file, for a GGUF entry. */ file?: string }
+  | { kind: 'import'; name: string; file?: string };
 
 /** Everything the cache knows about one model; stored next to its chunks and updated with each chunk. */
 export interface CacheManifest {
@@ -32,7 +32,7 @@ export interface CacheManifest {
   files: Record<string, CachedFileEntry>;
   /** Files the source said do not exist, so an offline load can answer `has()` without asking. */
   absent: string[];
-  /** Shards named by model.safetensors.index.json, once it was read. */
+  /** Shards named by model.safetensors.index.json once it was read, or the one file of a GGUF entry. */
   weightFiles?: string[];
   createdAt: number;
   updatedAt: number;
@@ -114,7 +114,9 @@ export function requiredWeightFiles(m: CacheManifest): string[] | null {
 export function isModelComplete(m: CacheManifest): boolean {
   const weights = requiredWeightFiles(m);
   if (!weights) return false;
-  return ['config.json', 'tokenizer.json', ...weights].every((f) => isFileComplete(m.files[f]));
+  // A GGUF file carries its own config and tokenizer.
+  const gguf = weights.length > 0 && weights.every((f) => /\.gguf$/i.test(f));
+  return [...(gguf ? [] : ['config.json', 'tokenizer.json']), ...weights].every((f) => isFileComplete(m.files[f]));
 }
 
 /** Shard names from the text of model.safetensors.index.json; null when it is not a usable index (the loader reports why). */

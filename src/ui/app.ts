@@ -135,7 +135,12 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     modelStatus.dataset.state = state;
   };
   const manager = mountModelManager(pages.model, client, {
-    loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv) }),
+    loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv), weightDtype: settings.weights }),
+    weightChoice: () => settings.weights,
+    onWeightChoice: (choice) => {
+      settings.weights = choice;
+      save();
+    },
     onLoaded: (loaded) => {
       model = loaded.info;
       const info = loaded.info;

@@ -43,7 +43,8 @@ export async function runEvalMode(root: HTMLElement, client: EngineClient, query
     const model = query.get('model') ?? 'local/stories260k';
     const baseUrl = query.get('hub') ?? DEFAULT_HUB_URL;
     say(`Loading ${model} from ${baseUrl}…`);
-    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl }, loadOptions(query));
+    const file = query.get('file') ?? undefined; // a GGUF file of the repo
+    const info = await client.api.load({ kind: 'hub', repo: model, baseUrl, ...(file ? { file } : {}) }, loadOptions(query));
     let done = 0;
     window.kvtabEval = async (task) => {
       const out = await client.api.measureQuality(task);

@@ -20,8 +20,9 @@ export interface CacheListActions {
 
 /** The spec that loads (or resumes) a cached model. */
 export function specForCached(m: CachedModelSummary, token?: string): ModelSourceSpec {
-  if (m.origin.kind === 'hub') return { kind: 'hub', repo: m.origin.repo, baseUrl: m.origin.baseUrl, revision: m.origin.revision, cache: true, token };
-  return { kind: 'cache', key: m.key };
+  const file = m.origin.file ? { file: m.origin.file } : {};
+  if (m.origin.kind === 'hub') return { kind: 'hub', repo: m.origin.repo, baseUrl: m.origin.baseUrl, revision: m.origin.revision, cache: true, token, ...file };
+  return { kind: 'cache', key: m.key, ...file };
 }
 
 /** The list and the storage line, with a refresh(). */
@@ -31,7 +32,7 @@ export function renderCacheList(actions: CacheListActions) {
   let busy = false;
 
   const item = (m: CachedModelSummary) => {
-    const where = m.origin.kind === 'hub' ? new URL(m.origin.baseUrl).host : 'imported folder';
+    const where = m.origin.kind === 'hub' ? new URL(m.origin.baseUrl).host : m.origin.file ? 'imported file' : 'imported folder';
     const pct = m.totalBytes > 0 ? Math.floor((m.storedBytes / m.totalBytes) * 100) : 0;
     const status = m.complete ? 'complete, loads offline' : `partial (${pct}% of the files begun)`;
     const load = el('button', { type: 'button', className: 'mm-button', textContent: m.complete ? 'Load' : m.origin.kind === 'hub' ? 'Resume' : 'Load', disabled: busy });

@@ -7,14 +7,15 @@
 import type { ModelSourceSpec } from '../model/source';
 import { DEFAULT_HUB_URL, hubCacheKey, importCacheKey } from '../model/source';
 import { deleteCachedModel } from '../storage/weight-cache';
-import type { LoadOptions, LoadProgress, ModelInfo } from '../worker/api';
+import type { LoadOptions, LoadProgress, ModelInfo, WeightChoice } from '../worker/api';
 import { callback, type EngineClient } from '../worker/client';
 import { el, errorText, field } from './dom';
 import { formatCount, formatSize, LoadProgressTracker } from './load-progress';
 import { renderCacheList } from './model-cache-view';
 import { estimateModel } from './model-catalog';
 import { renderCatalog } from './model-catalog-view';
-import { checkModelFolder, checkRepoId, fetchHubConfig } from './model-validate';
+import { checkGgufFile, ggufFilesOf, listHubFiles, renderGgufPicker } from './gguf-files';
+import { checkModelFolder, fetchHubConfig, parseModelRef } from './model-validate';
 import './model-manager.css';
 
 /** A model the engine has loaded. */
@@ -28,6 +29,9 @@ export interface LoadedModel {
 /** What the app shell provides. */
 export interface ModelManagerHooks {
   loadOptions(): LoadOptions;
+  /** The saved weight storage choice, and where a change goes. */
+  weightChoice?(): WeightChoice;
+  onWeightChoice?(choice: WeightChoice): void;
   onLoaded(model: LoadedModel): void;
   onError(message: string): void;
   onBusy?(busy: boolean): void;
@@ -59,6 +63,18 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   const folder = el('input', { id: 'import-folder', type: 'file', multiple: true, className: 'mm-file' });
   folder.setAttribute('webkitdirectory', '');
   const folderLabel = el('label', { className: 'mm-button', htmlFor: 'import-folder', textContent: 'Import a local folder…' });
+  const ggufInput = el('input', { id: 'import-gguf', type: 'file', accept: '.gguf', className: 'mm-file' });
+  const ggufLabel = el('label', { className: 'mm-button', htmlFor: 'import-gguf', textContent: 'Import a .gguf file…' });
+  const ggufList = el('div', { id: 'gguf-picker', className: 'mm-gguf-picker' });
+  const weightSelect = el(
+    'select',
+    { id: 'weight-dtype' },
+    ...([['auto', 'auto (f16 where the adapter has it, else f32)'], ['f16', 'f16'], ['f32', 'f32'], ['q8', 'q8: Q8_0 blocks, ≈ 0.53× f16'], ['q4', 'q4: Q4_K / Q4_0 blocks, ≈ 0.28× f16']] as const).map(([value, text]) =>
+      el('option', { value, textContent: text }),
+    ),
+  );
+  weightSelect.value = hooks.weightChoice?.() ?? 'auto';
+  weightSelect.addEventListener('change', () => hooks.onWeightChoice?.(weightSelect.value as WeightChoice));
   const progress = el('progress', { id: 'load-progress', max: 1, value: 0 });
   const progressText = el('div', { id: 'load-progress-text', className: 'mm-progress-text', textContent: 'No model loaded.' });
   progressText.setAttribute('aria-live', 'polite');
@@ -92,17 +108,32 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       el('h3', {}, 'Any Hugging Face model'),
       el('div', { className: 'mm-row' }, field('Model id', modelId), modelIdLoad),
       modelIdInfo,
+      ggufList,
       el('details', {}, el('summary', {}, 'Hub settings'), field('Hub URL', hubUrl, 'A mirror or local server laid out like huggingface.co'), field('Access token', token, 'For gated models (Llama). Never stored.')),
     ),
-    el('div', { className: 'mm-import' }, el('h3', {}, 'Local files'), el('div', { className: 'mm-row' }, folderLabel, folder), el('p', { className: 'mm-hint' }, 'A folder with config.json, tokenizer.json and *.safetensors. It is copied into the cache, so it loads after a reload too.')),
+    el(
+      'div',
+      { className: 'mm-import' },
+      el('h3', {}, 'Local files'),
+      el('div', { className: 'mm-row' }, folderLabel, folder, ggufLabel, ggufInput),
+      el('p', { className: 'mm-hint' }, 'A folder with config.json, tokenizer.json and *.safetensors, or one .gguf file. It is copied into the cache, so it loads after a reload too.'),
+    ),
+    el(
+      'div',
+      { className: 'mm-weights' },
+      el('h3', {}, 'Weights on the GPU'),
+      field('Weight storage', weightSelect, 'For safetensors and for the float tensors of GGUF files; quantized GGUF tensors load as they are. Applies to the next load.'),
+    ),
   );
   container.append(element);
 
   function setBusy(b: boolean): void {
     busy = b;
     for (const button of [demo, modelIdLoad]) button.disabled = b;
-    folder.disabled = b;
+    folder.disabled = ggufInput.disabled = b;
     folderLabel.classList.toggle('disabled', b);
+    ggufLabel.classList.toggle('disabled', b);
+    for (const button of ggufList.querySelectorAll('button')) button.disabled = b;
     catalog.setBusy(b);
     cache.setBusy(b);
     hooks.onBusy?.(b);
@@ -134,7 +165,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
 
   /** The cache key a spec reads through, for "delete and download again". */
   function cacheKeyOf(spec: ModelSourceSpec): string | null {
-    if (spec.kind === 'hub' && spec.cache) return hubCacheKey(spec.repo, spec.baseUrl, spec.revision);
+    if (spec.kind === 'hub' && spec.cache) return hubCacheKey(spec.repo, spec.baseUrl, spec.revision, spec.file);
     if (spec.kind === 'files') return importCacheKey(spec.name, spec.files);
     if (spec.kind === 'cache') return spec.key;
     return null;
@@ -181,14 +212,14 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     });
     try {
       if (spec.kind === 'hub' && spec.cache) void navigator.storage?.persist?.().catch(() => false);
-      const info = await client.api.load(spec, hooks.loadOptions(), onProgress);
+      const info = await client.api.load(spec, { ...hooks.loadOptions(), weightDtype: weightSelect.value as WeightChoice }, onProgress);
       finished = true;
       progress.value = 1;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
       progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.`;
       const key = cacheKeyOf(spec);
-      const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key } : spec.kind === 'hub' ? { ...spec, token: undefined } : spec;
+      const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key, file: spec.file } : spec.kind === 'hub' ? { ...spec, token: undefined } : spec;
       hooks.onLoaded({ modelId: id, source, info });
       return true;
     } catch (err) {
@@ -202,14 +233,38 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     }
   }
 
-  /** Validate a hub id's config (no weights move), show its estimates, then load it through the cache. */
+  /** Load one GGUF file of a hub repo through the cache. */
+  async function loadGguf(baseUrl: string, repo: string, file: string): Promise<void> {
+    await load({ kind: 'hub', repo, baseUrl, cache: true, token: tokenValue(), file }, `${repo}/${file}`);
+  }
+
+  /**
+   * Validate a hub id's config (no weights move), show its estimates, then load it through the cache. A repo
+   * of GGUF files (no config.json) gets a list of its .gguf files to pick from; `org/name/file.gguf` loads one.
+   */
   async function loadHubModel(rawId: string): Promise<void> {
     if (busy) return;
     clearError();
+    ggufList.replaceChildren();
     const baseUrl = hubUrl.value.trim().replace(/\/+$/, '') || DEFAULT_HUB_URL;
     let repo: string;
     try {
-      repo = checkRepoId(rawId);
+      const ref = parseModelRef(rawId);
+      repo = ref.repo;
+      if (ref.file) {
+        modelIdInfo.textContent = `${repo}: GGUF file ${ref.file}.`;
+        await loadGguf(baseUrl, repo, ref.file);
+        return;
+      }
+      progressText.textContent = `Checking ${repo}: listing its files…`;
+      const files = await listHubFiles(baseUrl, repo, tokenValue());
+      const ggufs = files ? ggufFilesOf(files) : [];
+      if (files && ggufs.length && !files.some((f) => f.path === 'config.json')) {
+        progressText.textContent = 'Nothing was downloaded.';
+        modelIdInfo.textContent = `${repo} holds ${ggufs.length} GGUF file${ggufs.length === 1 ? '' : 's'}: pick one.`;
+        ggufList.replaceChildren(renderGgufPicker(repo, ggufs, (file) => void loadGguf(baseUrl, repo, file)));
+        return;
+      }
       progressText.textContent = `Checking ${repo}: reading config.json…`;
       const config = await fetchHubConfig(baseUrl, repo, tokenValue());
       const e = estimateModel(config);
@@ -226,6 +281,18 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   hubUrl.addEventListener('change', () => {
     localStorage.setItem(HUB_URL_KEY, hubUrl.value.trim());
     catalog.probeSizes(hubUrl.value.trim());
+  });
+  ggufInput.addEventListener('change', async () => {
+    const file = ggufInput.files?.[0];
+    ggufInput.value = '';
+    if (!file || busy) return;
+    clearError();
+    try {
+      await checkGgufFile(file);
+      await load({ kind: 'files', name: file.name, files: [file], file: file.name }, file.name);
+    } catch (err) {
+      showError(err);
+    }
   });
   folder.addEventListener('change', async () => {
     const files = [...(folder.files ?? [])];

@@ -21,6 +21,23 @@ export function checkRepoId(id: string): string {
   return repo;
 }
 
+/** A hub model reference: a repo, and for GGUF repos the file. */
+export interface ModelRef {
+  repo: string;
+  file?: string;
+}
+
+/**
+ * Parse `org/name`, `org/name/file.gguf`, `org/name:file.gguf` or a hub URL of a repo or of one of its GGUF
+ * files (`…/blob/main/x.gguf`, `…/resolve/main/x.gguf`). Throws ModelFormatError like checkRepoId.
+ */
+export function parseModelRef(id: string): ModelRef {
+  const text = id.trim().replace(/^https?:\/\/huggingface\.co\//, '').replace(/\/+$/, '');
+  const m = /^([^/:]+\/[^/:]+)(?::|\/(?:(?:blob|resolve)\/main\/)?)([^/\\]+\.gguf)$/i.exec(text);
+  if (m) return { repo: checkRepoId(m[1]), file: m[2] };
+  return { repo: checkRepoId(text) };
+}
+
 function parseConfigText(text: string, where: string): ModelConfig {
   let raw: unknown;
   try {

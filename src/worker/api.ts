@@ -5,8 +5,14 @@ import type { ModelSourceSpec } from '../model/source';
 
 /** Load-time choices. */
 export interface LoadOptions {
-  /** Storage dtype of weights on the GPU. 'auto' = f16 when the adapter has shader-f16, else f32. */
-  weightDtype?: 'auto' | 'f32' | 'f16';
+  /**
+   * Storage dtype of weights on the GPU. 'auto' = f16 when the adapter has shader-f16, else f32; 'q8' / 'q4'
+   * quantize float matrices on load to ggml blocks (Q8_0; Q4_K or Q4_0), read in place by the kernels. A GGUF
+   * file's quantized tensors are always kept as they are.
+   */
+  weightDtype?: WeightChoice;
+  /** The GGUF file to read from a ModelSource passed directly (a spec names it in `file`). */
+  file?: string;
   /** Use subgroup operations when the adapter has them (default true). */
   useSubgroups?: boolean;
   /** Largest number of prompt tokens processed per prefill dispatch. */
@@ -18,6 +24,9 @@ export interface LoadOptions {
   /** Keep logits of every position of a step readable (tests and perplexity evaluation). */
   allLogits?: boolean;
 }
+
+/** Weight storage a user can choose at load. */
+export type WeightChoice = 'auto' | 'f32' | 'f16' | 'q8' | 'q4';
 
 /** Which KV cache layout to use, with its parameters (defaults in src/kv/factory.ts). */
 export type KvModeSpec =
@@ -59,7 +68,11 @@ export interface ModelInfo {
   hiddenSize: number;
   vocabSize: number;
   maxPositions: number;
-  weightDtype: 'f32' | 'f16';
+  /** Storage dtypes of the weight matrices, most bytes first, e.g. `f16` or `q4_k+q6_k+f32`. */
+  weightDtype: string;
+  /** Where the weights came from. */
+  weightFormat: 'safetensors' | 'gguf';
+  /** GPU bytes allocated for weights. */
   weightBytes: number;
   adapter: AdapterSummary;
   hasChatTemplate: boolean;
@@ -202,6 +215,8 @@ export type QualityTask =
   | { kind: 'perplexity'; kvMode: KvModeSpec; ids: number[] }
   /** Greedy continuation: prefill `promptIds` in chunks, then `newTokens` single-token steps (EOS does not stop it). */
   | { kind: 'greedy'; kvMode: KvModeSpec; promptIds: number[]; newTokens: number }
+  /** Teacher-forced top-1: reads `ids` in chunks and returns the argmax of the next-token logits after each prefix ids[0..i]. */
+  | { kind: 'top1'; kvMode: KvModeSpec; ids: number[] }
   /** Allocated bytes of a cache of `kvMode` reserved to `tokens` positions, full-precision parts stored as `kvDtype` (not run). */
   | { kind: 'bytes'; kvMode: KvModeSpec; tokens: number; kvDtype: 'f32' | 'f16' };
 
@@ -217,6 +232,7 @@ export interface QualityKvBytes {
 export type QualityResult =
   | { kind: 'perplexity'; tokens: number; predicted: number; nll: number; ppl: number; ms: number; kv: QualityKvBytes }
   | { kind: 'greedy'; tokenIds: number[]; text: string; ms: number; kv: QualityKvBytes }
+  | { kind: 'top1'; top1: number[]; ms: number; kv: QualityKvBytes }
   | { kind: 'bytes'; kv: QualityKvBytes };
 
 /** The per-KV-mode speed benchmark's workload (src/engine/benchmark.ts). */

@@ -17,6 +17,8 @@ const SERIES_INTERVAL_MS = 100;
 export class CacheMeter {
   readonly element: HTMLElement;
   private readonly mode = el('span', { id: 'meter-mode', className: 'meter-mode', textContent: 'no model' });
+  /** Weight bytes on the GPU, in the header next to the mode (the KV numbers are below it). */
+  private readonly weights = el('span', { id: 'meter-weights', className: 'meter-weights' });
   private readonly total = el('strong', { id: 'meter-total', textContent: '0 B' });
   private readonly fp16 = el('strong', { id: 'meter-fp16', textContent: '0 B' });
   private readonly ratio = el('strong', { id: 'meter-ratio', textContent: '—' });
@@ -55,7 +57,7 @@ export class CacheMeter {
     this.element = el(
       'section',
       { id: 'cache-meter', className: 'cache-meter', ariaLabel: 'KV cache meter' },
-      el('header', { className: 'meter-head' }, el('h2', {}, 'KV cache '), this.mode, el('label', { className: 'meter-live' }, this.liveToggle, ' live')),
+      el('header', { className: 'meter-head' }, el('h2', {}, 'KV cache '), this.mode, this.weights, el('label', { className: 'meter-live' }, this.liveToggle, ' live')),
       el('div', { className: 'meter-stats' }, stat('allocated', this.total), stat('fp16-equiv.', this.fp16), stat('ratio', this.ratio), stat('tokens', this.tokens)),
       el('div', { className: 'total-bar', title: 'Allocated KV bytes against the budget' }, this.fill, this.budgetMark),
       this.budgetText,
@@ -103,6 +105,7 @@ export class CacheMeter {
     const { kvBytes, kvFp16EquivalentBytes: fp16, tokensHeld } = stats;
     // Only what changed is written: most of it stays the same from one frame to the next.
     setText(this.mode, stats.loaded ? stats.kvMode : 'no model');
+    setText(this.weights, stats.loaded ? `· weights ${formatBytes(stats.weightBytes)}` : '');
     setText(this.total, formatBytes(kvBytes));
     setText(this.fp16, formatBytes(fp16));
     setText(this.ratio, kvBytes > 0 && fp16 > 0 ? `${(fp16 / kvBytes).toFixed(2)}×` : '—');

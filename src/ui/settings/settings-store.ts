@@ -3,7 +3,7 @@
  * persisted in IndexedDB through idb-keyval, and how they become engine parameters.
  */
 import { createStore, get, set, type UseStore } from 'idb-keyval';
-import type { GenerateParams, KvBudget } from '../../worker/api';
+import type { GenerateParams, KvBudget, WeightChoice } from '../../worker/api';
 import { defaultKvSettings, KV_MODES, type KvSettings } from './kv-modes';
 
 /** Sampling parameters as the user sets them. */
@@ -30,6 +30,8 @@ export interface AppSettings {
   budget: { enabled: boolean; mib: number; auto: boolean };
   /** Stream cache statistics with every token (the live meter). */
   liveMeter: boolean;
+  /** Weight storage on the GPU for the next load (on-load quantization with q8 / q4). */
+  weights: WeightChoice;
 }
 
 /** First-visit settings: greedy decoding, so the offline demo reproduces the model's golden text. */
@@ -42,6 +44,7 @@ export function defaultSettings(): AppSettings {
     kv: defaultKvSettings(),
     budget: { enabled: false, mib: 64, auto: true },
     liveMeter: true,
+    weights: 'auto',
   };
 }
 
@@ -81,6 +84,7 @@ function withDefaults(stored: Partial<AppSettings> | undefined): AppSettings {
     sampling: { ...d.sampling, ...stored.sampling },
     budget: { ...d.budget, ...stored.budget },
     kv,
+    weights: (['auto', 'f32', 'f16', 'q8', 'q4'] as const).find((w) => w === stored.weights) ?? d.weights,
   };
 }
 

@@ -1,0 +1,135 @@
+/**
+ * Reads a model's config, tokenizer and weights from a source, in that order, so a bad config or tokenizer
+ * fails before weights move: from a Hugging Face folder (config.json, tokenizer.json, *.safetensors), or from
+ * one GGUF file, whose header carries the config and the tokenizer and whose tensors follow in the same stream.
+ */
+import { ModelFormatError } from '../errors';
+import type { GpuContext } from '../gpu/device';
+import { ByteStreamReader } from '../model/byte-reader';
+import { parseModelConfig, type ModelConfig } from '../model/config';
+import { readGgufHeader, type GgufHeader } from '../model/gguf';
+import { configFromGguf, GGUF_ROPE_FREQS } from '../model/gguf-config';
+import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
+import { loadGgufWeights } from '../model/gguf-weights';
+import type { OnLoadQuant } from '../model/on-load-quant';
+import type { ModelSource } from '../model/source';
+import { loadTokenizer, tokenizerFromJson, type ChatTokenizer } from '../model/tokenizer';
+import { loadWeights, type ModelWeights } from '../model/weights';
+import type { LoadOptions, LoadProgress } from '../worker/api';
+
+/** What a load produced. */
+export interface ModelParts {
+  config: ModelConfig;
+  tokenizer: ChatTokenizer;
+  weights: ModelWeights;
+  format: 'safetensors' | 'gguf';
+  /** Element type of float weights (norms, biases, unquantized matrices); the shaders' `wt`. */
+  floatDtype: 'f32' | 'f16';
+}
+
+/** Largest head size the attention kernels take. */
+const MAX_HEAD_DIM = 256;
+
+function checkConfig(config: ModelConfig): ModelConfig {
+  if (config.headDim > MAX_HEAD_DIM) throw new ModelFormatError(`head_dim ${config.headDim} is above the supported ${MAX_HEAD_DIM}.`);
+  return config;
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ModelFormatError(`${file} is not valid JSON (${(err as Error).message}). Re-download the model.`);
+  }
+}
+
+/** Float storage dtype and on-load quantization from the options and the adapter. */
+function weightChoice(options: LoadOptions, gpu: GpuContext): { floatDtype: 'f32' | 'f16'; quant?: OnLoadQuant } {
+  const floatDtype = options.weightDtype === 'f32' || !gpu.caps.f16 ? 'f32' : 'f16';
+  const quant = options.weightDtype === 'q8' || options.weightDtype === 'q4' ? options.weightDtype : undefined;
+  return { floatDtype, quant };
+}
+
+/**
+ * Load config, tokenizer and weights. `file` names the GGUF file to read (else the folder is read in Hugging
+ * Face layout); `device` opens the GPU once config and tokenizer passed.
+ */
+export async function loadModelParts(
+  source: ModelSource,
+  file: string | undefined,
+  options: LoadOptions,
+  device: () => Promise<GpuContext>,
+  onProgress?: (p: LoadProgress) => void,
+  signal?: AbortSignal,
+): Promise<ModelParts> {
+  if (file) return loadGguf(source, file, options, device, onProgress, signal);
+  onProgress?.({ phase: 'config', bytesDone: 0, bytesTotal: 0 });
+  const config = checkConfig(parseModelConfig(parseJson(await source.text('config.json'), 'config.json')));
+  onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
+  const tokenizer = await loadTokenizer(source, config.eosTokenIds);
+  const gpu = await device();
+  const { floatDtype, quant } = weightChoice(options, gpu);
+  const weights = await loadWeights(
+    gpu.device,
+    gpu.caps,
+    source,
+    config,
+    floatDtype,
+    (done, total, f) => onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file: f, downloadedBytes: source.bytesDownloaded }),
+    signal,
+    quant,
+  );
+  return { config, tokenizer, weights, format: 'safetensors', floatDtype };
+}
+
+/**
+ * Llama 3.1/3.2 files carry their RoPE scaling as a `rope_freqs.weight` tensor, which the config needs before
+ * any weight is uploaded. llama.cpp writes it first in the data section, so it is read here and the stream
+ * goes on from there; one further along would need a second pass over the file.
+ */
+async function readRopeFreqs(reader: ByteStreamReader, header: GgufHeader, file: string): Promise<Float32Array | undefined> {
+  const info = header.tensors.find((t) => t.name === GGUF_ROPE_FREQS);
+  if (!info) return undefined;
+  if (info.typeName !== 'f32') throw new ModelFormatError(`${file}: ${GGUF_ROPE_FREQS} is ${info.ggmlType}, expected f32. The file is not as llama.cpp writes it.`);
+  if (header.tensors.some((t) => t.offset < info.offset)) {
+    throw new ModelFormatError(`${file}: ${GGUF_ROPE_FREQS} is not the first tensor of the file, so its RoPE scaling cannot be read while streaming. Convert the file again with llama.cpp.`);
+  }
+  await reader.skip(header.dataStart + info.offset - reader.position);
+  const bytes = await reader.read(info.byteSize);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+async function loadGguf(
+  source: ModelSource,
+  file: string,
+  options: LoadOptions,
+  device: () => Promise<GpuContext>,
+  onProgress?: (p: LoadProgress) => void,
+  signal?: AbortSignal,
+): Promise<ModelParts> {
+  onProgress?.({ phase: 'config', bytesDone: 0, bytesTotal: 0 });
+  const { size, body } = await source.stream(file);
+  const total = Number.isFinite(size) ? size : 0;
+  let done = 0;
+  let phase: LoadProgress['phase'] = 'config';
+  const reader = new ByteStreamReader(body, file, (n) => {
+    done += n;
+    onProgress?.({ phase, bytesDone: done, bytesTotal: Math.max(total, done), file, downloadedBytes: source.bytesDownloaded });
+  });
+  try {
+    const header = await readGgufHeader(reader, Number.isFinite(size) ? size : null, file);
+    const ropeFreqs = await readRopeFreqs(reader, header, file);
+    const config = checkConfig(configFromGguf(header.metadata, header.tensors.map((t) => t.name), { ropeFreqs }));
+    phase = 'tokenizer';
+    onProgress?.({ phase, bytesDone: done, bytesTotal: total });
+    const files = tokenizerFilesFromGguf(header.metadata);
+    const tokenizer = await tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig, config.eosTokenIds, file);
+    const gpu = await device();
+    const { floatDtype, quant } = weightChoice(options, gpu);
+    phase = 'weights';
+    const weights = await loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal });
+    return { config, tokenizer, weights, format: 'gguf', floatDtype };
+  } finally {
+    await reader.cancel();
+  }
+}
