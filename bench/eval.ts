@@ -26,9 +26,9 @@ async function main(): Promise<void> {
   const backend = `node-dawn (${path.basename(process.env.VK_ICD_FILENAMES ?? 'default', '.json').replace(/_icd$/, '')})`;
   const engine = new Engine(create([]) as unknown as GPU);
   try {
-    for (const { model, jobs } of plan) {
-      const info = await engine.load({ kind: 'hub', repo: `local/${model}`, baseUrl: hub.baseUrl }, EVAL_LOAD);
-      process.stdout.write(JSON.stringify({ adapter: info.adapter.description, backend, model }) + '\n');
+    for (const { model, file, load, jobs } of plan) {
+      const info = await engine.load({ kind: 'hub', repo: `local/${model}`, baseUrl: hub.baseUrl, ...(file ? { file } : {}) }, load ?? EVAL_LOAD);
+      process.stdout.write(JSON.stringify({ adapter: info.adapter.description, backend, model, file, weightDtype: info.weightDtype, weightBytes: info.weightBytes }) + '\n');
       for (const job of jobs) {
         const out: JobOutcome = { id: job.id, model, backend };
         try {

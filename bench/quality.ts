@@ -14,17 +14,16 @@
  *   quality.json in the output folder).
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { build } from 'vite';
 import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
 import { HubSource } from '../src/model/source';
 import { loadTokenizer } from '../src/model/tokenizer';
 import { buildEvalApp, runInChromium } from './eval/browser';
+import { runJobsInNode } from './eval/node-runner';
 import { runReference } from './eval/reference';
 import type { JobOutcome, ModelJobs } from './eval/jobs';
 import { selectModes } from './eval/modes';
@@ -65,25 +64,9 @@ function progress(o: JobOutcome, done: number, total: number): void {
   log(`${o.backend} ${done}/${total} ${o.id}: ${what}${ms}`);
 }
 
-/** Build the Node runner and run every job; outcomes stream back as JSON lines. */
-async function runInNode(jobsFile: string, total: number, backends: Record<string, string>): Promise<JobOutcome[]> {
-  log('Node/Dawn: building dist-bench/eval-node/eval.js');
-  await build({ configFile: path.join(ROOT, 'vite.bench.config.ts'), root: ROOT, logLevel: 'warn', build: { outDir: path.join(ROOT, 'dist-bench/eval-node') } });
-  log(`Node/Dawn: running ${total} jobs with VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(unset)'}`);
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist-bench/eval-node/eval.js'), '--jobs', jobsFile, '--models', MODELS_DIR], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const outcomes: JobOutcome[] = [];
-  for await (const line of readline.createInterface({ input: child.stdout })) {
-    if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as JobOutcome | { adapter: string; backend: string };
-    if ('adapter' in o) backends[o.backend] = o.adapter;
-    else {
-      outcomes.push(o);
-      progress(o, outcomes.length, total);
-    }
-  }
-  const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('close', resolve)));
-  if (code !== 0) throw new Error(`the Node runner exited with ${code} after ${outcomes.length}/${total} jobs`);
-  return outcomes;
+/** Build the Node runner and run every job of the jobs file, reporting each outcome as it finishes. */
+function runInNode(jobsFile: string, total: number, backends: Record<string, string>): Promise<JobOutcome[]> {
+  return runJobsInNode(ROOT, jobsFile, MODELS_DIR, log, (o, done) => progress(o, done, total), backends);
 }
 
 /** `--render`: rewrite quality.md from the quality.json in the output folder, without measuring anything. */

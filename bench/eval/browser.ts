@@ -43,17 +43,17 @@ export async function buildEvalApp(root: string, log: (m: string) => void): Prom
 export async function runInChromium(root: string, outDir: string, modelsDir: string, plan: ModelJobs[], log: (m: string) => void, onOutcome: (o: JobOutcome) => void): Promise<BrowserRun> {
   return withAppInChromium(root, outDir, defaultRepos(modelsDir), async ({ browser, appUrl, hub }) => {
     const run: BrowserRun = { outcomes: [], chromium: browser.version(), adapter: '', errors: [] };
-    for (const { model, jobs } of plan) {
+    for (const { model, file, load, jobs } of plan) {
       if (!jobs.length) continue;
       const context = await browser.newContext();
       try {
         const page = await context.newPage();
         page.on('pageerror', (e) => log(`  [page error] ${e.message}`));
-        const query = new URLSearchParams({ eval: '1', model: `local/${model}`, hub: hub.baseUrl, options: JSON.stringify(EVAL_LOAD) });
+        const query = new URLSearchParams({ eval: '1', model: `local/${model}`, hub: hub.baseUrl, options: JSON.stringify(load ?? EVAL_LOAD), ...(file ? { file } : {}) });
         const info = await openPageMode<ModelInfo>(page, `${appUrl}?${query}`, '#eval-status', 'ready', LOAD_TIMEOUT_MS);
         run.adapter = info.adapter.description;
         const backend = `chromium (${/swiftshader/i.test(info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
-        log(`Chromium: ${model} loaded on ${info.adapter.description}; ${jobs.length} jobs`);
+        log(`Chromium: ${model}${file ? `/${file}` : ''} loaded on ${info.adapter.description}; ${jobs.length} jobs`);
         for (const job of jobs) {
           const out: JobOutcome = { id: job.id, model, backend };
           try {

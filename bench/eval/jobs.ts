@@ -13,7 +13,8 @@ export type JobMeta =
   | { what: 'bytes'; mode: string; n: number; kvDtype: 'f32' | 'f16'; sweep?: boolean }
   | { what: 'greedy'; mode: string; promptTokens: number }
   | { what: 'passkey'; format: string; mode: string; context: number; trial: number; key: string; depth: number; needleToken: number; promptTokens: number }
-  | { what: 'copy'; name: string; copies: number };
+  | { what: 'copy'; name: string; copies: number }
+  | { what: 'gguf-greedy' | 'gguf-top1'; kind: string; tokens: number };
 
 export interface EvalJob {
   id: string;
@@ -27,6 +28,10 @@ export interface EvalJob {
 export interface ModelJobs {
   /** Folder name under the models dir, served as `local/<name>`. */
   model: string;
+  /** A GGUF file of that folder to load (else the folder is read in Hugging Face layout). */
+  file?: string;
+  /** Load options (default EVAL_LOAD). */
+  load?: LoadOptions;
   jobs: EvalJob[];
 }
 

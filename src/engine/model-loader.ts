@@ -111,23 +111,23 @@ async function loadGguf(
   const { size, body } = await source.stream(file);
   const total = Number.isFinite(size) ? size : 0;
   let done = 0;
-  let phase: LoadProgress['phase'] = 'config';
+  // Every byte of the file is download progress, header included (config and tokenizer come first in it).
+  const bytes = () => onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: Math.max(total, done), file, downloadedBytes: source.bytesDownloaded });
   const reader = new ByteStreamReader(body, file, (n) => {
     done += n;
-    onProgress?.({ phase, bytesDone: done, bytesTotal: Math.max(total, done), file, downloadedBytes: source.bytesDownloaded });
+    bytes();
   });
   try {
     const header = await readGgufHeader(reader, Number.isFinite(size) ? size : null, file);
     const ropeFreqs = await readRopeFreqs(reader, header, file);
     const config = checkConfig(configFromGguf(header.metadata, header.tensors.map((t) => t.name), { ropeFreqs }));
-    phase = 'tokenizer';
-    onProgress?.({ phase, bytesDone: done, bytesTotal: total });
+    onProgress?.({ phase: 'tokenizer', bytesDone: done, bytesTotal: total });
     const files = tokenizerFilesFromGguf(header.metadata);
     const tokenizer = await tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig, config.eosTokenIds, file);
     const gpu = await device();
     const { floatDtype, quant } = weightChoice(options, gpu);
-    phase = 'weights';
     const weights = await loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal });
+    bytes();
     return { config, tokenizer, weights, format: 'gguf', floatDtype };
   } finally {
     await reader.cancel();

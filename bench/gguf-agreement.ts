@@ -1,0 +1,166 @@
+/**
+ * `npm run bench:gguf`: GGUF files against llama.cpp (issue bars, bench/gguf/agreement.ts).
+ *   1. Writes the GGUF set of scripts/gguf-models.ts into .cache/gguf/ (stories260k and byte-llama-12l in
+ *      every type; SmolLM2-135M shapes with random weights for the weight-bytes table).
+ *   2. llama.cpp (node-llama-cpp 3.21.1, CPU, tools/llama-oracle): greedy continuation and teacher-forced top-1.
+ *   3. Ours on Node/Dawn (lavapipe here) and in Chromium (SwiftShader, the real engine Worker) through the
+ *      quality-task path of `npm run eval` (tasks `greedy` and `top1`).
+ * Writes bench/results/gguf-agreement.{json,md}: per file and back end, greedy prefix agreement and top-1
+ * agreement, the file's type mix, and the weight bytes on the GPU against f16.
+ *
+ * Flags: --node-only, --browser-only, --models a,b (default stories260k,byte-llama-12l), --out DIR.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../scripts/gguf-models';
+import { sharedModelsDir } from '../scripts/hub-server';
+import { loadTokenizer } from '../src/model/tokenizer';
+import { HubSource } from '../src/model/source';
+import { startHubServer } from '../scripts/hub-server';
+import { openOracle } from '../tools/llama-oracle/oracle.mjs';
+import { buildEvalApp, runInChromium } from './eval/browser';
+import { EVAL_LOAD, type EvalJob, type JobOutcome, type ModelJobs } from './eval/jobs';
+import { runJobsInNode, type LoadedReport } from './eval/node-runner';
+import { draculaBody, firstTokens } from './eval/text';
+import { greedyTokens, score, TOP1_TOKENS, type Agreement, type EngineRun } from './gguf/agreement';
+import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (n: string) => argv.includes(`--${n}`);
+const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : fallback);
+const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
+const GGUF_DIR = path.join(ROOT, '.cache', 'gguf');
+const MODELS = option('models', 'stories260k,byte-llama-12l').split(',');
+const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
+const log = (m: string) => process.stderr.write(`[gguf] ${m}\n`);
+
+/** Prompt and teacher-forced ids of a model, tokenized with its own tokenizer.json (identical to the GGUF's, tests/gguf-tokenizer.test.ts). */
+async function workload(model: string, body: string): Promise<{ prompt: number[]; ids: number[] }> {
+  const hub = await startHubServer({ repos: { [`local/${model}`]: path.join(sharedModelsDir(), model) } });
+  try {
+    const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
+    const prompt = model === 'stories260k' ? tok.encodeText('Once upon a time') : firstTokens(tok, body, 48);
+    return { prompt, ids: firstTokens(tok, body, TOP1_TOKENS) };
+  } finally {
+    await hub.close();
+  }
+}
+
+interface FileCase {
+  model: string;
+  kind: GgufKind;
+  file: string;
+  path: string;
+  typeBytes: Record<string, number>;
+  prompt: number[];
+  ids: number[];
+}
+
+function jobsOf(c: FileCase): ModelJobs {
+  const kvMode = { mode: 'full' } as const;
+  const n = greedyTokens(c.kind);
+  const jobs: EvalJob[] = [
+    { id: `${c.file}:greedy`, meta: { what: 'gguf-greedy', kind: c.kind, tokens: n }, task: { kind: 'greedy', kvMode, promptIds: c.prompt, newTokens: n }, browser: true },
+    { id: `${c.file}:top1`, meta: { what: 'gguf-top1', kind: c.kind, tokens: c.ids.length }, task: { kind: 'top1', kvMode, ids: c.ids }, browser: true },
+  ];
+  return { model: c.model, file: c.file, load: EVAL_LOAD, jobs };
+}
+
+function runOf(outcomes: JobOutcome[], file: string): EngineRun | string {
+  const g = outcomes.find((o) => o.id === `${file}:greedy`);
+  const t = outcomes.find((o) => o.id === `${file}:top1`);
+  if (g?.error || t?.error || !g?.result || !t?.result) return g?.error ?? t?.error ?? 'no result';
+  if (g.result.kind !== 'greedy' || t.result.kind !== 'top1') return 'wrong result kind';
+  return { greedy: g.result.tokenIds, top1: t.result.top1 };
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+async function main(): Promise<void> {
+  const commit = git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain', '--', 'src', 'shaders', 'bench', 'scripts']) ? '+dirty' : '');
+  const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
+  const cases: FileCase[] = [];
+  for (const model of MODELS) {
+    const { prompt, ids } = await workload(model, body);
+    for (const kind of GGUF_SET[model]) {
+      const { file, typeBytes } = await ensureGguf(GGUF_DIR, model, kind);
+      cases.push({ model, kind, file: ggufFileName(model, kind), path: file, typeBytes, prompt, ids });
+    }
+  }
+  log(`${cases.length} files in ${GGUF_DIR}`);
+
+  const llama = new Map<string, EngineRun>();
+  for (const c of cases) {
+    const t0 = performance.now();
+    const oracle = await openOracle(c.path, { contextSize: CONTEXT[c.model] });
+    try {
+      llama.set(c.file, { greedy: await oracle.greedy(c.prompt, greedyTokens(c.kind)), top1: await oracle.teacherForcedTop1(c.ids) });
+    } finally {
+      await oracle.close();
+    }
+    log(`llama.cpp ${c.file}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  const plan = cases.map(jobsOf);
+  const jobsFile = path.join(os.tmpdir(), `kvtab-gguf-jobs-${process.pid}.json`);
+  fs.writeFileSync(jobsFile, JSON.stringify(plan));
+  const backends: Record<string, string> = {};
+  const loaded = new Map<string, LoadedReport>();
+  const outcomes: Record<string, JobOutcome[]> = {};
+  if (!flag('browser-only')) {
+    const node = await runJobsInNode(ROOT, jobsFile, GGUF_DIR, log, (o, done) => log(`node ${done}/${plan.length * 2} ${o.id}${o.error ? ` ERROR ${o.error}` : ''}`), backends, (r) => r.file && loaded.set(r.file, r));
+    outcomes[node[0]?.backend ?? 'node-dawn'] = node;
+  }
+  let chromium = '';
+  if (!flag('node-only')) {
+    const outDir = await buildEvalApp(ROOT, log);
+    const run = await runInChromium(ROOT, outDir, GGUF_DIR, plan, log, (o) => log(`chromium ${o.id}${o.error ? ` ERROR ${o.error}` : ''}`));
+    chromium = run.chromium;
+    if (run.outcomes[0]) outcomes[run.outcomes[0].backend] = run.outcomes;
+    if (run.adapter) backends[run.outcomes[0]?.backend ?? 'chromium'] = run.adapter;
+  }
+
+  const rows: AgreementRow[] = [];
+  for (const c of cases) {
+    const ref = llama.get(c.file) as EngineRun;
+    for (const [backend, list] of Object.entries(outcomes)) {
+      const ours = runOf(list, c.file);
+      const agreement: Agreement | null = typeof ours === 'string' ? null : score(c.kind, ours, ref);
+      rows.push({ model: c.model, kind: c.kind, file: c.file, typeBytes: c.typeBytes, backend, agreement, error: typeof ours === 'string' ? ours : undefined, gpuWeightBytes: loaded.get(c.file)?.weightBytes, gpuWeightDtype: loaded.get(c.file)?.weightDtype });
+    }
+  }
+  const report: AgreementReport = {
+    commit,
+    date: new Date().toISOString(),
+    command: `npm run bench:gguf${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    llamaCpp: 'node-llama-cpp 3.21.1 (llama.cpp CPU build, 1 thread, F32 KV)',
+    chromium,
+    backends,
+    rows,
+  };
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(OUT_DIR, 'gguf-agreement.json'), JSON.stringify(report, null, 1) + '\n');
+  const md = agreementMarkdown(report);
+  fs.writeFileSync(path.join(OUT_DIR, 'gguf-agreement.md'), md);
+  process.stdout.write(md);
+  const failed = rows.filter((r) => !r.agreement?.pass);
+  if (failed.length) log(`${failed.length} row(s) miss their bar: ${failed.map((r) => `${r.backend} ${r.file}`).join(', ')}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,64 @@
+/**
+ * llama.cpp itself (node-llama-cpp 3.21.1, CPU, tools/llama-oracle) against our engine on Node + Dawn, on GGUF
+ * files we write (scripts/gguf-models.ts) of the real stories260k and byte-llama-12l weights: greedy ids and
+ * teacher-forced top-1 under the bars of bench/gguf/agreement.ts. llama.cpp loading the files is part of the
+ * check (they are valid GGUF). The full table, with Chromium, is `npm run bench:gguf`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sharedModelsDir, startHubServer, type HubServer } from '../scripts/hub-server';
+import { ensureGguf, ggufFileName, type GgufKind } from '../scripts/gguf-models';
+import { draculaBody, firstTokens } from '../bench/eval/text';
+import { greedyTokens, score, TOP1_TOKENS } from '../bench/gguf/agreement';
+import { greedyContinuation, teacherForcedTop1 } from '../src/engine/quality';
+import { openOracle } from '../tools/llama-oracle/oracle.mjs';
+import { GOLDEN, nodeEngine } from './helpers/hub';
+
+const DRACULA = path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt');
+
+const CASES: Array<{ model: string; kinds: GgufKind[]; context: number }> = [
+  { model: 'stories260k', kinds: ['F32', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K_M'], context: 512 },
+  { model: 'byte-llama-12l', kinds: ['Q4_K', 'Q6_K', 'Q5_K'], context: 1024 },
+];
+
+describe('GGUF files against llama.cpp', () => {
+  let hub: HubServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvtab-gguf-'));
+    hub = await startHubServer({ repos: Object.fromEntries(CASES.map((c) => [`local/${c.model}`, path.join(dir, c.model)])) });
+  });
+  afterAll(async () => {
+    await hub?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const c of CASES) {
+    for (const kind of c.kinds) {
+      it(`${c.model} ${kind}`, async () => {
+        const { file } = await ensureGguf(dir, c.model, kind);
+        const engine = nodeEngine();
+        const oracle = await openOracle(file, { contextSize: c.context });
+        try {
+          await engine.load({ kind: 'hub', repo: `local/${c.model}`, baseUrl: hub.baseUrl, file: ggufFileName(c.model, kind) }, { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: 64 });
+          const tok = engine.tokenizer!;
+          const model = engine.model!;
+          const body = draculaBody(DRACULA);
+          const prompt = c.model === 'stories260k' ? GOLDEN.onceUponATime.promptIds : firstTokens(tok, body, 48);
+          const ids = firstTokens(tok, body, TOP1_TOKENS);
+          const n = greedyTokens(kind);
+          const ours = { greedy: await greedyContinuation(model, prompt, n), top1: await teacherForcedTop1(model, ids) };
+          const llama = { greedy: await oracle.greedy(prompt, n), top1: await oracle.teacherForcedTop1(ids) };
+          const a = score(kind, ours, llama);
+          expect(a.pass, `${c.model} ${kind}: ${JSON.stringify(a)}`).toBe(true);
+          if (c.model === 'stories260k' && kind === 'F32') expect(ours.greedy.slice(0, GOLDEN.onceUponATime.ids.length)).toEqual(GOLDEN.onceUponATime.ids);
+        } finally {
+          await oracle.close();
+          await engine.unload();
+        }
+      }, 120_000);
+    }
+  }
+});
