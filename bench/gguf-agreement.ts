@@ -25,7 +25,7 @@ import { buildEvalApp, runInChromium } from './eval/browser';
 import { EVAL_LOAD, type EvalJob, type JobOutcome, type ModelJobs } from './eval/jobs';
 import { runJobsInNode, type LoadedReport } from './eval/node-runner';
 import { draculaBody, firstTokens } from './eval/text';
-import { greedyTokens, score, TOP1_TOKENS, type Agreement, type EngineRun } from './gguf/agreement';
+import { greedyTokens, score, TOP1_TOKENS, topOneIds, type Agreement, type EngineRun } from './gguf/agreement';
 import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,7 +44,7 @@ async function workload(model: string, body: string): Promise<{ prompt: number[]
   try {
     const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
     const prompt = model === 'stories260k' ? tok.encodeText('Once upon a time') : firstTokens(tok, body, 48);
-    return { prompt, ids: firstTokens(tok, body, TOP1_TOKENS) };
+    return { prompt, ids: await topOneIds(sharedModelsDir(), model, prompt, () => firstTokens(tok, body, TOP1_TOKENS)) };
   } finally {
     await hub.close();
   }
@@ -75,7 +75,7 @@ function runOf(outcomes: JobOutcome[], file: string): EngineRun | string {
   const t = outcomes.find((o) => o.id === `${file}:top1`);
   if (g?.error || t?.error || !g?.result || !t?.result) return g?.error ?? t?.error ?? 'no result';
   if (g.result.kind !== 'greedy' || t.result.kind !== 'top1') return 'wrong result kind';
-  return { greedy: g.result.tokenIds, top1: t.result.top1 };
+  return { greedy: g.result.tokenIds, top1: t.result.top1, margin: t.result.margin };
 }
 
 function git(args: string[]): string {

@@ -5,11 +5,13 @@
 //   s_t = 1 / sqrt(mean_k x[x_row + t, k]² + eps) and g = the RMSNorm gain when HAS_NORM (else s = g = 1);
 //   epilogue: + bias[col] (HAS_BIAS); + y[t, col] (RESIDUAL, y += W·x); with SWIGLU the output has rows0
 //   rows and is silu(a) · b with a from segment 0 and b from segment 1, both row r (gate and up).
-// x: f32 [*, k] as vec4; W segments: wt [rows_s, k] as vec4 (k % 4 == 0); gain: wt [k] as vec4; bias: wt
-// [n_total]; y: f32 [T, n_total]. Two schedules, the same arithmetic per row:
+// x: f32 [*, k] as vec4; W segments: wt [rows_s, k] as vec4 (k % 4 == 0), or with WQ ggml blocks of one
+// type (WQ_<TYPE>) as u32 words, dequantized in the loop (lib/ggml_blocks.wgsl; k % block elements == 0);
+// gain: wt [k] as vec4; bias: wt [n_total]; y: f32 [T, n_total]. Two schedules, the same arithmetic per row:
 //   gemv_rows: one invocation per output row, no shared memory and no barrier. For CPU adapters
 //              (SwiftShader, lavapipe), which run a workgroup's invocations as a few SIMD threads: there a
 //              barrier costs a context switch per invocation, and a workgroup's start a fixed tens of µs.
+//              Quantized rows are read 32 elements at a time, their scales decoded once.
 //              Dispatch: (min(groups, 65535), T, ceil(groups / 65535)), groups = ceil(rows / 64).
 //   gemv_coop: ROWS rows per workgroup; its 64 invocations stride over k in vec4s (coalesced loads), then
 //              the partial sums are reduced with subgroupAdd and one slot per subgroup taken from a
@@ -29,14 +31,24 @@ override SWIGLU: bool = false;
 override ROWS: u32 = 4u;
 // Invocations (= rows) per workgroup of gemv_rows.
 override ROWS_WG: u32 = 64u;
+// With WQ: weight buffers read (1–3; 2 for SWIGLU). Each is a copy of the block decoder, which CPU adapters
+// take seconds to compile, so the copies for buffers a pipeline never reads are compiled out.
+override SEGMENTS: u32 = 3u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
-@group(0) @binding(2) var<storage, read> w0: array<vec4<wt>>;
 @group(0) @binding(3) var<storage, read> bias: array<wt>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+#if WQ
+@group(0) @binding(2) var<storage, read> w0: array<u32>;
+@group(0) @binding(5) var<storage, read> w1: array<u32>;
+@group(0) @binding(6) var<storage, read> w2: array<u32>;
+#include ggml_blocks
+#else
+@group(0) @binding(2) var<storage, read> w0: array<vec4<wt>>;
 @group(0) @binding(5) var<storage, read> w1: array<vec4<wt>>;
 @group(0) @binding(6) var<storage, read> w2: array<vec4<wt>>;
+#endif
 @group(0) @binding(7) var<storage, read> gain: array<vec4<wt>>;
 
 const WG: u32 = 64u;
@@ -50,10 +62,16 @@ fn out_rows() -> u32 {
 
 // Element k4 (a vec4 index) of weight row `row` of segment `seg`.
 fn w_at(seg: u32, row: u32, k4: u32) -> vec4f {
+#if WQ
+  if (SEGMENTS == 1u || seg == 0u) { return wq_vec4(&w0, row, p.k, k4); }
+  if (SEGMENTS == 2u || seg == 1u) { return wq_vec4(&w1, row, p.k, k4); }
+  return wq_vec4(&w2, row, p.k, k4);
+#else
   let i = row * (p.k / 4u) + k4;
   if (seg == 0u) { return vec4f(w0[i]); }
   if (seg == 1u) { return vec4f(w1[i]); }
   return vec4f(w2[i]);
+#endif
 }
 
 // The segment and its row of output row r (SWIGLU rows read segment 0 and 1 at row r).
@@ -94,6 +112,36 @@ fn group_index(wg: vec3u, nwg: vec3u) -> u32 {
   return wg.x + wg.z * nwg.x;
 }
 
+#if WQ
+// The 32 weights of group g of row `row` of segment `seg` (as w_at).
+fn seg_group32(seg: u32, row: u32, g: u32) -> array<vec4f, 8> {
+  if (SEGMENTS == 1u || seg == 0u) { return wq_group32(&w0, row, p.k, g); }
+  if (SEGMENTS == 2u || seg == 1u) { return wq_group32(&w1, row, p.k, g); }
+  return wq_group32(&w2, row, p.k, g);
+}
+
+// (Σ_k x(t, k) · gain[k] · w[k] over weight row `at` = (segment, row); the same over row at.y of segment 1
+// with SWIGLU; Σ_k x²): one loop over 32-element groups, the segment chosen once per group, x read once.
+fn row_dot_q(at: vec2u, t: u32) -> vec3f {
+  var a = vec4f(0.0);
+  var b = vec4f(0.0);
+  var sq = 0.0;
+  for (var g = 0u; g < p.k / 32u; g++) {
+    let wa = seg_group32(at.x, at.y, g);
+    var wb: array<vec4f, 8>;
+    if (SWIGLU) { wb = seg_group32(1u, at.y, g); }
+    for (var i = 0u; i < 8u; i++) {
+      let k4 = g * 8u + i;
+      let raw = x_at(t, k4);
+      if (HAS_NORM) { sq += dot(raw, raw); }
+      let xv = raw * gain_at(k4);
+      a += xv * wa[i];
+      if (SWIGLU) { b += xv * wb[i]; }
+    }
+  }
+  return vec3f(a.x + a.y + a.z + a.w, b.x + b.y + b.z + b.w, sq);
+}
+#else
 // Σ_k x(t, k) · gain[k] · w[row, k] over one weight row, and Σ_k x² (for the norm); x is read once per vec4.
 fn row_dot(w: ptr<storage, array<vec4<wt>>, read>, row: u32, t: u32) -> vec2f {
   let k4s = p.k / 4u;
@@ -107,6 +155,7 @@ fn row_dot(w: ptr<storage, array<vec4<wt>>, read>, row: u32, t: u32) -> vec2f {
   }
   return vec2f(a.x + a.y + a.z + a.w, sq);
 }
+#endif
 
 @compute @workgroup_size(ROWS_WG)
 fn gemv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -114,6 +163,10 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
   let t = wg.y;
   if (r >= out_rows()) { return; }
   let at = locate(r);
+#if WQ
+  let d = row_dot_q(at, t);
+  store(t, r, d.x, d.y, d.z);
+#else
   // The segment is chosen once per row, outside the k loop (a branch per element costs CPU adapters ~50%).
   var a: vec2f;
   var b = vec2f(0.0);
@@ -126,6 +179,7 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec
     a = row_dot(&w2, at.y, t);
   }
   store(t, r, a.x, b.x, a.y);
+#endif
 }
 
 // ---- gemv_coop ------------------------------------------------------------------------------------

@@ -48,20 +48,24 @@ export function agreementMarkdown(r: AgreementReport): string {
     `Back ends: ${Object.entries(r.backends).map(([b, a]) => `${b} = ${a}`).join('; ')}${r.chromium ? `; Chromium ${r.chromium}` : ''}.`,
     '',
     'Files written by `scripts/gguf-models.ts` from the shared safetensors (llama.cpp\'s type fallbacks for rows that are not whole blocks;',
-    '`type mix` is the share of matrix bytes per ggml type). Greedy: common prefix of our and llama.cpp\'s continuation; top-1: teacher-forced',
-    'agreement over 512 tokens of held-out Dracula text. Bars: F32 and Q8_0 greedy equal over 64 tokens; other types top-1 ≥ 99% and greedy ≥ 90% over 128.',
+    '`type mix` is the share of matrix bytes per ggml type). Greedy: share of the positions where our and llama.cpp\'s continuations agree, and',
+    'the first divergence; top-1: teacher-forced agreement over 512 tokens (byte-llama-12l: held-out Dracula; stories260k: a story sampled',
+    'from its f32 weights). Bars: F32 and Q8_0 greedy equal over 64 tokens; other types top-1 ≥ 99% and greedy ≥ 90% over 128.',
     '',
-    '| model | file type | type mix | back end | greedy | top-1 | first top-1 mismatch | bar |',
-    '|---|---|---|---|---:|---:|---:|---|',
+    '`mismatch margin`: the largest of our top-1 − runner-up logit gaps at the positions where the two engines disagree, next to the median gap',
+    'over all positions: small values mean the disagreements are near-ties.',
+    '',
+    '| model | file type | type mix | back end | greedy | first divergence | top-1 | first top-1 mismatch | mismatch margin (median) | bar |',
+    '|---|---|---|---|---:|---:|---:|---:|---:|---|',
   ];
   for (const row of r.rows) {
     const a = row.agreement;
     if (!a) {
-      lines.push(`| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | error: ${row.error} | | | **fail** |`);
+      lines.push(`| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | error: ${row.error} | | | | | **fail** |`);
       continue;
     }
     lines.push(
-      `| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | ${a.greedyPrefix}/${a.greedyTokens} (${pct(a.greedyAgreement)}) | ${a.top1Matches}/${a.top1Tokens} (${pct(a.top1Agreement)}) | ${a.firstTop1Mismatch < 0 ? '—' : a.firstTop1Mismatch} | ${a.pass ? 'pass' : '**fail**'} |`,
+      `| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | ${pct(a.greedyAgreement)} of ${a.greedyTokens} | ${a.greedyPrefix === a.greedyTokens ? '—' : a.greedyPrefix} | ${a.top1Matches}/${a.top1Tokens} (${pct(a.top1Agreement)}) | ${a.firstTop1Mismatch < 0 ? '—' : a.firstTop1Mismatch} | ${a.maxMismatchMargin === null ? '—' : a.maxMismatchMargin.toFixed(3)} (${a.medianMargin?.toFixed(2) ?? '—'}) | ${a.pass ? 'pass' : '**fail**'} |`,
     );
   }
   const gpu = r.rows.filter((x) => x.gpuWeightBytes !== undefined && x.backend.startsWith('node'));

@@ -54,28 +54,38 @@ export async function measurePerplexity(model: LlamaModel, ids: number[]): Promi
   return { predicted: n, nll: nll / n };
 }
 
-/** Index of the largest of logits[offset .. offset + vocab) (the first on ties, like the argmax kernel). */
-function rowArgmax(logits: Float32Array, offset: number, vocab: number): number {
+/**
+ * Index of the largest of logits[offset .. offset + vocab) (the first on ties, like the argmax kernel) and its
+ * margin over the runner-up.
+ */
+function rowTop(logits: Float32Array, offset: number, vocab: number): { best: number; margin: number } {
   let best = 0;
   for (let j = 1; j < vocab; j++) if (logits[offset + j] > logits[offset + best]) best = j;
-  return best;
+  let second = -Infinity;
+  for (let j = 0; j < vocab; j++) if (j !== best) second = Math.max(second, logits[offset + j]);
+  return { best, margin: logits[offset + best] - second };
 }
 
 /**
  * Teacher-forced top-1: the model reads `ids` in steps of maxStepTokens and each position's next-token argmax
  * is recorded, so top1[i] is the prediction after ids[0..i] (compared with another engine's, position by position).
  */
-export async function teacherForcedTop1(model: LlamaModel, ids: number[]): Promise<number[]> {
+export async function teacherForcedTop1(model: LlamaModel, ids: number[]): Promise<{ top1: number[]; margin: number[] }> {
   const vocab = model.config.vocabSize;
   freshCache(model, ids.length);
   const top1: number[] = [];
+  const margin: number[] = [];
   for (let p0 = 0; p0 < ids.length; p0 += model.maxStepTokens) {
     const chunk = ids.slice(p0, p0 + model.maxStepTokens);
     const { logits } = await model.forward(chunk, 'all-logits');
     if (!logits) throw new Error('an all-logits step returned no logits');
-    for (let r = 0; r < chunk.length; r++) top1.push(rowArgmax(logits, r * vocab, vocab));
+    for (let r = 0; r < chunk.length; r++) {
+      const t = rowTop(logits, r * vocab, vocab);
+      top1.push(t.best);
+      margin.push(t.margin);
+    }
   }
-  return top1;
+  return { top1, margin };
 }
 
 /**
@@ -125,8 +135,8 @@ export async function runQualityTask(
     return { kind: 'perplexity', tokens: task.ids.length - 1, predicted, nll, ppl: Math.exp(nll), ms, kv: statsBytes(stats()) };
   }
   if (task.kind === 'top1') {
-    const top1 = await teacherForcedTop1(model, task.ids);
-    return { kind: 'top1', top1, ms: performance.now() - t0, kv: statsBytes(stats()) };
+    const { top1, margin } = await teacherForcedTop1(model, task.ids);
+    return { kind: 'top1', top1, margin, ms: performance.now() - t0, kv: statsBytes(stats()) };
   }
   const tokenIds = await greedyContinuation(model, task.promptIds, task.newTokens);
   const ms = performance.now() - t0;

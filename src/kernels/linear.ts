@@ -2,13 +2,15 @@
  * y[T, N] = x[T, K] · Wᵀ (+ b): a fused GEMV for decode steps (shaders/gemv.wgsl), a tiled matmul for
  * prefill chunks (shaders/matmul.wgsl). The decode GEMV also takes the RMSNorm before it, several weights
  * side by side (q, k, v), the SwiGLU after gate/up and the residual add; prefill runs those as their own
- * kernels around the tiled matmul.
+ * kernels around the tiled matmul. Weights in ggml block formats are read in place and dequantized in the
+ * kernels (weightVariant); their bias and norm gain stay in the model's float type.
  */
+import { isQuant, type WeightDtype } from '../gpu/block-types';
 import { f32 } from '../gpu/uniforms';
 import type { Recorder } from '../gpu/plan';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
 import { rmsNorm } from './norm';
-import { swiglu } from './pointwise';
+import { checkBlockRows, swiglu, weightVariant } from './pointwise';
 
 /** Where the output goes and what is added to it. */
 export interface LinearEpilogue {
@@ -41,8 +43,9 @@ const COOP_ROWS = 4;
 /** Rows (one per invocation) per workgroup of gemv_rows. */
 const ROWS_PER_WORKGROUP = 64;
 
+/** Decode steps take the GEMV; weights fused into one dispatch must share a storage dtype (one shader variant). */
 function usesGemv(tokens: number, weights: WeightMatrix[]): boolean {
-  return tokens <= 2 && weights.every((w) => w.cols % 4 === 0);
+  return tokens <= 2 && weights.every((w) => w.cols % 4 === 0 && w.dtype === weights[0].dtype);
 }
 
 interface GemvCall {
@@ -51,6 +54,8 @@ interface GemvCall {
   norm?: { gain: WeightMatrix; eps: number };
   /** One entry per segment: [buffer, rows]. */
   segments: Array<[GPUBuffer, number]>;
+  /** Storage dtype of every segment. */
+  dtype: WeightDtype;
   k: number;
   swiglu: boolean;
   bias?: WeightMatrix;
@@ -63,12 +68,12 @@ interface GemvCall {
 
 function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
   const entry = gemvEntry(rec);
-  const pipeline = rec.pipelines.get({
-    shader: 'gemv',
-    entry,
-    variant: rec.variant,
-    overrides: { HAS_BIAS: Boolean(c.bias), HAS_NORM: Boolean(c.norm), RESIDUAL: c.residual, SWIGLU: c.swiglu, ROWS: COOP_ROWS, ROWS_WG: ROWS_PER_WORKGROUP },
-  });
+  const overrides: Record<string, number | boolean> = {
+    HAS_BIAS: Boolean(c.bias), HAS_NORM: Boolean(c.norm), RESIDUAL: c.residual, SWIGLU: c.swiglu, ROWS: COOP_ROWS, ROWS_WG: ROWS_PER_WORKGROUP,
+  };
+  // Block decoders are compiled only for the weight buffers read (each copy costs CPU adapters seconds).
+  if (isQuant(c.dtype)) overrides.SEGMENTS = c.segments.length;
+  const pipeline = rec.pipelines.get({ shader: 'gemv', entry, variant: weightVariant(rec.variant, c.dtype), overrides });
   const rows = c.segments.map(([, n]) => n);
   const outRows = c.swiglu ? rows[0] : rows.reduce((a, b) => a + b, 0);
   const params = rec.uniforms.struct({
@@ -107,16 +112,17 @@ export function linear(
   const colStart = epilogue.colStart ?? 0;
   const nTotal = epilogue.nTotal ?? w.rows;
   const residual = epilogue.residual ?? false;
+  checkBlockRows(w);
   if (usesGemv(tokens, [w])) {
     for (const part of w.parts) {
       recordGemv(rec, tokens, {
-        x, xRow: 0, segments: [[part.buffer, part.rows]], k: w.cols, swiglu: false, bias, y,
+        x, xRow: 0, segments: [[part.buffer, part.rows]], dtype: w.dtype, k: w.cols, swiglu: false, bias, y,
         colStart: colStart + part.rowStart, nTotal, residual, label: `linear ${w.name}`,
       });
     }
     return;
   }
-  const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: rec.variant, overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
+  const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: weightVariant(rec.variant, w.dtype), overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
   for (const part of w.parts) {
     const params = rec.uniforms.struct({ tokens, k: w.cols, rows: part.rows, row_start: colStart + part.rowStart, n_total: nTotal });
     rec.dispatch(
@@ -148,6 +154,7 @@ export function normedProjection(
   const nTotal = weights.reduce((n, w) => n + w.rows, 0);
   const xRow = input.row ?? 0;
   if (weights.length > 3) throw new RangeError('normedProjection: at most 3 weights');
+  weights.forEach(checkBlockRows);
   if (fusable(tokens, weights)) {
     // One dispatch for several single-buffer weights side by side; one per part for a split weight (the LM head).
     const dispatches = weights.length === 1
@@ -155,7 +162,7 @@ export function normedProjection(
       : [{ segments: weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]), colStart: 0 }];
     const label = `linear ${weights.map((w) => w.name).join('+')}`;
     for (const d of dispatches) {
-      recordGemv(rec, tokens, { x: input.x, xRow, norm: input, segments: d.segments, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
+      recordGemv(rec, tokens, { x: input.x, xRow, norm: input, segments: d.segments, dtype: weights[0].dtype, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
     }
     return;
   }
@@ -180,9 +187,11 @@ export function gatedProjection(
   tokens: number,
   upScratch: GPUBuffer /* f32 [T, F] */,
 ): void {
+  checkBlockRows(gate);
+  checkBlockRows(up);
   if (fusable(tokens, [gate, up])) {
     const segments: Array<[GPUBuffer, number]> = [[gate.parts[0].buffer, gate.rows], [up.parts[0].buffer, up.rows]];
-    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm: input, segments, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
+    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm: input, segments, dtype: gate.dtype, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
     return;
   }
   rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, input.row ?? 0);

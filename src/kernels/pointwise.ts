@@ -1,16 +1,42 @@
 /**
  * Embedding gather, RoPE, residual add, SwiGLU and argmax: the kernels that are one pass over their data.
  */
+import { BLOCK, isQuant, type WeightDtype } from '../gpu/block-types';
 import { flatDispatch, type Recorder } from '../gpu/plan';
+import type { ShaderVariant } from '../gpu/shader-assembly';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
 import { f32 } from '../gpu/uniforms';
 
-/** out[t] = table[ids[t]] for `tokens` ids; one dispatch per table part. */
+/**
+ * The shader variant that reads weights stored as `dtype`: `variant` itself for f32/f16 (its `wt`), or with
+ * the #if flags WQ and WQ_<TYPE> (e.g. WQ_Q4_K) that bind the weight as u32 words of ggml blocks: each part's
+ * rows back to back in GGUF's layout from byte 0, the buffer padded by its uploader to a multiple of 4 bytes.
+ */
+export function weightVariant(variant: ShaderVariant, dtype: WeightDtype): ShaderVariant {
+  if (!isQuant(dtype)) return variant;
+  return { ...variant, flags: { ...variant.flags, WQ: true, [`WQ_${dtype.toUpperCase()}`]: true } };
+}
+
+/** Throw unless the rows of a block-quantized weight are whole blocks (kernels index rows by block). */
+export function checkBlockRows(w: WeightMatrix): void {
+  if (!isQuant(w.dtype)) return;
+  const elems = BLOCK[w.dtype].elems;
+  if (w.cols % elems !== 0) {
+    throw new RangeError(`${w.name}: ${w.dtype} rows must be a whole number of ${elems}-element blocks, but the weight has ${w.cols} columns`);
+  }
+}
+
+/** Output elements per invocation of embed.wgsl `main`: one, or one wq_group32 for ggml blocks. */
+const EMBED_QUANT_ELEMS = 32;
+
+/** out[t] = table[ids[t]] for `tokens` ids (dequantized when the table is ggml blocks); one dispatch per table part. */
 export function embed(rec: Recorder, ids: GPUBuffer /* u32 [T] */, table: WeightMatrix /* [V, D] */, out: GPUBuffer /* f32 [T, D] */, tokens: number): void {
-  const pipeline = rec.pipelines.get({ shader: 'embed', variant: rec.variant });
+  checkBlockRows(table);
+  const pipeline = rec.pipelines.get({ shader: 'embed', variant: weightVariant(rec.variant, table.dtype) });
+  const perInvocation = isQuant(table.dtype) ? EMBED_QUANT_ELEMS : 1;
   for (const part of table.parts) {
     const params = rec.uniforms.alloc([table.cols, part.rowStart, part.rows, tokens]);
-    rec.dispatch('embed', pipeline, { 0: params, 1: ids, 2: part.buffer, 3: out }, [Math.ceil(table.cols / 64), tokens, 1]);
+    rec.dispatch('embed', pipeline, { 0: params, 1: ids, 2: part.buffer, 3: out }, [Math.ceil(table.cols / perInvocation / 64), tokens, 1]);
   }
 }
 

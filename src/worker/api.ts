@@ -232,7 +232,8 @@ export interface QualityKvBytes {
 export type QualityResult =
   | { kind: 'perplexity'; tokens: number; predicted: number; nll: number; ppl: number; ms: number; kv: QualityKvBytes }
   | { kind: 'greedy'; tokenIds: number[]; text: string; ms: number; kv: QualityKvBytes }
-  | { kind: 'top1'; top1: number[]; ms: number; kv: QualityKvBytes }
+  /** top1[i]: argmax after ids[0..i]; margin[i]: its logit minus the runner-up's. */
+  | { kind: 'top1'; top1: number[]; margin: number[]; ms: number; kv: QualityKvBytes }
   | { kind: 'bytes'; kv: QualityKvBytes };
 
 /** The per-KV-mode speed benchmark's workload (src/engine/benchmark.ts). */
