@@ -124,6 +124,7 @@ export class Engine implements EngineApi {
         maxPositions: config.maxPositions,
         weightDtype: weights.dtypeSummary,
         weightFormat: parts.format,
+        ...(parts.notice ? { weightNotice: parts.notice } : {}),
         weightBytes: weights.bytes,
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,

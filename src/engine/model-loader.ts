@@ -8,13 +8,14 @@ import type { GpuContext } from '../gpu/device';
 import { ByteStreamReader } from '../model/byte-reader';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { readGgufHeader, type GgufHeader } from '../model/gguf';
-import { configFromGguf, GGUF_ROPE_FREQS } from '../model/gguf-config';
+import { configFromGguf, GGUF_ROPE_FREQS, hfNameOfGgufTensor } from '../model/gguf-config';
 import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
 import { loadGgufWeights } from '../model/gguf-weights';
-import type { OnLoadQuant } from '../model/on-load-quant';
+import { isQuant, type QuantType, type WeightDtype } from '../gpu/block-types';
+import { planWeights, type PlannedTensor, type WeightPlan } from '../model/weight-plan';
 import type { ModelSource } from '../model/source';
 import { loadTokenizer, tokenizerFromJson, type ChatTokenizer } from '../model/tokenizer';
-import { loadWeights, type ModelWeights } from '../model/weights';
+import { expectedShapes, loadWeights, type ModelWeights } from '../model/weights';
 import type { LoadOptions, LoadProgress } from '../worker/api';
 
 /** What a load produced. */
@@ -25,6 +26,8 @@ export interface ModelParts {
   format: 'safetensors' | 'gguf';
   /** Element type of float weights (norms, biases, unquantized matrices); the shaders' `wt`. */
   floatDtype: 'f32' | 'f16';
+  /** Set when the storage was chosen to fit the weight memory limit (shown to the user). */
+  notice?: string;
 }
 
 /** Largest head size the attention kernels take. */
@@ -43,11 +46,10 @@ function parseJson(text: string, file: string): unknown {
   }
 }
 
-/** Float storage dtype and on-load quantization from the options and the adapter. */
-function weightChoice(options: LoadOptions, gpu: GpuContext): { floatDtype: 'f32' | 'f16'; quant?: OnLoadQuant } {
+/** Float storage dtype and on-load quantization from the options, the adapter and the weight memory limit. */
+function weightChoice(options: LoadOptions, gpu: GpuContext, tensors: PlannedTensor[]): WeightPlan {
   const floatDtype = options.weightDtype === 'f32' || !gpu.caps.f16 ? 'f32' : 'f16';
-  const quant = options.weightDtype === 'q8' || options.weightDtype === 'q4' ? options.weightDtype : undefined;
-  return { floatDtype, quant };
+  return planWeights(tensors, options.weightDtype, floatDtype, options.weightBudgetBytes);
 }
 
 /**
@@ -68,7 +70,7 @@ export async function loadModelParts(
   onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
   const tokenizer = await loadTokenizer(source, config.eosTokenIds);
   const gpu = await device();
-  const { floatDtype, quant } = weightChoice(options, gpu);
+  const { floatDtype, quant, notice } = weightChoice(options, gpu, [...expectedShapes(config).values()].map(([rows, cols]) => ({ rows, cols, stored: 'float' as const })));
   const weights = await loadWeights(
     gpu.device,
     gpu.caps,
@@ -79,7 +81,7 @@ export async function loadModelParts(
     signal,
     quant,
   );
-  return { config, tokenizer, weights, format: 'safetensors', floatDtype };
+  return { config, tokenizer, weights, format: 'safetensors', floatDtype, notice };
 }
 
 /**
@@ -97,6 +99,17 @@ async function readRopeFreqs(reader: ByteStreamReader, header: GgufHeader, file:
   await reader.skip(header.dataStart + info.offset - reader.position);
   const bytes = await reader.read(info.byteSize);
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+/** The tensors of a GGUF file the config needs, as stored (float types are converted on load, blocks kept). */
+function ggufPlannedTensors(header: GgufHeader, config: ModelConfig): PlannedTensor[] {
+  const shapes = expectedShapes(config);
+  return header.tensors.flatMap((t) => {
+    const shape = shapes.get(hfNameOfGgufTensor(t.name) ?? '');
+    if (!shape) return [];
+    const stored = t.typeName && isQuant(t.typeName as WeightDtype) ? (t.typeName as QuantType) : 'float';
+    return [{ rows: shape[0], cols: shape[1], stored }];
+  });
 }
 
 async function loadGguf(
@@ -125,10 +138,10 @@ async function loadGguf(
     const files = tokenizerFilesFromGguf(header.metadata);
     const tokenizer = await tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig, config.eosTokenIds, file);
     const gpu = await device();
-    const { floatDtype, quant } = weightChoice(options, gpu);
+    const { floatDtype, quant, notice } = weightChoice(options, gpu, ggufPlannedTensors(header, config));
     const weights = await loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal });
     bytes();
-    return { config, tokenizer, weights, format: 'gguf', floatDtype };
+    return { config, tokenizer, weights, format: 'gguf', floatDtype, notice };
   } finally {
     await reader.cancel();
   }

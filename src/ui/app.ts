@@ -137,8 +137,10 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   const manager = mountModelManager(pages.model, client, {
     loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv), weightDtype: settings.weights }),
     weightChoice: () => settings.weights,
-    onWeightChoice: (choice) => {
+    weightLimitMiB: () => settings.weightLimitMiB,
+    onWeightChoice: (choice, limitMiB) => {
       settings.weights = choice;
+      settings.weightLimitMiB = limitMiB;
       save();
     },
     onLoaded: (loaded) => {
@@ -151,6 +153,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       meter.setAdapterF16(info.adapter.f16);
       compression.setLayerCount(info.numLayers);
       chat.setModel(info);
+      if (info.weightNotice) chat.notice(info.weightNotice, 'info');
       void client.api.stats().then((s) => meter.update(s));
       setView('chat');
     },

@@ -29,9 +29,10 @@ export interface LoadedModel {
 /** What the app shell provides. */
 export interface ModelManagerHooks {
   loadOptions(): LoadOptions;
-  /** The saved weight storage choice, and where a change goes. */
+  /** The saved weight storage choice and memory limit (MiB, null: none), and where a change goes. */
   weightChoice?(): WeightChoice;
-  onWeightChoice?(choice: WeightChoice): void;
+  weightLimitMiB?(): number | null;
+  onWeightChoice?(choice: WeightChoice, limitMiB: number | null): void;
   onLoaded(model: LoadedModel): void;
   onError(message: string): void;
   onBusy?(busy: boolean): void;
@@ -74,7 +75,10 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     ),
   );
   weightSelect.value = hooks.weightChoice?.() ?? 'auto';
-  weightSelect.addEventListener('change', () => hooks.onWeightChoice?.(weightSelect.value as WeightChoice));
+  const weightLimit = el('input', { id: 'weight-limit', type: 'number', min: '0', step: '1', placeholder: 'no limit', value: String(hooks.weightLimitMiB?.() ?? '') });
+  const storageChanged = () => hooks.onWeightChoice?.(weightSelect.value as WeightChoice, Number(weightLimit.value) > 0 ? Number(weightLimit.value) : null);
+  weightSelect.addEventListener('change', storageChanged);
+  weightLimit.addEventListener('change', storageChanged);
   const progress = el('progress', { id: 'load-progress', max: 1, value: 0 });
   const progressText = el('div', { id: 'load-progress-text', className: 'mm-progress-text', textContent: 'No model loaded.' });
   progressText.setAttribute('aria-live', 'polite');
@@ -123,6 +127,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       { className: 'mm-weights' },
       el('h3', {}, 'Weights on the GPU'),
       field('Weight storage', weightSelect, 'For safetensors and for the float tensors of GGUF files; quantized GGUF tensors load as they are. Applies to the next load.'),
+      field('GPU memory for weights (MiB)', weightLimit, 'With "auto", weights larger than this are quantized on load (q8, else q4) and you are told so.'),
     ),
   );
   container.append(element);
@@ -212,12 +217,14 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     });
     try {
       if (spec.kind === 'hub' && spec.cache) void navigator.storage?.persist?.().catch(() => false);
-      const info = await client.api.load(spec, { ...hooks.loadOptions(), weightDtype: weightSelect.value as WeightChoice }, onProgress);
+      const limit = Number(weightLimit.value);
+      const options = { ...hooks.loadOptions(), weightDtype: weightSelect.value as WeightChoice, ...(limit > 0 ? { weightBudgetBytes: limit * 2 ** 20 } : {}) };
+      const info = await client.api.load(spec, options, onProgress);
       finished = true;
       progress.value = 1;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
-      progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.`;
+      progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.${info.weightNotice ? ` ${info.weightNotice}` : ''}`;
       const key = cacheKeyOf(spec);
       const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key, file: spec.file } : spec.kind === 'hub' ? { ...spec, token: undefined } : spec;
       hooks.onLoaded({ modelId: id, source, info });

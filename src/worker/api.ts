@@ -13,6 +13,11 @@ export interface LoadOptions {
   weightDtype?: WeightChoice;
   /** The GGUF file to read from a ModelSource passed directly (a spec names it in `file`). */
   file?: string;
+  /**
+   * GPU memory the weights may take. With weightDtype 'auto', weights over it are quantized on load (q8, else
+   * q4) and ModelInfo.weightNotice says so; an explicit choice over it fails with GpuOutOfMemoryError.
+   */
+  weightBudgetBytes?: number;
   /** Use subgroup operations when the adapter has them (default true). */
   useSubgroups?: boolean;
   /** Largest number of prompt tokens processed per prefill dispatch. */
@@ -74,6 +79,8 @@ export interface ModelInfo {
   weightFormat: 'safetensors' | 'gguf';
   /** GPU bytes allocated for weights. */
   weightBytes: number;
+  /** Why the weights were stored differently from what was asked (fitted to the weight memory limit). */
+  weightNotice?: string;
   adapter: AdapterSummary;
   hasChatTemplate: boolean;
 }

@@ -32,6 +32,8 @@ export interface AppSettings {
   liveMeter: boolean;
   /** Weight storage on the GPU for the next load (on-load quantization with q8 / q4). */
   weights: WeightChoice;
+  /** GPU memory the weights may take, in MiB (null: no limit); `auto` storage quantizes to fit it. */
+  weightLimitMiB: number | null;
 }
 
 /** First-visit settings: greedy decoding, so the offline demo reproduces the model's golden text. */
@@ -45,6 +47,7 @@ export function defaultSettings(): AppSettings {
     budget: { enabled: false, mib: 64, auto: true },
     liveMeter: true,
     weights: 'auto',
+    weightLimitMiB: null,
   };
 }
 
@@ -85,6 +88,7 @@ function withDefaults(stored: Partial<AppSettings> | undefined): AppSettings {
     budget: { ...d.budget, ...stored.budget },
     kv,
     weights: (['auto', 'f32', 'f16', 'q8', 'q4'] as const).find((w) => w === stored.weights) ?? d.weights,
+    weightLimitMiB: typeof stored.weightLimitMiB === 'number' && stored.weightLimitMiB > 0 ? stored.weightLimitMiB : null,
   };
 }
 

@@ -1,0 +1,160 @@
+/**
+ * `npm run bench:weight-quant`: which block format on-load quantization should use, measured at equal bytes.
+ * For each model (byte-llama-12l, stories260k), the CPU reference forward (src/reference) reads 512 tokens of
+ * held-out Dracula with weights quantized on load and dequantized exactly as the kernels read them, against the
+ * f32 weights: perplexity, KL(f32 ‖ quantized) of each position's next-token distribution (mean and p99), and
+ * top-1 agreement; plus the quantizer's time per weight (JS, in the worker at load). Candidates:
+ *   q8: Q8_0 (8.5 bits/weight);
+ *   q4: Q4_0 and Q4_K (both 4.5 bits/weight), and Q4_1 (5 bits) for scale.
+ * Matrices whose rows are not whole blocks stay f16 (byte-llama's down_proj, 688 columns), as on load.
+ * Writes bench/results/weight-quant.{json,md}.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sharedModelsDir } from '../scripts/hub-server';
+import { startHubServer } from '../scripts/hub-server';
+import { BLOCK, type QuantType } from '../src/gpu/block-types';
+import { convertTensor, encodeTensorBytes } from '../src/model/safetensors';
+import { HubSource } from '../src/model/source';
+import { loadTokenizer } from '../src/model/tokenizer';
+import { ReferenceModel, requiredTensorShapes } from '../src/reference/forward';
+import { dequantize } from '../src/reference/ggml-blocks';
+import { quantize } from '../src/reference/ggml-quantize';
+import { loadReferenceModel } from '../src/reference/load-node';
+import { draculaBody, firstTokens } from './eval/text';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const N = 512;
+const CANDIDATES: Array<{ label: string; choice: 'q8' | 'q4' | 'q5'; type: QuantType }> = [
+  { label: 'Q8_0', choice: 'q8', type: 'q8_0' },
+  { label: 'Q4_0', choice: 'q4', type: 'q4_0' },
+  { label: 'Q4_K', choice: 'q4', type: 'q4_k' },
+  { label: 'Q4_1', choice: 'q5', type: 'q4_1' },
+];
+
+interface Row {
+  model: string;
+  format: string;
+  bitsPerWeight: number;
+  /** Share of matrix weights in the format (the rest stay f16: rows not whole blocks). */
+  quantizedShare: number;
+  ppl: number;
+  pplDeltaPct: number;
+  klMean: number;
+  klP99: number;
+  top1: number;
+  quantizeNsPerWeight: number;
+}
+
+function logSoftmax(l: Float32Array, o: number, v: number): Float64Array {
+  let max = -Infinity;
+  for (let j = 0; j < v; j++) max = Math.max(max, l[o + j]);
+  let z = 0;
+  for (let j = 0; j < v; j++) z += Math.exp(l[o + j] - max);
+  const out = new Float64Array(v);
+  for (let j = 0; j < v; j++) out[j] = l[o + j] - max - Math.log(z);
+  return out;
+}
+
+async function measure(model: string, body: string): Promise<Row[]> {
+  const dir = path.join(sharedModelsDir(), model);
+  const hub = await startHubServer({ repos: { [`local/${model}`]: dir } });
+  const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
+  await hub.close();
+  const ids = firstTokens(tok, body, N + 1);
+  const { config, tensors } = await loadReferenceModel(dir);
+  const V = config.vocabSize;
+  const shapes = requiredTensorShapes(config);
+  const run = (weights: Map<string, Float32Array>) => new ReferenceModel(config, weights).forward(ids.slice(0, N));
+  const base = run(tensors);
+  const baseLp = Array.from({ length: N }, (_, r) => logSoftmax(base, r * V, V));
+  const argmax = (lp: Float64Array) => lp.reduce((b, x, j) => (x > lp[b] ? j : b), 0);
+  const nll = (lps: Float64Array[]) => lps.reduce((s, lp, r) => s - lp[ids[r + 1]], 0) / N;
+  const basePpl = Math.exp(nll(baseLp));
+  const rows: Row[] = [{ model, format: 'f32', bitsPerWeight: 32, quantizedShare: 0, ppl: basePpl, pplDeltaPct: 0, klMean: 0, klP99: 0, top1: 1, quantizeNsPerWeight: 0 }];
+  for (const c of CANDIDATES) {
+    const q = new Map<string, Float32Array>();
+    let quantized = 0;
+    let total = 0;
+    let ms = 0;
+    for (const [name, t] of tensors) {
+      const shape = shapes.get(name);
+      if (!shape || shape.length === 1) {
+        q.set(name, t);
+        continue;
+      }
+      const [rows, cols] = shape;
+      total += t.length;
+      if (cols % BLOCK[c.type].elems !== 0) {
+        q.set(name, convertTensor('F16', encodeTensorBytes('F16', t), 'f32') as Float32Array);
+        continue;
+      }
+      const t0 = performance.now();
+      const bytes = quantize(c.type, t, rows, cols);
+      ms += performance.now() - t0;
+      quantized += t.length;
+      q.set(name, dequantize(c.type, bytes, rows, cols));
+    }
+    const out = run(q);
+    const kl: number[] = [];
+    let agree = 0;
+    const lps = Array.from({ length: N }, (_, r) => {
+      const lp = logSoftmax(out, r * V, V);
+      let k = 0;
+      for (let j = 0; j < V; j++) k += Math.exp(baseLp[r][j]) * (baseLp[r][j] - lp[j]);
+      kl.push(k);
+      if (argmax(lp) === argmax(baseLp[r])) agree++;
+      return lp;
+    });
+    const ppl = Math.exp(nll(lps));
+    kl.sort((a, b) => a - b);
+    rows.push({
+      model,
+      format: c.label,
+      bitsPerWeight: (BLOCK[c.type].bytes * 8) / BLOCK[c.type].elems,
+      quantizedShare: quantized / total,
+      ppl,
+      pplDeltaPct: (ppl / basePpl - 1) * 100,
+      klMean: kl.reduce((a, b) => a + b, 0) / N,
+      klP99: kl[Math.floor(0.99 * (N - 1))],
+      top1: agree / N,
+      quantizeNsPerWeight: quantized ? (ms * 1e6) / quantized : 0,
+    });
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
+  const rows: Row[] = [];
+  for (const model of ['byte-llama-12l', 'stories260k']) rows.push(...(await measure(model, body)));
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    /* not a checkout */
+  }
+  const out = path.join(ROOT, 'bench/results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'weight-quant.json'), JSON.stringify({ commit, date: new Date().toISOString(), command: 'npm run bench:weight-quant', tokens: N, rows }, null, 1) + '\n');
+  const lines = [
+    '# On-load weight quantization: block formats at equal bytes',
+    '',
+    `Commit ${commit}, ${new Date().toISOString()}. Command: \`npm run bench:weight-quant\`. CPU reference forward over ${N} tokens of held-out Dracula`,
+    '(BOS first), weights quantized with the ggml reference quantizers and dequantized as the kernels read them; KL is KL(f32 ‖ quantized) per',
+    'position in nats. Matrices whose rows are not whole blocks stay f16 (`quantized share`). Quantize time: JS in one thread, this machine.',
+    '',
+    '| model | format | bits/weight | quantized share | ppl | Δ ppl | KL mean | KL p99 | top-1 vs f32 | quantize ns/weight |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.model} | ${r.format} | ${r.bitsPerWeight.toFixed(2)} | ${(r.quantizedShare * 100).toFixed(0)}% | ${r.ppl.toFixed(4)} | ${r.pplDeltaPct >= 0 ? '+' : ''}${r.pplDeltaPct.toFixed(2)}% | ${r.klMean.toFixed(5)} | ${r.klP99.toFixed(4)} | ${(r.top1 * 100).toFixed(1)}% | ${r.quantizeNsPerWeight.toFixed(0)} |`),
+  ];
+  fs.writeFileSync(path.join(out, 'weight-quant.md'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
