@@ -15,6 +15,7 @@ import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-se
 import { BENCH_KV_MODES } from '../src/engine/benchmark';
 import { Engine } from '../src/engine/engine';
 import { RandomWeightsSource } from '../src/model/random-source';
+import { ensureGguf, ggufFileName } from '../scripts/gguf-models';
 import type { KvModeBenchRequest, KvModeBenchResult, LoadOptions, SpeedRow } from '../src/worker/api';
 
 /** The model of the per-KV-mode section (max 2048 positions). */
@@ -46,6 +47,11 @@ async function main() {
   ];
   if (fs.existsSync(path.join(modelsDir, 'byte-llama-12l'))) {
     cases.push({ name: 'byte-llama-12l', contexts, load: (e) => e.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl }, options) });
+    if (!process.argv.includes('--no-weight-formats')) {
+      for (const q of ['q8', 'q4'] as const) {
+        cases.push({ name: `byte-llama-12l (${q} on load)`, contexts, load: (e) => e.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl }, { ...options, weightDtype: q }) });
+      }
+    }
   }
   if (fs.existsSync(smolDir) && !process.argv.includes('--quick')) {
     const files = {
@@ -53,16 +59,34 @@ async function main() {
       'tokenizer.json': fs.readFileSync(path.join(smolDir, 'tokenizer.json'), 'utf8'),
     };
     cases.push({ name: 'smollm2-135m-shape (random f16 weights)', contexts: smolContexts, load: (e) => e.load(new RandomWeightsSource('SmolLM2-135M', files), options) });
+    if (!process.argv.includes('--no-weight-formats')) {
+      // The same shapes stored as blocks: quantized on load from the random f16 weights, and GGUF files as llama.cpp lays them out.
+      for (const q of ['q8', 'q4'] as const) {
+        cases.push({ name: `smollm2-135m-shape (random weights, ${q} on load)`, contexts: smolContexts, load: (e) => e.load(new RandomWeightsSource('SmolLM2-135M', files), { ...options, weightDtype: q }) });
+      }
+      const ggufDir = path.resolve('.cache/gguf');
+      for (const kind of ['Q8_0', 'Q4_K_M'] as const) {
+        cases.push({
+          name: `smollm2-135m-shape (random weights, GGUF ${kind})`,
+          contexts: smolContexts,
+          load: async (e) => {
+            await ensureGguf(ggufDir, 'smollm2-135m-shape', kind, modelsDir);
+            hub.setRepo('local/smollm2-135m-shape-gguf', path.join(ggufDir, 'smollm2-135m-shape'));
+            return e.load({ kind: 'hub', repo: 'local/smollm2-135m-shape-gguf', baseUrl: hub.baseUrl, file: ggufFileName('smollm2-135m-shape', kind) }, options);
+          },
+        });
+      }
+    }
   }
   // Unquantized timestamps (Dawn rounds them to 2^16 ns by default, against timing attacks in browsers).
   const engine = new Engine(create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU);
-  const results: Array<{ model: string; weightDtype: string; adapter: unknown; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }> = [];
+  const results: Array<{ model: string; weightDtype: string; weightBytes: number; adapter: unknown; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }> = [];
   for (const c of modesOnly ? [] : cases) {
-    const info = (await c.load(engine)) as { weightDtype: string; adapter: unknown };
+    const info = (await c.load(engine)) as { weightDtype: string; weightBytes: number; adapter: unknown };
     const rows = await engine.benchmark(c.contexts, decode);
     // Dispatches of one decode step in every KV mode, at a 512-token cache (plans recorded, nothing run).
     const dispatches = await engine.dispatchCounts(BENCH_KV_MODES, 512);
-    results.push({ model: c.name, weightDtype: info.weightDtype, adapter: info.adapter, rows, dispatches, layers: engine.model?.config.numLayers ?? 0 });
+    results.push({ model: c.name, weightDtype: info.weightDtype, weightBytes: info.weightBytes, adapter: info.adapter, rows, dispatches, layers: engine.model?.config.numLayers ?? 0 });
     process.stderr.write(`${c.name}: ${rows.map((r) => `${r.context}: ${r.prefillTokensPerSecond.toFixed(1)}/${r.decodeTokensPerSecond.toFixed(1)}`).join('  ')}\n`);
     for (const r of rows) process.stderr.write(`  @${r.context} profile: ${JSON.stringify({ dispatches: r.dispatchesPerStep, gpuMs: r.gpuMsPerStep, families: r.gpuMsByFamily, host: r.host, bytes: r.bytesPerStep })}\n`);
   }

@@ -79,7 +79,7 @@ const SMOL_BROWSER_CONTEXTS = [64];
 interface NodeSpeedOutput {
   backend: string;
   icd: string | null;
-  results: Array<{ model: string; weightDtype: string; adapter: AdapterSummary; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }>;
+  results: Array<{ model: string; weightDtype: string; weightBytes?: number; adapter: AdapterSummary; rows: SpeedRow[]; dispatches: Array<{ kvMode: string; dispatchesPerStep: number }>; layers: number }>;
   kvModes: { model: string; weightDtype: string; adapter: AdapterSummary; request: KvModeBenchRequest; result: KvModeBenchResult } | null;
 }
 
@@ -139,7 +139,7 @@ async function nodeBench(): Promise<{ rows: ResultRow[]; icd: string | null; kvM
   const out = JSON.parse(line) as NodeSpeedOutput;
   const backend = `node-dawn (${out.icd ? path.basename(out.icd, '.json').replace(/_icd$/, '') : 'default ICD'})`;
   const rows = out.results.flatMap((r) =>
-    r.rows.map((row) => ({ backend, model: r.model, weights: r.weightDtype, adapter: r.adapter.description, ...row })),
+    r.rows.map((row) => ({ backend, model: r.model, weights: r.weightDtype, weightBytes: r.weightBytes, adapter: r.adapter.description, ...row })),
   );
   const dispatches = out.results.flatMap((r) => r.dispatches.map((d) => ({ model: r.model, layers: r.layers, ...d })));
   const m = out.kvModes;
@@ -188,6 +188,8 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
   const hasModeModel = fs.existsSync(path.join(MODELS_DIR, MODE_MODEL));
   if (!QUICK && !MODES_ONLY && !PEER_ONLY && hasModeModel) {
     cases.push({ label: 'byte-llama-12l', repo: 'local/byte-llama-12l', contexts: CONTEXTS, timeoutMs: 10 * 60_000 });
+    // Weight formats: the same weights quantized on load to ggml blocks.
+    for (const q of ['q8', 'q4']) cases.push({ label: `byte-llama-12l (${q} on load)`, repo: 'local/byte-llama-12l', contexts: CONTEXTS, timeoutMs: 10 * 60_000, extra: { dtype: q } });
   }
   if (!QUICK && MODES && hasModeModel && !PEER_ONLY) {
     const extra = {
@@ -202,6 +204,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
   if (FULL && !PEER_ONLY && fs.existsSync(path.join(MODELS_DIR, SMOL))) {
     repos[SMOL_RANDOM_REPO] = await smolRandomDir();
     cases.push({ label: `${SMOL} (random f16 weights)`, repo: SMOL_RANDOM_REPO, contexts: SMOL_BROWSER_CONTEXTS, timeoutMs: 30 * 60_000 });
+    for (const q of ['q8', 'q4']) cases.push({ label: `${SMOL} (random weights, ${q} on load)`, repo: SMOL_RANDOM_REPO, contexts: SMOL_BROWSER_CONTEXTS, timeoutMs: 30 * 60_000, extra: { dtype: q } });
   }
 
   log('Chromium: building the app into dist-bench/app');
@@ -224,7 +227,7 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
         const query = new URLSearchParams({ bench: c.contexts.join(',') || 'modes', decode: String(DECODE), model: c.repo, hub: hub.baseUrl, ...c.extra });
         const out = await openPageMode<BenchPageResult>(page, `${appUrl}?${query}`, '#bench-result', 'done', c.timeoutMs);
         const backend = `chromium (${/swiftshader/i.test(out.info.adapter.description) ? 'swiftshader' : 'webgpu'})`;
-        for (const row of out.rows) rows.push({ backend, model: c.label, weights: out.info.weightDtype, adapter: out.info.adapter.description, ...row });
+        for (const row of out.rows) rows.push({ backend, model: c.label, weights: out.info.weightDtype, weightBytes: out.info.weightBytes, adapter: out.info.adapter.description, ...row });
         const m = out.kvModes;
         if (m) kvModes = modeSection(backend, MODE_MODEL, out.info.weightDtype, out.info.adapter.description, m.request, m.result);
         log(`Chromium: ${c.label} done in ${seconds(t0)} s`);

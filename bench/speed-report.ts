@@ -10,6 +10,8 @@ export interface ResultRow extends SpeedRow {
   backend: string;
   model: string;
   weights: string;
+  /** GPU bytes of the weights as loaded. */
+  weightBytes?: number;
   adapter: string;
 }
 
@@ -23,6 +25,34 @@ export interface DispatchRow {
 }
 
 const MIB = 2 ** 20;
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+
+/**
+ * The weight-format table: models loaded in several weight storages (name `<model> (… <format> …)`), each
+ * with its GPU weight bytes and decode tok/s against the same model's float row on the same back end.
+ */
+function weightFormatMarkdown(rows: ResultRow[]): string[] {
+  const family = (m: string) => m.replace(/\s*\(.*\)$/, '');
+  const base = (r: ResultRow) => rows.find((b) => b.backend === r.backend && family(b.model) === family(r.model) && b.context === r.context && /^f(16|32)$/.test(b.weights) && b.weightBytes);
+  const quantized = rows.filter((r) => r.weightBytes && /q\d/.test(r.weights) && base(r));
+  if (!quantized.length) return [];
+  const lines = [
+    '## Weight formats',
+    '',
+    'The same model stored as ggml blocks (quantized on load, or a GGUF file), against its float row on the same back end and context:',
+    'GPU weight bytes as allocated, and decode tok/s measured in the same run.',
+    '',
+    '| backend | model | weights | context | weight MiB | × float bytes | decode tok/s | × float decode |',
+    '|---|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows.filter((x) => x.weightBytes && (quantized.includes(x) || quantized.some((q) => base(q) === x)))) {
+    const b = base(r) ?? r;
+    lines.push(
+      `| ${r.backend} | ${r.model} | ${r.weights} | ${r.context} | ${((r.weightBytes as number) / MIB).toFixed(1)} | ${((r.weightBytes as number) / (b.weightBytes as number)).toFixed(3)} | ${fmt(r.decodeTokensPerSecond)} | ${(r.decodeTokensPerSecond / b.decodeTokensPerSecond).toFixed(2)} |`,
+    );
+  }
+  return [...lines, ''];
+}
 
 /** The decode-profile table: per row, dispatches, GPU time by kernel family, host time per step, bytes read. */
 function profileMarkdown(rows: ResultRow[]): string[] {
@@ -75,7 +105,6 @@ function dispatchMarkdown(rows: DispatchRow[]): string[] {
 
 /** speed.md for a report. */
 export function markdown(report: Report): string {
-  const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const lines = [
     '# Speed benchmark',
     '',
@@ -94,7 +123,7 @@ export function markdown(report: Report): string {
     ...Object.entries(report.adapters).map(([backend, a]) => `- ${backend}: ${a}`),
   ];
   if (report.errors.length) lines.push('', 'Errors:', ...report.errors.map((e) => `- ${e}`));
-  lines.push('', ...profileMarkdown(report.rows), ...dispatchMarkdown(report.dispatches ?? []));
+  lines.push('', ...weightFormatMarkdown(report.rows), ...profileMarkdown(report.rows), ...dispatchMarkdown(report.dispatches ?? []));
   lines.push('', ...kvModesMarkdown(report.kvModes, null), ...kernelsMarkdown(report.kernels));
   return lines.join('\n').trimEnd() + '\n';
 }

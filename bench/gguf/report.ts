@@ -52,6 +52,10 @@ export function agreementMarkdown(r: AgreementReport): string {
     'the first divergence; top-1: teacher-forced agreement over 512 tokens (byte-llama-12l: held-out Dracula; stories260k: a story sampled',
     'from its f32 weights). Bars: F32 and Q8_0 greedy equal over 64 tokens; other types top-1 ≥ 99% and greedy ≥ 90% over 128.',
     '',
+    'Rows `cpu reference + llama.cpp activation rounding` are not ours: the CPU reference on the same file with the input of every product',
+    'rounded as llama.cpp\'s CPU back end rounds it before quantized dot products (Q8_0 / Q8_1 / Q8_K blocks, f16 for f16 weights). Where',
+    'they agree with llama.cpp and ours do not, the difference is that rounding: we compute those products on f32 activations.',
+    '',
     '`mismatch margin`: the largest of our top-1 − runner-up logit gaps at the positions where the two engines disagree, next to the median gap',
     'over all positions: small values mean the disagreements are near-ties.',
     '',
@@ -65,7 +69,7 @@ export function agreementMarkdown(r: AgreementReport): string {
       continue;
     }
     lines.push(
-      `| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | ${pct(a.greedyAgreement)} of ${a.greedyTokens} | ${a.greedyPrefix === a.greedyTokens ? '—' : a.greedyPrefix} | ${a.top1Matches}/${a.top1Tokens} (${pct(a.top1Agreement)}) | ${a.firstTop1Mismatch < 0 ? '—' : a.firstTop1Mismatch} | ${a.maxMismatchMargin === null ? '—' : a.maxMismatchMargin.toFixed(3)} (${a.medianMargin?.toFixed(2) ?? '—'}) | ${a.pass ? 'pass' : '**fail**'} |`,
+      `| ${row.model} | ${row.kind} | ${mix(row.typeBytes)} | ${row.backend} | ${pct(a.greedyAgreement)} of ${a.greedyTokens} | ${a.greedyPrefix === a.greedyTokens ? '—' : a.greedyPrefix} | ${a.top1Matches}/${a.top1Tokens} (${pct(a.top1Agreement)}) | ${a.firstTop1Mismatch < 0 ? '—' : a.firstTop1Mismatch} | ${a.maxMismatchMargin === null ? '—' : a.maxMismatchMargin.toFixed(3)} (${a.medianMargin?.toFixed(2) ?? '—'}) | ${row.backend.startsWith('cpu reference') ? 'not ours' : a.pass ? 'pass' : '**fail**'} |`,
     );
   }
   const gpu = r.rows.filter((x) => x.gpuWeightBytes !== undefined && x.backend.startsWith('node'));

@@ -70,8 +70,17 @@ export class ReferenceModel {
   private kv: ReferenceKv;
   private cached = 0;
 
-  /** Takes f32 tensors by HF name; throws ModelFormatError naming any missing or misshaped tensor. */
-  constructor(config: ModelConfig, tensors: Map<string, Float32Array>, kv?: ReferenceKv) {
+  /**
+   * Takes f32 tensors by HF name; throws ModelFormatError naming any missing or misshaped tensor.
+   * `roundInput`, when given, rewrites the input rows of each product with weight `w` first (e.g. to model
+   * another engine that rounds activations before quantized dot products; bench/gguf/llama-activations.ts).
+   */
+  constructor(
+    config: ModelConfig,
+    tensors: Map<string, Float32Array>,
+    kv?: ReferenceKv,
+    private readonly roundInput?: (x: Float32Array, w: Float32Array, cols: number) => Float32Array,
+  ) {
     if (config.headDim % 2 !== 0) throw new ModelFormatError(`head_dim ${config.headDim} must be even for RoPE.`);
     for (const [name, shape] of requiredTensorShapes(config)) {
       const t = tensors.get(name);
@@ -141,16 +150,21 @@ export class ReferenceModel {
       x = add(x, this.mlpBlock(layer, rmsNorm(x, layer.ffnNorm, c.rmsEps)));
     }
     this.cached += tokens.length;
-    return matmul(rmsNorm(x, this.finalNorm, c.rmsEps), this.lmHead, c.vocabSize, c.hiddenSize);
+    return matmul(this.input(rmsNorm(x, this.finalNorm, c.rmsEps), this.lmHead, c.hiddenSize), this.lmHead, c.vocabSize, c.hiddenSize);
+  }
+
+  /** x as the product with `w` reads it. */
+  private input(x: Float32Array, w: Float32Array, cols: number): Float32Array {
+    return this.roundInput ? this.roundInput(x, w, cols) : x;
   }
 
   /** Self-attention of normed input h (T, hidden) at `positions`; appends this layer's K/V to the cache. */
   private attentionBlock(l: number, h: Float32Array, positions: number[]): Float32Array {
     const { hiddenSize: D, numHeads: H, numKvHeads: Hk, headDim: d, rmsEps } = this.config;
     const w = this.layers[l];
-    let q = matmul(h, w.wq, H * d, D, w.bq); // (T, H, d)
-    let k = matmul(h, w.wk, Hk * d, D, w.bk); // (T, Hk, d)
-    const v = matmul(h, w.wv, Hk * d, D, w.bv); // (T, Hk, d)
+    let q = matmul(this.input(h, w.wq, D), w.wq, H * d, D, w.bq); // (T, H, d)
+    let k = matmul(this.input(h, w.wk, D), w.wk, Hk * d, D, w.bk); // (T, Hk, d)
+    const v = matmul(this.input(h, w.wv, D), w.wv, Hk * d, D, w.bv); // (T, Hk, d)
     if (w.qNorm && w.kNorm) {
       q = rmsNorm(q, w.qNorm, rmsEps);
       k = rmsNorm(k, w.kNorm, rmsEps);
@@ -159,14 +173,15 @@ export class ReferenceModel {
     applyRope(k, positions, this.invFreq);
     const rows = this.kv.attend(l, k, v, q); // (past + T, Hk, d) as the cache mode serves them
     const o = attention(q, rows.k, rows.v, this.cached, positions.length, H, Hk, d); // (T, H, d)
-    return matmul(o, w.wo, D, H * d);
+    return matmul(this.input(o, w.wo, H * d), w.wo, D, H * d);
   }
 
   /** SwiGLU feed-forward of normed input h (T, hidden). */
   private mlpBlock(w: Layer, h: Float32Array): Float32Array {
     const { hiddenSize: D, intermediateSize: F } = this.config;
-    const gate = matmul(h, w.wGate, F, D);
-    const up = matmul(h, w.wUp, F, D);
-    return matmul(swiglu(gate, up), w.wDown, D, F);
+    const gate = matmul(this.input(h, w.wGate, D), w.wGate, F, D);
+    const up = matmul(this.input(h, w.wUp, D), w.wUp, F, D);
+    const a = swiglu(gate, up);
+    return matmul(this.input(a, w.wDown, F), w.wDown, D, F);
   }
 }

@@ -83,7 +83,7 @@ function kvModeRequest(query: URLSearchParams): KvModeBenchRequest | null {
 function loadOptions(query: URLSearchParams): LoadOptions {
   const options: LoadOptions = { prefillChunk: Number(query.get('chunk') ?? 128) };
   const dtype = query.get('dtype');
-  if (dtype === 'f32' || dtype === 'f16' || dtype === 'auto') options.weightDtype = dtype;
+  if (dtype === 'f32' || dtype === 'f16' || dtype === 'auto' || dtype === 'q8' || dtype === 'q4') options.weightDtype = dtype;
   return options;
 }
 
