@@ -1,7 +1,7 @@
 /**
  * `npm run bench:weight-quant`: which block format on-load quantization should use, measured at equal bytes.
- * For each model (byte-llama-12l, stories260k), the CPU reference forward (src/reference) reads 512 tokens of
- * held-out Dracula with weights quantized on load and dequantized exactly as the kernels read them, against the
+ * For each model (byte-llama-12l, stories260k), the CPU reference forward (src/reference) reads 512 tokens
+ * (byte-llama: held-out Dracula; stories260k: a story sampled from its own weights) with weights quantized on load and dequantized exactly as the kernels read them, against the
  * f32 weights: perplexity, KL(f32 ‖ quantized) of each position's next-token distribution (mean and p99), and
  * top-1 agreement; plus the quantizer's time per weight (JS, in the worker at load). Candidates:
  *   q8: Q8_0 (8.5 bits/weight);
@@ -24,14 +24,16 @@ import { dequantize } from '../src/reference/ggml-blocks';
 import { quantize } from '../src/reference/ggml-quantize';
 import { loadReferenceModel } from '../src/reference/load-node';
 import { draculaBody, firstTokens } from './eval/text';
+import { sampledText } from './gguf/agreement';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const N = 512;
-const CANDIDATES: Array<{ label: string; choice: 'q8' | 'q4' | 'q5'; type: QuantType }> = [
-  { label: 'Q8_0', choice: 'q8', type: 'q8_0' },
-  { label: 'Q4_0', choice: 'q4', type: 'q4_0' },
-  { label: 'Q4_K', choice: 'q4', type: 'q4_k' },
-  { label: 'Q4_1', choice: 'q5', type: 'q4_1' },
+/** Each candidate: block types in order of preference (a matrix takes the first its rows fit). */
+const CANDIDATES: Array<{ label: string; types: QuantType[] }> = [
+  { label: 'Q8_0', types: ['q8_0'] },
+  { label: 'Q4_0', types: ['q4_0'] },
+  { label: 'Q4_K, else Q4_0', types: ['q4_k', 'q4_0'] },
+  { label: 'Q4_1', types: ['q4_1'] },
 ];
 
 interface Row {
@@ -63,7 +65,8 @@ async function measure(model: string, body: string): Promise<Row[]> {
   const hub = await startHubServer({ repos: { [`local/${model}`]: dir } });
   const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
   await hub.close();
-  const ids = firstTokens(tok, body, N + 1);
+  // stories260k cannot read Victorian prose (ppl ≈ 170 on Dracula): it reads a story sampled from its own f32 weights.
+  const ids = model === 'stories260k' ? await sampledText(dir, tok.encodeText('Once upon a time'), N + 1) : firstTokens(tok, body, N + 1);
   const { config, tensors } = await loadReferenceModel(dir);
   const V = config.vocabSize;
   const shapes = requiredTensorShapes(config);
@@ -79,6 +82,7 @@ async function measure(model: string, body: string): Promise<Row[]> {
     let quantized = 0;
     let total = 0;
     let ms = 0;
+    let bits = 0;
     for (const [name, t] of tensors) {
       const shape = shapes.get(name);
       if (!shape || shape.length === 1) {
@@ -87,15 +91,17 @@ async function measure(model: string, body: string): Promise<Row[]> {
       }
       const [rows, cols] = shape;
       total += t.length;
-      if (cols % BLOCK[c.type].elems !== 0) {
+      const type = c.types.find((ty) => cols % BLOCK[ty].elems === 0);
+      if (!type) {
         q.set(name, convertTensor('F16', encodeTensorBytes('F16', t), 'f32') as Float32Array);
         continue;
       }
       const t0 = performance.now();
-      const bytes = quantize(c.type, t, rows, cols);
+      const bytes = quantize(type, t, rows, cols);
       ms += performance.now() - t0;
       quantized += t.length;
-      q.set(name, dequantize(c.type, bytes, rows, cols));
+      bits += (BLOCK[type].bytes * 8 * t.length) / BLOCK[type].elems;
+      q.set(name, dequantize(type, bytes, rows, cols));
     }
     const out = run(q);
     const kl: number[] = [];
@@ -113,7 +119,7 @@ async function measure(model: string, body: string): Promise<Row[]> {
     rows.push({
       model,
       format: c.label,
-      bitsPerWeight: (BLOCK[c.type].bytes * 8) / BLOCK[c.type].elems,
+      bitsPerWeight: quantized ? bits / quantized : 16,
       quantizedShare: quantized / total,
       ppl,
       pplDeltaPct: (ppl / basePpl - 1) * 100,
@@ -142,8 +148,8 @@ async function main(): Promise<void> {
   const lines = [
     '# On-load weight quantization: block formats at equal bytes',
     '',
-    `Commit ${commit}, ${new Date().toISOString()}. Command: \`npm run bench:weight-quant\`. CPU reference forward over ${N} tokens of held-out Dracula`,
-    '(BOS first), weights quantized with the ggml reference quantizers and dequantized as the kernels read them; KL is KL(f32 ‖ quantized) per',
+    `Commit ${commit}, ${new Date().toISOString()}. Command: \`npm run bench:weight-quant\`. CPU reference forward over ${N} tokens (BOS first):`,
+    'byte-llama-12l reads held-out Dracula, stories260k a story sampled from its f32 weights (T = 1, seeded); weights quantized with the ggml reference quantizers and dequantized as the kernels read them; KL is KL(f32 ‖ quantized) per',
     'position in nats. Matrices whose rows are not whole blocks stay f16 (`quantized share`). Quantize time: JS in one thread, this machine.',
     '',
     '| model | format | bits/weight | quantized share | ppl | Δ ppl | KL mean | KL p99 | top-1 vs f32 | quantize ns/weight |',
