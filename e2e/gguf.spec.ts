@@ -56,6 +56,8 @@ test.describe('GGUF repos', () => {
     fs.copyFileSync(q8.file, path.join(dir, 'stories260k-Q8_0.gguf'));
     fs.rmSync(path.join(dir, 'written'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'README.md'), 'GGUF files of stories260k');
+    const good = fs.readFileSync(path.join(STORIES, 'stories260k-f32-v3.gguf'));
+    fs.writeFileSync(path.join(dir, 'broken-truncated.gguf'), good.subarray(0, Math.floor(good.length * 0.6)));
   });
   test.beforeEach(async () => {
     hub = await startHubServer({ repos: { [REPO]: dir } });
@@ -78,8 +80,8 @@ test.describe('GGUF repos', () => {
     await page.fill('#model-id-input', REPO);
     await page.click('#model-id-load');
     const files = page.locator('#gguf-files li');
-    await expect(files).toHaveCount(3);
-    await expect(page.locator('#model-id-info')).toContainText('3 GGUF files');
+    await expect(files).toHaveCount(4);
+    await expect(page.locator('#model-id-info')).toContainText('4 GGUF files');
     const f32 = page.locator('#gguf-files li', { hasText: 'stories260k-F32.gguf' });
     await expect(f32).toContainText('F32');
     await expect(f32).toContainText('1.1 MiB');
@@ -109,6 +111,20 @@ test.describe('GGUF repos', () => {
     await cached.locator('button', { hasText: 'Load' }).click();
     await expect(page.locator('#load-progress-text')).toContainText('from the cache, no download', { timeout: 60_000 });
     expect(offline).toEqual([]);
+    await goldenReply(page);
+  });
+
+  test('a truncated GGUF file: a named error in the page, and the worker then loads a good file', async ({ page }) => {
+    await page.goto(`/?hub=${encodeURIComponent(hub!.baseUrl)}`);
+    await showModelTab(page);
+    await page.fill('#model-id-input', `${REPO}/broken-truncated.gguf`);
+    await page.click('#model-id-load');
+    await expect(page.locator('#model-error')).toBeVisible({ timeout: 60_000 });
+    await expect(page.locator('#model-error')).toHaveAttribute('data-error-name', 'ModelFormatError');
+    await expect(page.locator('#model-error')).toContainText(/truncated|ends at byte/);
+    await page.fill('#model-id-input', `${REPO}/stories260k-F32.gguf`);
+    await page.click('#model-id-load');
+    await expect(page.locator('#load-progress-text')).toContainText(`Loaded ${REPO}/stories260k-F32.gguf`, { timeout: 90_000 });
     await goldenReply(page);
   });
 

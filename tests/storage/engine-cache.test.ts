@@ -52,4 +52,27 @@ describe('engine loads through the weight cache', () => {
     expect(entry).toMatchObject({ label: 'stories260k', complete: true, origin: { kind: 'import', name: 'stories260k' } });
     await loadAndCheck(engine, { kind: 'cache', key });
   });
+
+  const GGUF = 'stories260k-f32-v3.gguf';
+  const GGUF_BYTES = fs.statSync(path.join(STORIES, GGUF)).size;
+
+  it('a GGUF file of a hub repo: cached as its own complete entry, then loaded with the hub gone', async () => {
+    const hub = await startHubServer({ repos: { 'local/stories260k': STORIES } });
+    const spec: ModelSourceSpec = { kind: 'hub', repo: 'local/stories260k', baseUrl: hub.baseUrl, cache: true, file: GGUF };
+    const first = await loadAndCheck(engine, spec);
+    expect(first.filter((p) => p.phase === 'weights').at(-1)).toMatchObject({ bytesDone: GGUF_BYTES, bytesTotal: GGUF_BYTES });
+    const entry = (await listCachedModels()).find((m) => m.label === `local/stories260k/${GGUF}`);
+    expect(entry).toMatchObject({ complete: true, storedBytes: GGUF_BYTES, origin: { kind: 'hub', file: GGUF } });
+    await hub.close();
+    const offline = await loadAndCheck(engine, spec);
+    expect(offline.filter((p) => p.phase === 'weights').at(-1)).toMatchObject({ bytesDone: GGUF_BYTES, downloadedBytes: 0 });
+  });
+
+  it('an imported .gguf file loads, then loads again from the cache alone', async () => {
+    const file = new File([fs.readFileSync(path.join(STORIES, GGUF))], GGUF);
+    await loadAndCheck(engine, { kind: 'files', name: GGUF, files: [file], file: GGUF });
+    const key = importCacheKey(GGUF, [file]);
+    expect((await listCachedModels()).find((m) => m.key === key)).toMatchObject({ complete: true, origin: { kind: 'import', file: GGUF } });
+    await loadAndCheck(engine, { kind: 'cache', key, file: GGUF });
+  });
 });
