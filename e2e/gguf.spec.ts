@@ -128,6 +128,19 @@ test.describe('GGUF repos', () => {
     await goldenReply(page);
   });
 
+  test('weight storage q8 in the model manager: the demo loads as Q8_0 blocks, kept after a reload, and still gives the golden text', async ({ page }) => {
+    await page.goto('/');
+    await showModelTab(page);
+    await page.selectOption('#weight-dtype', 'q8');
+    await page.click('#demo-load');
+    await expect(page.locator('#load-progress-text')).toContainText(/Loaded stories260k \(offline demo\): llama, 5 layers, q8_0\+f32 weights \(463\.7 KiB\)/, { timeout: 90_000 });
+    await expect(page.locator('#meter-weights')).toContainText(/weights 463\.7 KiB/);
+    await goldenReply(page);
+    await page.reload();
+    await showModelTab(page);
+    await expect(page.locator('#weight-dtype')).toHaveValue('q8');
+  });
+
   test('the GGUF v1 file gives the golden text; a Q8_0 file loads with its blocks on the GPU', async ({ page }) => {
     await page.goto(`/?hub=${encodeURIComponent(hub!.baseUrl)}`);
     await showModelTab(page);
