@@ -15,16 +15,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { startHubServer } from '../scripts/hub-server';
-import { BLOCK, type QuantType } from '../src/gpu/block-types';
-import { convertTensor, encodeTensorBytes } from '../src/model/safetensors';
+import { BLOCK, type GgmlTypeName, type QuantType } from '../src/gpu/block-types';
 import { HubSource } from '../src/model/source';
 import { loadTokenizer } from '../src/model/tokenizer';
-import { ReferenceModel, requiredTensorShapes } from '../src/reference/forward';
-import { dequantize } from '../src/reference/ggml-blocks';
-import { quantize } from '../src/reference/ggml-quantize';
+import { ReferenceModel } from '../src/reference/forward';
 import { loadReferenceModel } from '../src/reference/load-node';
 import { draculaBody, firstTokens } from './eval/text';
 import { sampledText } from './gguf/agreement';
+import { roundTripWeights } from './gguf/llama-activations';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const N = 512;
@@ -69,7 +67,6 @@ async function measure(model: string, body: string): Promise<Row[]> {
   const ids = model === 'stories260k' ? await sampledText(dir, tok.encodeText('Once upon a time'), N + 1) : firstTokens(tok, body, N + 1);
   const { config, tensors } = await loadReferenceModel(dir);
   const V = config.vocabSize;
-  const shapes = requiredTensorShapes(config);
   const run = (weights: Map<string, Float32Array>) => new ReferenceModel(config, weights).forward(ids.slice(0, N));
   const base = run(tensors);
   const baseLp = Array.from({ length: N }, (_, r) => logSoftmax(base, r * V, V));
@@ -78,31 +75,17 @@ async function measure(model: string, body: string): Promise<Row[]> {
   const basePpl = Math.exp(nll(baseLp));
   const rows: Row[] = [{ model, format: 'f32', bitsPerWeight: 32, quantizedShare: 0, ppl: basePpl, pplDeltaPct: 0, klMean: 0, klP99: 0, top1: 1, quantizeNsPerWeight: 0 }];
   for (const c of CANDIDATES) {
-    const q = new Map<string, Float32Array>();
     let quantized = 0;
     let total = 0;
     let ms = 0;
     let bits = 0;
-    for (const [name, t] of tensors) {
-      const shape = shapes.get(name);
-      if (!shape || shape.length === 1) {
-        q.set(name, t);
-        continue;
-      }
-      const [rows, cols] = shape;
-      total += t.length;
-      const type = c.types.find((ty) => cols % BLOCK[ty].elems === 0);
-      if (!type) {
-        q.set(name, convertTensor('F16', encodeTensorBytes('F16', t), 'f32') as Float32Array);
-        continue;
-      }
-      const t0 = performance.now();
-      const bytes = quantize(type, t, rows, cols);
-      ms += performance.now() - t0;
-      quantized += t.length;
-      bits += (BLOCK[type].bytes * 8 * t.length) / BLOCK[type].elems;
-      q.set(name, dequantize(type, bytes, rows, cols));
-    }
+    const typeOf = (_: string, cols: number): GgmlTypeName => c.types.find((ty) => cols % BLOCK[ty].elems === 0) ?? 'f16';
+    const { weights: q, types } = roundTripWeights(config, tensors, typeOf, (type, n, took) => {
+      ms += took;
+      quantized += n;
+      bits += (BLOCK[type as QuantType].bytes * 8 * n) / BLOCK[type as QuantType].elems;
+    });
+    for (const w of types.keys()) total += w.length;
     const out = run(q);
     const kl: number[] = [];
     let agree = 0;

@@ -8,7 +8,8 @@
  */
 import path from 'node:path';
 import { tensorType, type GgufKind } from '../../scripts/gguf-models';
-import type { GgmlTypeName, QuantType } from '../../src/gpu/block-types';
+import type { GgmlTypeName } from '../../src/gpu/block-types';
+import type { ModelConfig } from '../../src/model/config';
 import { convertTensor, encodeTensorBytes } from '../../src/model/safetensors';
 import { ReferenceModel, requiredTensorShapes } from '../../src/reference/forward';
 import { dequantize, f16ToF32, f32ToF16 } from '../../src/reference/ggml-blocks';
@@ -62,9 +63,19 @@ function roundF16(x: Float32Array): Float32Array {
   return convertTensor('F16', encodeTensorBytes('F16', x), 'f32') as Float32Array;
 }
 
-/** The weights of a GGUF kind as dequantized f32 (what both engines read), and each matrix's stored type. */
-async function fileWeights(modelDir: string, kind: GgufKind) {
-  const { config, tensors } = await loadReferenceModel(modelDir);
+/** Per quantized matrix: its type, weights and the milliseconds `quantize` took (for timing). */
+export type QuantizeHook = (type: GgmlTypeName, weights: number, ms: number) => void;
+
+/**
+ * f32 tensors as a file of the given per-matrix types holds them: each matrix quantized with the ggml reference
+ * quantizer and dequantized (f16: rounded; f32: as is), vectors as they are; with each matrix's type.
+ */
+export function roundTripWeights(
+  config: ModelConfig,
+  tensors: Map<string, Float32Array>,
+  typeOf: (name: string, cols: number) => GgmlTypeName,
+  onQuantize: QuantizeHook = () => {},
+): { weights: Map<string, Float32Array>; types: Map<Float32Array, GgmlTypeName> } {
   const shapes = requiredTensorShapes(config);
   const types = new Map<Float32Array, GgmlTypeName>();
   const weights = new Map<string, Float32Array>();
@@ -75,12 +86,26 @@ async function fileWeights(modelDir: string, kind: GgufKind) {
       continue;
     }
     const [rows, cols] = shape;
-    const type: GgmlTypeName = kind === 'F32' ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings);
-    const w = type === 'f32' ? t : type === 'f16' ? roundF16(t) : dequantize(type as QuantType, quantize(type as QuantType, t, rows, cols), rows, cols);
+    const type = typeOf(name, cols);
+    let w = t;
+    if (type === 'f16' || type === 'bf16') w = roundF16(t);
+    else if (type !== 'f32') {
+      const t0 = performance.now();
+      const bytes = quantize(type, t, rows, cols);
+      onQuantize(type, t.length, performance.now() - t0);
+      w = dequantize(type, bytes, rows, cols);
+    }
     weights.set(name, w);
     types.set(w, type);
   }
-  return { config, weights, types };
+  return { weights, types };
+}
+
+/** The weights of a GGUF kind as dequantized f32 (what both engines read), and each matrix's stored type. */
+async function fileWeights(modelDir: string, kind: GgufKind) {
+  const { config, tensors } = await loadReferenceModel(modelDir);
+  const typeOf = (name: string, cols: number): GgmlTypeName => (kind === 'F32' ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings));
+  return { config, ...roundTripWeights(config, tensors, typeOf) };
 }
 
 /** llama.cpp's activation rounding for a product with a weight of `type`. */
