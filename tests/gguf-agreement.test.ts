@@ -43,13 +43,18 @@ describe('GGUF files against llama.cpp', () => {
   for (const c of CASES) {
     for (const kind of c.kinds) {
       it(`${c.model} ${kind}`, async () => {
-        const { file } = await ensureGguf(dir, c.model, kind);
+        const { file, typeBytes } = await ensureGguf(dir, c.model, kind);
         const engine = nodeEngine();
         const oracle = await openOracle(file, { contextSize: c.context });
         try {
           await engine.load({ kind: 'hub', repo: `local/${c.model}`, baseUrl: hub.baseUrl, file: ggufFileName(c.model, kind) }, { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: 64 });
           const tok = engine.tokenizer!;
           const model = engine.model!;
+          // Blocks are uploaded as the file holds them (no float copy); float matrices become f32, norms are f32.
+          const { hiddenSize, numLayers } = model.config;
+          const floats = (typeBytes.f16 ?? 0) * 2 + (typeBytes.f32 ?? 0);
+          const blocks = Object.entries(typeBytes).filter(([t]) => t !== 'f16' && t !== 'f32').reduce((n, [, b]) => n + b, 0);
+          expect(engine.stats().weightBytes).toBe(blocks + floats + (2 * numLayers + 1) * hiddenSize * 4);
           const body = draculaBody(DRACULA);
           const prompt = c.model === 'stories260k' ? GOLDEN.onceUponATime.promptIds : firstTokens(tok, body, 48);
           const ids = await topOneIds(sharedModelsDir(), c.model, GOLDEN.onceUponATime.promptIds, () => firstTokens(tok, body, TOP1_TOKENS));
