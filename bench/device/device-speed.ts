@@ -7,7 +7,9 @@
  * ms per step. One JSON object on stdout (also written to --json FILE after each model), a table on stderr.
  *   node device-speed.mjs --models DIR [--model-list smollm2-135m,...] [--modes full,int8,...]
  *     [--contexts 512,4096] [--decode 32] [--bandwidth-gbs 4800] [--budget-s 240] [--json FILE]
- *     [--tokenizer FILE] [--quick]
+ *     [--tokenizer FILE] [--weights auto,q4,q8] [--quick]
+ * --weights: weight storages per model (auto = f16 where the adapter has it; q8 / q4 quantized on load, measured
+ *   in the first KV mode only).
  * --quick: smollm2-135m, full mode, context 64, 8 decode steps (a CPU smoke test of the pack).
  */
 import fs from 'node:fs';
@@ -133,7 +135,11 @@ async function main() {
   const labels = list(arg('modes', quick ? 'full' : BENCH_KV_MODES.map((m) => m.label).join(',')));
   const unknown = labels.filter((l) => !BENCH_KV_MODES.some((m) => m.label === l));
   if (unknown.length) throw new Error(`Unknown KV mode label(s) ${unknown.join(', ')}; known: ${BENCH_KV_MODES.map((m) => m.label).join(', ')}.`);
-  const modes = BENCH_KV_MODES.filter((m) => labels.includes(m.label));
+  const allModes = BENCH_KV_MODES.filter((m) => labels.includes(m.label));
+  // Weight storages: auto (f16 on a GPU with shader-f16) and on-load q8 / q4 blocks, read in place by the kernels.
+  const weightFormats = list(arg('weights', quick ? 'auto' : 'auto,q4,q8')) as Array<'auto' | 'q8' | 'q4'>;
+  const badWeights = weightFormats.filter((w) => !['auto', 'q8', 'q4'].includes(w));
+  if (badWeights.length) throw new Error(`Unknown --weights ${badWeights.join(', ')}; known: auto, q8, q4.`);
   const contexts = list(arg('contexts', quick ? '64' : '512,4096')).map(Number);
   const decode = Number(arg('decode', quick ? '8' : '32'));
   const bandwidthGBs = Number(arg('bandwidth-gbs', String(DEFAULT_BANDWIDTH_GBS)));
@@ -149,7 +155,7 @@ async function main() {
   const adapterInfo = { vendor: ai.vendor, architecture: ai.architecture, device: ai.device, description: ai.description, features: [...adapter.features].sort() };
   log(`adapter: ${[ai.vendor, ai.architecture, ai.device, ai.description].filter(Boolean).join(' | ')}`);
   log(`features: ${adapterInfo.features.join(', ')}`);
-  log(`plan: models ${modelNames.join(', ')}; modes ${modes.map((m) => m.label).join(', ')}; contexts ${contexts.join(', ')}; ${decode} decode steps; bandwidth ${bandwidthGBs} GB/s; budget ${budgetS} s`);
+  log(`plan: models ${modelNames.join(', ')}; weights ${weightFormats.join(', ')}; modes ${allModes.map((m) => m.label).join(', ')}; contexts ${contexts.join(', ')}; ${decode} decode steps; bandwidth ${bandwidthGBs} GB/s; budget ${budgetS} s`);
 
   const engine = new Engine(gpuEntry);
   const results: ModelResult[] = [];
@@ -162,7 +168,7 @@ async function main() {
     adapter: adapterInfo,
     engineAdapter,
     bandwidthGBs,
-    request: { models: modelNames, modes: modes.map((m) => m.label), contexts, decodeTokens: decode, budgetS },
+    request: { models: modelNames, weights: weightFormats, modes: allModes.map((m) => m.label), contexts, decodeTokens: decode, budgetS },
     results,
     seconds: (performance.now() - t0) / 1000,
   });
@@ -171,13 +177,15 @@ async function main() {
   };
   const overBudget = () => (performance.now() - t0) / 1000 > budgetS;
 
-  for (const name of modelNames) {
+  for (const name of modelNames) for (const weights of weightFormats) {
+    // Quantized storages are measured in the first KV mode only (the time budget goes to the modes in f16).
+    const modes = weights === 'auto' ? allModes : allModes.slice(0, 1);
     const dir = path.join(modelsDir, name);
     const configText = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
     const raw = JSON.parse(configText) as Record<string, unknown>;
     const c = parseModelConfig(raw);
     const result: ModelResult = {
-      model: name,
+      model: weights === 'auto' ? name : `${name} (${weights} on load)`,
       shape: { architecture: c.architecture, layers: c.numLayers, hidden: c.hiddenSize, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, ffn: c.intermediateSize, vocab: c.vocabSize, tied: c.tieEmbeddings },
       weightDtype: null,
       weightBytes: null,
@@ -197,7 +205,7 @@ async function main() {
     const ctx = contexts.filter((x) => x < c.maxPositions);
     const load = async (): Promise<ModelInfo> => {
       const tl = performance.now();
-      const info = await engine.load(new RandomWeightsSource(name, files), { prefillChunk: 128, weightDtype: 'auto' });
+      const info = await engine.load(new RandomWeightsSource(name, files), { prefillChunk: 128, weightDtype: weights });
       result.loadSeconds = (performance.now() - tl) / 1000;
       result.weightDtype = info.weightDtype;
       result.weightBytes = info.weightBytes;
