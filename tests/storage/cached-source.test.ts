@@ -86,6 +86,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'config.json'), config);
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), tokenizer);
   fs.writeFileSync(path.join(dir, 'model.safetensors'), weights);
+  fs.writeFileSync(path.join(dir, 'model-Q4_K_M.gguf'), weights);
   hub = await startHubServer({ repos: { 'test/model': dir } });
 });
 afterAll(async () => {
@@ -165,6 +166,23 @@ describe('CachedSource', () => {
     requests = [];
     expect((await drain((await source().stream('model.safetensors')).body)).equals(weights)).toBe(true);
     expect(requests.map((r) => r.range)).toEqual([`bytes=${3 * CHUNK}-${weights.length - 1}`]);
+  });
+
+  it('a GGUF file alone: resumes after a dropped connection, and the entry is complete without config.json', async () => {
+    const gguf = 'model-Q4_K_M.gguf';
+    const cutting = source(loggingFetch({ cutAfter: 2 * CHUNK + 7 }));
+    const err = await drain((await cutting.stream(gguf)).body).catch((e) => e);
+    expect(err).toBeInstanceOf(DownloadInterruptedError);
+    let m = await readManifest('hub:test/model', store);
+    expect(m!.files[gguf].checksums.filter((c) => c !== null).length).toBe(2);
+    expect(isModelComplete(m!)).toBe(false);
+    requests = [];
+    expect((await drain((await source().stream(gguf)).body)).equals(weights)).toBe(true);
+    expect(requests.map((r) => r.range)).toEqual([`bytes=${2 * CHUNK}-${weights.length - 1}`]);
+    m = await readManifest('hub:test/model', store);
+    expect(m!.weightFiles).toEqual([gguf]);
+    expect(isModelComplete(m!)).toBe(true);
+    expect((await drain((await source(loggingFetch({ offline: true })).stream(gguf)).body)).equals(weights)).toBe(true);
   });
 
   it('reports a corrupt chunk by name instead of passing its bytes on', async () => {
