@@ -270,6 +270,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
         progressText.textContent = 'Nothing was downloaded.';
         modelIdInfo.textContent = `${repo} holds ${ggufs.length} GGUF file${ggufs.length === 1 ? '' : 's'}: pick one.`;
         ggufList.replaceChildren(renderGgufPicker(repo, ggufs, (file) => void loadGguf(baseUrl, repo, file)));
+        ggufList.scrollIntoView({ block: 'nearest' }); // the list opens below the form, often off screen
         return;
       }
       progressText.textContent = `Checking ${repo}: reading config.json…`;
