@@ -25,11 +25,11 @@ import { readModelTensors } from '../src/reference/load-node';
 import { sharedModelsDir } from './hub-server';
 
 /** File types this writer produces: one type for every matrix, or llama.cpp's Q4_K_M mix. */
-export const GGUF_KINDS = ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_K_M'] as const;
+export const GGUF_KINDS = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_K_M'] as const;
 export type GgufKind = (typeof GGUF_KINDS)[number];
 
 /** llama_ftype of each kind (general.file_type). */
-const FILE_TYPE: Record<GgufKind, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q4_K: 15, Q5_K: 17, Q6_K: 18, Q4_K_M: 15 };
+const FILE_TYPE: Record<GgufKind, number> = { F32: 0, F16: 1, BF16: 32, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q4_K: 15, Q5_K: 17, Q6_K: 18, Q4_K_M: 15 };
 
 const FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = { q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
 

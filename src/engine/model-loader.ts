@@ -11,7 +11,7 @@ import { readGgufHeader, type GgufHeader } from '../model/gguf';
 import { configFromGguf, GGUF_ROPE_FREQS, hfNameOfGgufTensor } from '../model/gguf-config';
 import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
 import { loadGgufWeights } from '../model/gguf-weights';
-import { isQuant, type QuantType, type WeightDtype } from '../gpu/block-types';
+import { isBlockType } from '../gpu/block-types';
 import { planWeights, type PlannedTensor, type WeightPlan } from '../model/weight-plan';
 import type { ModelSource } from '../model/source';
 import { loadTokenizer, tokenizerFromJson, type ChatTokenizer } from '../model/tokenizer';
@@ -107,8 +107,8 @@ function ggufPlannedTensors(header: GgufHeader, config: ModelConfig): PlannedTen
   return header.tensors.flatMap((t) => {
     const shape = shapes.get(hfNameOfGgufTensor(t.name) ?? '');
     if (!shape) return [];
-    const stored = t.typeName && isQuant(t.typeName as WeightDtype) ? (t.typeName as QuantType) : 'float';
-    return [{ rows: shape[0], cols: shape[1], stored }];
+    // bf16 is a float type here (converted on load), not a block type.
+    return [{ rows: shape[0], cols: shape[1], stored: t.typeName && isBlockType(t.typeName) ? t.typeName : 'float' }];
   });
 }
 

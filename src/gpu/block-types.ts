@@ -36,6 +36,11 @@ export const GGML_TYPE_IDS = {
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPE_IDS;
 
+/** Whether a ggml type name (GGUF's f32/f16/bf16 included) is one of the block types. */
+export function isBlockType(name: string): name is QuantType {
+  return Object.prototype.hasOwnProperty.call(BLOCK, name);
+}
+
 /** Whether a dtype is block-quantized. */
 export function isQuant(dtype: WeightDtype): dtype is QuantType {
   return dtype !== 'f32' && dtype !== 'f16';

@@ -7,7 +7,7 @@
  */
 import { ModelFormatError, UnsupportedDtypeError } from '../errors';
 import { BufferGroup } from '../gpu/buffers';
-import { BLOCK, isQuant, rowBytes, type QuantType } from '../gpu/block-types';
+import { isBlockType, rowBytes } from '../gpu/block-types';
 import type { GpuCaps } from '../gpu/device';
 import type { WeightMatrix } from '../gpu/tensor';
 import type { ByteStreamReader } from './byte-reader';
@@ -114,8 +114,8 @@ function uploadGgufTensor(
     const bytes = interleavedHeadDim ? qkRowsGgufToHf(raw, raw.byteLength / rows, interleavedHeadDim) : raw;
     return uploadFloatTensor(owner, caps, name, shape, floatType, bytes, options.floatDtype, options.quant);
   }
-  const type = info.typeName as QuantType | null;
-  if (!type || !isQuant(type) || !(type in BLOCK)) {
+  const type = info.typeName;
+  if (!type || !isBlockType(type)) {
     throw new UnsupportedDtypeError(
       `${info.name} is stored as ${info.ggmlType.toUpperCase()}, which this engine does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). ` +
         'Pick a file of another quantization, e.g. Q8_0 or Q4_K_M.',
@@ -124,7 +124,6 @@ function uploadGgufTensor(
   if (rows === 1) {
     throw new UnsupportedDtypeError(`${info.name} is a ${type}-quantized vector; norm weights and biases must be F32/F16. The file is not as llama.cpp writes it.`);
   }
-  if (cols % BLOCK[type].elems !== 0) throw new ModelFormatError(`${info.name}: rows of ${cols} are not whole ${type} blocks. The file is damaged.`);
   const bytes = interleavedHeadDim ? qkRowsGgufToHf(raw, rowBytes(type, cols), interleavedHeadDim) : raw;
   return uploadMatrix(owner, caps, name, shape, bytes, type);
 }
