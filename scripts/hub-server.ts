@@ -96,6 +96,16 @@ function safeSegments(rawPath: string): string[] | null {
   return out;
 }
 
+/** The real path of regular file `rel` inside repo folder `dir`, or null (missing, a folder, or a link out of it). */
+function fileInRepo(dir: string, rel: string): string | null {
+  try {
+    const file = fs.realpathSync(path.join(dir, rel));
+    return file.startsWith(fs.realpathSync(dir) + path.sep) && fs.statSync(file).isFile() ? file : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Starts a hub-like static server; see the module comment for the URL layout. */
 export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
   const repos = new Map(Object.entries(opts.repos).map(([id, dir]) => [id, path.resolve(dir)]));
@@ -121,14 +131,8 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
     const dir = repos.get(repo);
     if (!dir) return { status: 404, error: `Repository not found: ${repo}` };
     const rel = segs.slice(at + 2).join('/');
-    try {
-      const realDir = fs.realpathSync(dir);
-      const file = fs.realpathSync(path.join(dir, rel));
-      if (!file.startsWith(realDir + path.sep) || !fs.statSync(file).isFile()) throw new Error('outside');
-      return { file };
-    } catch {
-      return { status: 404, error: `Entry not found: ${rel} in ${repo}` };
-    }
+    const file = fileInRepo(dir, rel);
+    return file ? { file } : { status: 404, error: `Entry not found: ${rel} in ${repo}` };
   };
 
   /**
@@ -142,15 +146,13 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
     const repo = segs.slice(2, at).join('/');
     const dir = repos.get(repo);
     if (!dir) return { status: 404, error: `Repository not found: ${repo}` };
-    const realDir = fs.realpathSync(dir);
     const entries = fs
       .readdirSync(dir)
       .filter((name) => !name.startsWith('.'))
       .flatMap((name) => {
-        // The same rule as serving: only files that resolve inside the repo (no symlinks out of it).
-        const real = fs.realpathSync(path.join(dir, name));
-        const stat = fs.statSync(real);
-        if (!real.startsWith(realDir + path.sep) || !stat.isFile()) return [];
+        const file = fileInRepo(dir, name); // the same rule as serving: no symlinks out of the repo
+        if (!file) return [];
+        const stat = fs.statSync(file);
         return [{ type: 'file', path: name, size: stat.size, oid: `${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}` }];
       })
       .sort((x, y) => x.path.localeCompare(y.path));

@@ -11,6 +11,14 @@ struct Params { dim: u32, row_start: u32, rows: u32, tokens: u32 }
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+// The row of this table part that token t's id selects, or NONE when the id lies in another part.
+const NONE: u32 = 0xffffffffu;
+fn part_row(t: u32) -> u32 {
+  let id = ids[t];
+  if (id < p.row_start || id >= p.row_start + p.rows) { return NONE; }
+  return id - p.row_start;
+}
+
 #if WQ
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 #include ggml_blocks
@@ -20,9 +28,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
   let t = gid.y;
   if (g >= p.dim / 32u || t >= p.tokens) { return; }
-  let id = ids[t];
-  if (id < p.row_start || id >= p.row_start + p.rows) { return; }
-  let v = wq_group32(&table, id - p.row_start, p.dim, g);
+  let row = part_row(t);
+  if (row == NONE) { return; }
+  let v = wq_group32(&table, row, p.dim, g);
   let o = t * p.dim + g * 32u;
   for (var i = 0u; i < 8u; i++) {
     out[o + 4u * i] = v[i].x;
@@ -37,9 +45,9 @@ fn gather_vec4(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   let t = gid.y;
   if (c >= p.dim || t >= p.tokens) { return; }
-  let id = ids[t];
-  if (id < p.row_start || id >= p.row_start + p.rows) { return; }
-  out[t * p.dim + c] = wq_vec4(&table, id - p.row_start, p.dim, c / 4u)[c % 4u];
+  let row = part_row(t);
+  if (row == NONE) { return; }
+  out[t * p.dim + c] = wq_vec4(&table, row, p.dim, c / 4u)[c % 4u];
 }
 #else
 @group(0) @binding(2) var<storage, read> table: array<wt>;
@@ -49,8 +57,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   let t = gid.y;
   if (c >= p.dim || t >= p.tokens) { return; }
-  let id = ids[t];
-  if (id < p.row_start || id >= p.row_start + p.rows) { return; }
-  out[t * p.dim + c] = f32(table[(id - p.row_start) * p.dim + c]);
+  let row = part_row(t);
+  if (row == NONE) { return; }
+  out[t * p.dim + c] = f32(table[row * p.dim + c]);
 }
 #endif

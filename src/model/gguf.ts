@@ -14,7 +14,7 @@
  * ModelFormatError / UnsupportedDtypeError; tests still use the npm package as a cross-check.
  */
 import { ModelFormatError, UnsupportedDtypeError } from '../errors';
-import { GGML_TYPE_IDS, type GgmlTypeName } from '../gpu/block-types';
+import { BLOCK, GGML_TYPE_IDS, isBlockType, type GgmlTypeName } from '../gpu/block-types';
 
 /** Sequential exact reads; ByteStreamReader implements it. `read` must throw ModelFormatError at end of input. */
 export interface GgufByteReader {
@@ -33,24 +33,25 @@ export const GGUF_SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
   u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, u64: 8, i64: 8, f64: 8,
 };
 
-/** Block size (elements) and bytes per block of every ggml type (ggml.h / gguf-py GGML_QUANT_SIZES). */
+/** Block size (elements) and bytes of the ggml types the engine does not read, so their tensors can be sized (ggml.h). */
+const OTHER_GGML_TYPES: Record<number, [name: string, blockElems: number, blockBytes: number]> = {
+  9: ['q8_1', 32, 36], 10: ['q2_k', 256, 84], 11: ['q3_k', 256, 110], 15: ['q8_k', 256, 292],
+  16: ['iq2_xxs', 256, 66], 17: ['iq2_xs', 256, 74], 18: ['iq3_xxs', 256, 98], 19: ['iq1_s', 256, 50],
+  20: ['iq4_nl', 32, 18], 21: ['iq3_s', 256, 110], 22: ['iq2_s', 256, 82], 23: ['iq4_xs', 256, 136],
+  24: ['i8', 1, 1], 25: ['i16', 1, 2], 26: ['i32', 1, 4], 27: ['i64', 1, 8], 28: ['f64', 1, 8], 29: ['iq1_m', 256, 56],
+  34: ['tq1_0', 256, 54], 35: ['tq2_0', 256, 66], 39: ['mxfp4', 32, 17],
+};
+
+/** Block size (elements) and bytes per block of every ggml type: the engine's own from src/gpu/block-types.ts. */
 export const GGML_TYPES: Record<number, { name: string; blockElems: number; blockBytes: number }> = {
-  0: { name: 'f32', blockElems: 1, blockBytes: 4 }, 1: { name: 'f16', blockElems: 1, blockBytes: 2 },
-  2: { name: 'q4_0', blockElems: 32, blockBytes: 18 }, 3: { name: 'q4_1', blockElems: 32, blockBytes: 20 },
-  6: { name: 'q5_0', blockElems: 32, blockBytes: 22 }, 7: { name: 'q5_1', blockElems: 32, blockBytes: 24 },
-  8: { name: 'q8_0', blockElems: 32, blockBytes: 34 }, 9: { name: 'q8_1', blockElems: 32, blockBytes: 36 },
-  10: { name: 'q2_k', blockElems: 256, blockBytes: 84 }, 11: { name: 'q3_k', blockElems: 256, blockBytes: 110 },
-  12: { name: 'q4_k', blockElems: 256, blockBytes: 144 }, 13: { name: 'q5_k', blockElems: 256, blockBytes: 176 },
-  14: { name: 'q6_k', blockElems: 256, blockBytes: 210 }, 15: { name: 'q8_k', blockElems: 256, blockBytes: 292 },
-  16: { name: 'iq2_xxs', blockElems: 256, blockBytes: 66 }, 17: { name: 'iq2_xs', blockElems: 256, blockBytes: 74 },
-  18: { name: 'iq3_xxs', blockElems: 256, blockBytes: 98 }, 19: { name: 'iq1_s', blockElems: 256, blockBytes: 50 },
-  20: { name: 'iq4_nl', blockElems: 32, blockBytes: 18 }, 21: { name: 'iq3_s', blockElems: 256, blockBytes: 110 },
-  22: { name: 'iq2_s', blockElems: 256, blockBytes: 82 }, 23: { name: 'iq4_xs', blockElems: 256, blockBytes: 136 },
-  24: { name: 'i8', blockElems: 1, blockBytes: 1 }, 25: { name: 'i16', blockElems: 1, blockBytes: 2 },
-  26: { name: 'i32', blockElems: 1, blockBytes: 4 }, 27: { name: 'i64', blockElems: 1, blockBytes: 8 },
-  28: { name: 'f64', blockElems: 1, blockBytes: 8 }, 29: { name: 'iq1_m', blockElems: 256, blockBytes: 56 },
-  30: { name: 'bf16', blockElems: 1, blockBytes: 2 }, 34: { name: 'tq1_0', blockElems: 256, blockBytes: 54 },
-  35: { name: 'tq2_0', blockElems: 256, blockBytes: 66 }, 39: { name: 'mxfp4', blockElems: 32, blockBytes: 17 },
+  ...Object.fromEntries(
+    Object.entries(GGML_TYPE_IDS).map(([name, id]) => {
+      const t = name as GgmlTypeName;
+      const shape = isBlockType(t) ? BLOCK[t] : { elems: 1, bytes: t === 'f32' ? 4 : 2 }; // f32, f16, bf16
+      return [id, { name, blockElems: shape.elems, blockBytes: shape.bytes }];
+    }),
+  ),
+  ...Object.fromEntries(Object.entries(OTHER_GGML_TYPES).map(([id, [name, blockElems, blockBytes]]) => [id, { name, blockElems, blockBytes }])),
 };
 
 /** One tensor's info. `dims` is ggml order: dims[0] is the contiguous (column) dimension. */

@@ -25,7 +25,7 @@ export function onLoadQuantType(choice: OnLoadQuant, cols: number, preferredQ4: 
 }
 
 /** Quantize one matrix of f32 values, or return null when it stays in floats. */
-export function quantizeOnLoad(choice: OnLoadQuant, _name: string, values: Float32Array, rows: number, cols: number): { type: QuantType; bytes: Uint8Array } | null {
+export function quantizeOnLoad(choice: OnLoadQuant, values: Float32Array, rows: number, cols: number): { type: QuantType; bytes: Uint8Array } | null {
   const type = onLoadQuantType(choice, cols);
   if (!type) return null;
   return { type, bytes: quantize(type, values, rows, cols) };

@@ -246,7 +246,7 @@ export function decodeToF32(dtype: SafetensorsDtype, bytes: Uint8Array): Float32
       if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
       return new Float32Array(bytes.slice().buffer);
     case 'F16': {
-      const table = (f16Table ??= buildF16Table());
+      const table = f16DecodeTable();
       const src = u16View(bytes);
       const out = new Float32Array(src.length);
       for (let i = 0; i < src.length; i++) out[i] = table[src[i]];
@@ -267,6 +267,11 @@ function buildF16Table(): Float32Array {
   const t = new Float32Array(65536);
   for (let i = 0; i < 65536; i++) t[i] = f16BitsToF32(i);
   return t;
+}
+
+/** f16BitsToF32 of every 16-bit pattern, built once (for per-element decoding in loops). */
+export function f16DecodeTable(): Float32Array {
+  return (f16Table ??= buildF16Table());
 }
 
 /**

@@ -50,22 +50,24 @@ export class ModelWeights {
     return this.owner.bytes;
   }
 
+  /** Every layer tensor and the final norm (each once), plus the LM head when it is not the embedding. */
+  private *tensorsBesidesEmbedding(): Generator<WeightMatrix> {
+    for (const l of this.layers) for (const m of Object.values(l) as Array<WeightMatrix | undefined>) if (m) yield m;
+    yield this.finalNorm;
+    if (this.lmHead !== this.embed) yield this.lmHead;
+  }
+
   /** Weight bytes one decode step reads: every matrix and vector once, and one row of the embedding (all of it when tied). */
   get decodeBytesPerStep(): number {
-    const size = (m: WeightMatrix | undefined) => (m ? m.rows * rowBytes(m.dtype, m.cols) : 0);
-    let total = size(this.finalNorm) + size(this.lmHead);
-    if (this.lmHead !== this.embed) total += rowBytes(this.embed.dtype, this.embed.cols);
-    for (const l of this.layers) for (const m of Object.values(l) as WeightMatrix[]) total += size(m);
+    let total = this.lmHead === this.embed ? matrixBytes(this.embed) : rowBytes(this.embed.dtype, this.embed.cols);
+    for (const m of this.tensorsBesidesEmbedding()) total += matrixBytes(m);
     return total;
   }
 
   /** The storage dtypes of the matrices, e.g. `f16` or `q4_k+q6_k+f32` (most bytes first). */
   get dtypeSummary(): string {
     const bytes = new Map<WeightDtype, number>();
-    const add = (m: WeightMatrix | undefined) => m && m.rows > 1 && bytes.set(m.dtype, (bytes.get(m.dtype) ?? 0) + m.rows * rowBytes(m.dtype, m.cols));
-    add(this.embed);
-    if (this.lmHead !== this.embed) add(this.lmHead);
-    for (const l of this.layers) for (const m of Object.values(l) as WeightMatrix[]) add(m);
+    for (const m of [this.embed, ...this.tensorsBesidesEmbedding()]) if (m.rows > 1) bytes.set(m.dtype, (bytes.get(m.dtype) ?? 0) + matrixBytes(m));
     return [...bytes].sort((a, b) => b[1] - a[1]).map(([d]) => d).join('+');
   }
 
@@ -73,6 +75,11 @@ export class ModelWeights {
   destroy(): void {
     this.owner.destroy();
   }
+}
+
+/** Bytes of a weight's rows as stored. */
+function matrixBytes(m: WeightMatrix): number {
+  return m.rows * rowBytes(m.dtype, m.cols);
 }
 
 /** The ModelWeights of a complete set of tensors keyed by HF name; throws ModelFormatError naming what is missing. */
@@ -235,7 +242,7 @@ export function uploadFloatTensor(
   quant?: OnLoadQuant,
 ): WeightMatrix {
   if (quant && shape[0] > 1) {
-    const q = quantizeOnLoad(quant, name, convertTensor(source, raw, 'f32') as Float32Array, shape[0], shape[1]);
+    const q = quantizeOnLoad(quant, convertTensor(source, raw, 'f32') as Float32Array, shape[0], shape[1]);
     if (q) return uploadMatrix(owner, caps, name, shape, q.bytes, q.type);
   }
   return uploadMatrix(owner, caps, name, shape, convertTensor(source, raw, dtype), dtype);

@@ -7,37 +7,19 @@
  * Quantizers are in ggml-quantize.ts.
  */
 import { BLOCK, rowBytes, type QuantType } from '../gpu/block-types';
+import { bf16BitsToF32, f16DecodeTable } from '../model/safetensors';
 
 const f = Math.fround;
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
 
-let f16Table: Float32Array | null = null;
-
-/** The f32 value of IEEE binary16 bits (exact: subnormals, ±inf, NaN). */
+/** The f32 value of IEEE binary16 bits (exact: subnormals, ±inf, NaN); the safetensors decoder's table. */
 export function f16ToF32(bits: number): number {
-  f16Table ??= buildF16Table();
-  return f16Table[bits & 0xffff];
-}
-
-function buildF16Table(): Float32Array {
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) t[h] = sign * mant * 2 ** -24;
-    else if (exp === 31) t[h] = mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-    else t[h] = sign * (1024 + mant) * 2 ** (exp - 25);
-  }
-  return t;
+  return f16DecodeTable()[bits & 0xffff];
 }
 
 /** The f32 value of bfloat16 bits (the top half of an f32). */
-export function bf16ToF32(bits: number): number {
-  scratchU32[0] = (bits & 0xffff) << 16;
-  return scratchF32[0];
-}
+export const bf16ToF32 = bf16BitsToF32;
 
 function bitsOf(x: number): number {
   scratchF32[0] = x;
