@@ -72,3 +72,10 @@ export async function openPageMode<T>(page: Page, url: string, selector: string,
   if ((await status.getAttribute('data-status')) !== ok) throw new Error((JSON.parse(text) as { error: string }).error);
   return JSON.parse(text) as T;
 }
+
+/** `p`, or an error naming `what` when it takes longer than `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

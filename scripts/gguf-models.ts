@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BLOCK, GGML_TYPE_IDS, type GgmlTypeName, type QuantType } from '../src/gpu/block-types';
+import { BLOCK, GGML_TYPE_IDS, isBlockType, type GgmlTypeName, type QuantType } from '../src/gpu/block-types';
 import { ggufNameOfHfTensor, ggufQkInterleaved, qkRowsHfToGguf } from '../src/model/gguf-config';
 import { gv, llamaMetadataFromConfig, tokenizerMetadataFromHf, writeGguf, type GgufTensorToWrite } from '../src/model/gguf-write';
 import { parseModelConfig } from '../src/model/config';
@@ -50,7 +50,7 @@ export function tensorType(kind: GgufKind, hfName: string, cols: number, numLaye
   } else {
     want = kind.toLowerCase() as GgmlTypeName;
   }
-  const fits = (t: GgmlTypeName) => t === 'f32' || t === 'f16' || t === 'bf16' || cols % BLOCK[t as QuantType].elems === 0;
+  const fits = (t: GgmlTypeName) => !isBlockType(t) || cols % BLOCK[t].elems === 0;
   if (fits(want)) return want;
   const fallback = FALLBACK[want];
   return fallback && fits(fallback) ? fallback : 'f16';

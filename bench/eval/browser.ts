@@ -6,7 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'vite';
-import { openPageMode, withAppInChromium } from '../../scripts/chromium-app';
+import { openPageMode, withAppInChromium, withTimeout } from '../../scripts/chromium-app';
 import { defaultRepos } from '../../scripts/hub-server';
 import type { ModelInfo, QualityResult } from '../../src/worker/api';
 import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './jobs';
@@ -14,12 +14,6 @@ import { EVAL_LOAD, type JobOutcome, type ModelJobs } from './jobs';
 /** Longest single measurement (byte-llama N = 512 takes about 1.5 minutes on SwiftShader with 2 cores). */
 const TASK_TIMEOUT_MS = 20 * 60_000;
 const LOAD_TIMEOUT_MS = 5 * 60_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface BrowserRun {
   outcomes: JobOutcome[];
