@@ -33,7 +33,7 @@ import type {
 } from '../worker/api';
 import { measureKvModeSpeed, measureSpeed } from './benchmark';
 import { loadModelParts } from './model-loader';
-import { measureAllocation, runQualityTask } from './quality';
+import { measureAllocation, runDivergenceTask, runQualityTask, type ReferenceMemo } from './quality';
 import { runGeneration } from './generation';
 import { planBudget } from './context-window';
 import { kvBytesAt } from './kv-sizing';
@@ -61,6 +61,8 @@ export class Engine implements EngineApi {
   private busy: 'load' | 'generate' | null = null;
   private abortRequested = false;
   private lostError: DeviceLostError | null = null;
+  /** Reference logits of the last divergence quality task (reused across the modes compared on the same ids). */
+  private readonly referenceMemo: { current: ReferenceMemo | null } = { current: null };
   private deviceKey = '';
   /** Capacity caps (tokens) of caches built under a memory budget; other caches are capped at the context. */
   private readonly cacheCaps = new WeakMap<KvCache, number>();
@@ -348,8 +350,12 @@ export class Engine implements EngineApi {
     this.busy = 'generate';
     try {
       loaded.history.length = 0;
-      loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, task.kvMode, loaded.kvDtype));
-      loaded.kvMode = task.kvMode;
+      const useMode = (spec: KvModeSpec) => {
+        loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype));
+        loaded.kvMode = spec;
+      };
+      if (task.kind === 'divergence') return await runDivergenceTask(loaded.model, task, useMode, () => this.stats(), this.referenceMemo);
+      useMode(task.kvMode);
       return await runQualityTask(loaded.model, loaded.tokenizer, task, () => this.stats());
     } catch (err) {
       loaded.model.kv.reset();
@@ -371,6 +377,7 @@ export class Engine implements EngineApi {
 
   private unloadModel(): void {
     if (!this.loaded) return;
+    this.referenceMemo.current = null;
     this.loaded.model.destroy();
     this.loaded.weights.destroy();
     this.loaded = null;

@@ -8,7 +8,8 @@ import type { KvCache, KvShape } from '../kv/types';
 import { fp16BaselineBytes } from '../kv/types';
 import type { LlamaModel } from '../model/llama';
 import type { ChatTokenizer } from '../model/tokenizer';
-import type { EngineStats, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
+import type { EngineStats, KvModeSpec, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
+import { emptyScores, logSoftmaxRow, scorePosition, type PositionScores } from './divergence';
 
 /** −log softmax(logits)[target] of one row, accumulated in f64. */
 export function rowNll(logits: Float32Array, offset: number, vocab: number, target: number): number {
@@ -34,23 +35,34 @@ function freshCache(model: LlamaModel, tokens: number): void {
 }
 
 /**
- * Perplexity over `ids` = N + 1 tokens (BOS first): the model reads the first N in steps of maxStepTokens, each
- * attending to the (compressed) cache of the earlier steps plus itself, and the logits at i predict ids[i + 1],
- * so N tokens are scored and the cache ends holding N. ppl = exp(mean NLL).
+ * Teacher-forced logits: the model reads ids[0..n) in steps of maxStepTokens, each attending to the (compressed)
+ * cache of the earlier steps plus itself; row i (f32 [n, vocab]) is the next-token logits after ids[0..i].
+ */
+export async function teacherForcedLogits(model: LlamaModel, ids: readonly number[], n = ids.length): Promise<Float32Array> {
+  const vocab = model.config.vocabSize;
+  freshCache(model, n);
+  const out = new Float32Array(n * vocab);
+  for (let p0 = 0; p0 < n; p0 += model.maxStepTokens) {
+    const chunk = ids.slice(p0, Math.min(n, p0 + model.maxStepTokens));
+    const { logits } = await model.forward(chunk, 'all-logits');
+    if (!logits) throw new Error('an all-logits step returned no logits');
+    out.set(logits.subarray(0, chunk.length * vocab), p0 * vocab);
+  }
+  if (model.kv.length !== n) throw new Error(`the cache holds ${model.kv.length} tokens after ${n}`);
+  return out;
+}
+
+/**
+ * Perplexity over `ids` = N + 1 tokens (BOS first): the logits at i predict ids[i + 1], so N tokens are scored
+ * and the cache ends holding N. ppl = exp(mean NLL).
  */
 export async function measurePerplexity(model: LlamaModel, ids: number[]): Promise<{ predicted: number; nll: number }> {
   const vocab = model.config.vocabSize;
   const n = ids.length - 1;
   if (n < 1) throw new RangeError('perplexity needs at least 2 tokens');
-  freshCache(model, n);
+  const logits = await teacherForcedLogits(model, ids, n);
   let nll = 0;
-  for (let p0 = 0; p0 < n; p0 += model.maxStepTokens) {
-    const chunk = ids.slice(p0, Math.min(n, p0 + model.maxStepTokens));
-    const { logits } = await model.forward(chunk, 'all-logits');
-    if (!logits) throw new Error('an all-logits step returned no logits');
-    for (let r = 0; r < chunk.length; r++) nll += rowNll(logits, r * vocab, vocab, ids[p0 + r + 1]);
-  }
-  if (model.kv.length !== n) throw new Error(`the cache holds ${model.kv.length} tokens after ${n}`);
+  for (let i = 0; i < n; i++) nll += rowNll(logits, i * vocab, vocab, ids[i + 1]);
   return { predicted: n, nll: nll / n };
 }
 
@@ -66,26 +78,29 @@ function rowTop(logits: Float32Array, offset: number, vocab: number): { best: nu
   return { best, margin: logits[offset + best] - second };
 }
 
-/**
- * Teacher-forced top-1: the model reads `ids` in steps of maxStepTokens and each position's next-token argmax
- * is recorded, so top1[i] is the prediction after ids[0..i] (compared with another engine's, position by position).
- */
+/** Teacher-forced top-1: top1[i] is the argmax after ids[0..i] (compared with another engine's, position by position). */
 export async function teacherForcedTop1(model: LlamaModel, ids: number[]): Promise<{ top1: number[]; margin: number[] }> {
   const vocab = model.config.vocabSize;
-  freshCache(model, ids.length);
+  const logits = await teacherForcedLogits(model, ids);
   const top1: number[] = [];
   const margin: number[] = [];
-  for (let p0 = 0; p0 < ids.length; p0 += model.maxStepTokens) {
-    const chunk = ids.slice(p0, p0 + model.maxStepTokens);
-    const { logits } = await model.forward(chunk, 'all-logits');
-    if (!logits) throw new Error('an all-logits step returned no logits');
-    for (let r = 0; r < chunk.length; r++) {
-      const t = rowTop(logits, r * vocab, vocab);
-      top1.push(t.best);
-      margin.push(t.margin);
-    }
+  for (let i = 0; i < ids.length; i++) {
+    const t = rowTop(logits, i * vocab, vocab);
+    top1.push(t.best);
+    margin.push(t.margin);
   }
   return { top1, margin };
+}
+
+/**
+ * Scores of `logits` against `reference` (both f32 [n, vocab] from teacherForcedLogits over the same ids):
+ * position i predicts ids[i + 1].
+ */
+export function divergenceScores(reference: Float32Array, logits: Float32Array, vocab: number, ids: readonly number[]): PositionScores {
+  const n = ids.length - 1;
+  const scores = emptyScores();
+  for (let i = 0; i < n; i++) scorePosition(scores, logSoftmaxRow(reference, i * vocab, vocab), logSoftmaxRow(logits, i * vocab, vocab), ids[i + 1]);
+  return scores;
 }
 
 /**
@@ -125,7 +140,7 @@ export function measureAllocation(cache: KvCache, shape: KvShape, tokens: number
 export async function runQualityTask(
   model: LlamaModel,
   tokenizer: ChatTokenizer,
-  task: Exclude<QualityTask, { kind: 'bytes' }>,
+  task: Exclude<QualityTask, { kind: 'bytes' | 'divergence' }>,
   stats: () => EngineStats,
 ): Promise<QualityResult> {
   const t0 = performance.now();
@@ -141,4 +156,39 @@ export async function runQualityTask(
   const tokenIds = await greedyContinuation(model, task.promptIds, task.newTokens);
   const ms = performance.now() - t0;
   return { kind: 'greedy', tokenIds, text: tokenizer.decode(tokenIds), ms, kv: statsBytes(stats()) };
+}
+
+/** The reference logits of the last divergence task, reused while its ids and reference mode repeat. */
+export interface ReferenceMemo {
+  key: string;
+  logits: Float32Array;
+}
+
+/**
+ * A divergence task: teacher-forced logits under the reference mode (default full; taken from `memo` when the
+ * same ids and reference were run last), then under the task's mode, scored position by position.
+ * `useMode` builds a fresh cache of a mode on the model.
+ */
+export async function runDivergenceTask(
+  model: LlamaModel,
+  task: Extract<QualityTask, { kind: 'divergence' }>,
+  useMode: (spec: KvModeSpec) => void,
+  stats: () => EngineStats,
+  memo: { current: ReferenceMemo | null },
+): Promise<QualityResult> {
+  const n = task.ids.length - 1;
+  if (n < 1) throw new RangeError('a divergence task needs at least 2 tokens');
+  const reference = task.reference ?? { mode: 'full' };
+  const key = `${JSON.stringify(reference)}|${task.ids.join(',')}`;
+  if (memo.current?.key !== key) {
+    memo.current = null;
+    useMode(reference);
+    memo.current = { key, logits: await teacherForcedLogits(model, task.ids, n) };
+  }
+  const t0 = performance.now();
+  useMode(task.kvMode);
+  const logits = await teacherForcedLogits(model, task.ids, n);
+  const ms = performance.now() - t0;
+  const scores = divergenceScores(memo.current.logits, logits, model.config.vocabSize, task.ids);
+  return { kind: 'divergence', tokens: n, scores, ms, kv: statsBytes(stats()) };
 }

@@ -2,6 +2,7 @@
  * The typed API the engine worker exposes through comlink. The main thread only ever sees these types.
  */
 import type { ModelSourceSpec } from '../model/source';
+import type { PositionScores } from '../engine/divergence';
 
 /** Load-time choices. */
 export interface LoadOptions {
@@ -224,6 +225,11 @@ export type QualityTask =
   | { kind: 'greedy'; kvMode: KvModeSpec; promptIds: number[]; newTokens: number }
   /** Teacher-forced top-1: reads `ids` in chunks and returns the argmax of the next-token logits after each prefix ids[0..i]. */
   | { kind: 'top1'; kvMode: KvModeSpec; ids: number[] }
+  /**
+   * Divergence from a reference mode (default full): reads ids[0..N) in chunks under the reference and under
+   * `kvMode`, and scores each position i (the prediction of ids[i + 1]): NLL under both, KL(ref ‖ mode), top-1 agreement.
+   */
+  | { kind: 'divergence'; kvMode: KvModeSpec; ids: number[]; reference?: KvModeSpec }
   /** Allocated bytes of a cache of `kvMode` reserved to `tokens` positions, full-precision parts stored as `kvDtype` (not run). */
   | { kind: 'bytes'; kvMode: KvModeSpec; tokens: number; kvDtype: 'f32' | 'f16' };
 
@@ -241,6 +247,8 @@ export type QualityResult =
   | { kind: 'greedy'; tokenIds: number[]; text: string; ms: number; kv: QualityKvBytes }
   /** top1[i]: argmax after ids[0..i]; margin[i]: its logit minus the runner-up's. */
   | { kind: 'top1'; top1: number[]; margin: number[]; ms: number; kv: QualityKvBytes }
+  /** Per-position scores (src/engine/divergence.ts), positions 0 … N − 1; kv is the mode's cache after its run. */
+  | { kind: 'divergence'; tokens: number; scores: PositionScores; ms: number; kv: QualityKvBytes }
   | { kind: 'bytes'; kv: QualityKvBytes };
 
 /** The per-KV-mode speed benchmark's workload (src/engine/benchmark.ts). */

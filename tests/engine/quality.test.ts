@@ -77,4 +77,26 @@ describe('Engine.measureQuality, stories260k', () => {
     const g = await ctx.engine.generate('Once upon a time', { maxNewTokens: 4 });
     expect(g.tokenIds.length).toBe(4);
   });
+  it('divergence of full against full is zero, and a 2-bit cache scores the same NLL as its perplexity task', async () => {
+    const same = expectKind(await ctx.engine.measureQuality({ kind: 'divergence', kvMode: { mode: 'full' }, ids }), 'divergence');
+    expect(same.tokens).toBe(ids.length - 1);
+    expect(same.scores.kl).toHaveLength(ids.length - 1);
+    expect(Math.max(...same.scores.kl)).toBeLessThan(1e-9);
+    expect(same.scores.top1.every((t) => t === 1)).toBe(true);
+    expect(same.scores.nll).toEqual(same.scores.nllRef);
+
+    const kivi: KvModeSpec = { mode: 'kivi', bits: 2, groupSize: 8, residual: 8 };
+    const d = expectKind(await ctx.engine.measureQuality({ kind: 'divergence', kvMode: kivi, ids }), 'divergence');
+    const p = expectKind(await ctx.engine.measureQuality({ kind: 'perplexity', kvMode: kivi, ids }), 'perplexity');
+    const meanNll = d.scores.nll.reduce((s, x) => s + x, 0) / d.tokens;
+    expect(Math.abs(meanNll - p.nll)).toBeLessThan(1e-6);
+    // The reference row is full's NLL; 2-bit codes over a tiny head dim move the distribution measurably.
+    const full = expectKind(await ctx.engine.measureQuality({ kind: 'perplexity', kvMode: { mode: 'full' }, ids }), 'perplexity');
+    expect(Math.abs(d.scores.nllRef.reduce((s, x) => s + x, 0) / d.tokens - full.nll)).toBeLessThan(1e-6);
+    const klMean = d.scores.kl.reduce((s, x) => s + x, 0) / d.tokens;
+    expect(klMean).toBeGreaterThan(1e-4);
+    // Positions inside the first residual window see only exact keys and values: no divergence there.
+    expect(Math.max(...d.scores.kl.slice(0, 8))).toBeLessThan(1e-6);
+    expect(d.kv.kvBytes).toBeLessThan(full.kv.kvBytes);
+  });
 });
