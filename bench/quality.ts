@@ -1,17 +1,19 @@
 /**
  * `npm run eval`: the KV-compression quality harness (docs/kv-compression.md, "Measuring quality").
- *   - Plans the jobs (bench/eval/plan.ts): perplexity on Dracula (stories260k N = 448; byte-llama-12l N = 512
- *     and 1024) with KV bytes, greedy agreement, passkey retrieval, and a merge parameter sweep, for every mode
- *     of bench/eval/modes.ts. Tokenization happens here, so both back ends see the same ids.
+ *   - Plans the jobs (bench/eval/plan.ts) for the modes of bench/eval/modes.ts (main, rotated, and the
+ *     frontier sweep on the main judge): divergence against full (KL, NLL, top-1 per position) on two held-out
+ *     texts with N = 512/1024 windows (stories260k: 448), bytes per component, the copy test, greedy
+ *     agreement, passkey at fixed depths (full first; the other modes only where full retrieves). Tokenization
+ *     happens here, so every back end sees the same ids.
  *   - Node/Dawn (lavapipe here): builds bench/eval.ts with vite.bench.config.ts and runs every job there.
- *   - Chromium (SwiftShader here): replays the perplexity subset (stories260k N = 448, byte-llama N = 512)
+ *   - Chromium (SwiftShader here): replays the perplexity subset (stories260k N = 448, byte-llama N = 512, Dracula)
  *     through the page's eval mode and the real engine Worker, and runs it on the CPU reference (src/reference).
- * Writes bench/results/quality.json (run facts, raw outcomes, summary) and quality.md (tables).
+ * Writes bench/results/quality.json (run facts, raw outcomes, summary), quality.md (tables) and kv-frontier.svg.
  *
- * Flags: --quick (stories260k only, 4 passkey trials), --node-only, --browser-only, --modes a,b (labels;
+ * Flags: --quick (stories260k only, 5 passkey trials), --node-only, --browser-only, --modes a,b (labels;
  *   full is always run), --passkey-trials N (default 20), --no-reference (skip the CPU-reference perplexities
- *   of the Chromium subset), --out DIR (default bench/results), --render (only rewrite quality.md from the
- *   quality.json in the output folder).
+ *   of the Chromium subset), --out DIR (default bench/results), --render (only rewrite quality.md and the plot
+ *   from the quality.json in the output folder).
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync } from 'node:child_process';
@@ -27,10 +29,11 @@ import { runJobsInNode } from './eval/node-runner';
 import { runReference } from './eval/reference';
 import type { JobOutcome, ModelJobs } from './eval/jobs';
 import { selectModes } from './eval/modes';
-import { modelJobs, modelPlans, SEED } from './eval/plan';
-import { markdown, type RunFacts } from './eval/report';
+import { frontierSvg } from './eval/frontier';
+import { modelJobs, modelPlans, passkeyPhase2, SEED, type ModelPlan } from './eval/plan';
+import { MAIN_JUDGE, MAIN_N, markdown, type RunFacts } from './eval/report';
 import { summarize, type Summary } from './eval/summary';
-import { draculaBody, passkeyFormats } from './eval/text';
+import { answeredKey, evalTexts, passkeyFormats } from './eval/text';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -59,7 +62,7 @@ function git(args: string[]): string {
 /** One line of progress per finished job. */
 function progress(o: JobOutcome, done: number, total: number): void {
   const r = o.result;
-  const what = !r ? `ERROR ${o.error}` : r.kind === 'perplexity' ? `ppl ${r.ppl.toFixed(4)}` : r.kind === 'greedy' ? JSON.stringify(r.text.slice(0, 24)) : `${r.kv.kvBytes} B`;
+  const what = !r ? `ERROR ${o.error}` : r.kind === 'perplexity' ? `ppl ${r.ppl.toFixed(4)}` : r.kind === 'divergence' ? `KL ${(r.scores.kl.reduce((a, b) => a + b, 0) / r.tokens).toFixed(5)}` : r.kind === 'greedy' ? JSON.stringify(r.text.slice(0, 24)) : `${r.kv.kvBytes} B`;
   const ms = r && 'ms' in r ? ` (${(r.ms / 1000).toFixed(1)} s)` : '';
   log(`${o.backend} ${done}/${total} ${o.id}: ${what}${ms}`);
 }
@@ -74,7 +77,28 @@ function renderOnly(): void {
   const report = JSON.parse(fs.readFileSync(path.join(OUT_DIR, 'quality.json'), 'utf8')) as RunFacts & { summary: Summary };
   const md = markdown(report.summary, report);
   fs.writeFileSync(path.join(OUT_DIR, 'quality.md'), md);
+  writeFrontier(report.summary, report);
   process.stdout.write(md);
+}
+
+/** kv-frontier.svg: the main judge's pooled rows at N, ratio against mean KL. */
+function writeFrontier(summary: Summary, facts: RunFacts): void {
+  const rows = summary.perplexity.filter((r) => r.model === MAIN_JUDGE && r.text === 'pooled' && r.n === MAIN_N);
+  if (!rows.length) return;
+  fs.writeFileSync(path.join(OUT_DIR, 'kv-frontier.svg'), frontierSvg(rows, `${MAIN_JUDGE}, N = ${MAIN_N}, both texts: bytes against KL (commit ${facts.commit.slice(0, 12)})`));
+}
+
+/** Contexts at which full answered at least one passkey trial correctly. */
+function retrievingContexts(p: ModelPlan, plan: ModelJobs[], outcomes: JobOutcome[]): number[] {
+  const results = new Map(outcomes.map((o) => [o.id, o.result]));
+  const jobs = plan.find((q) => q.model === p.model)?.jobs ?? [];
+  return p.passkeyContexts.filter((context) =>
+    jobs.some((j) => {
+      if (j.meta.what !== 'passkey' || j.meta.format !== 'classic' || j.meta.mode !== 'full' || j.meta.context !== context) return false;
+      const r = results.get(j.id);
+      return r?.kind === 'greedy' && answeredKey(r.text) === j.meta.key;
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -84,13 +108,16 @@ async function main(): Promise<void> {
   const commit = git(['rev-parse', 'HEAD']);
   const dirty = git(['status', '--porcelain']) !== '';
   const modes = selectModes(option('modes', null));
-  const body = draculaBody(DRACULA);
+  const texts = evalTexts(DRACULA, ROOT);
   const hub = await startHubServer({ repos: defaultRepos(MODELS_DIR) });
   const plan: ModelJobs[] = [];
+  const tokenizers = new Map<string, Awaited<ReturnType<typeof loadTokenizer>>>();
+  const plans = modelPlans(QUICK, PASSKEY_TRIALS);
   try {
-    for (const p of modelPlans(QUICK, PASSKEY_TRIALS)) {
+    for (const p of plans) {
       const tok = await loadTokenizer(new HubSource(`local/${p.model}`, hub.baseUrl));
-      plan.push(modelJobs(p, tok, body, modes));
+      tokenizers.set(p.model, tok);
+      plan.push(modelJobs(p, tok, texts, modes));
     }
   } finally {
     await hub.close();
@@ -120,6 +147,16 @@ async function main(): Promise<void> {
   if (!flag('browser-only')) {
     try {
       nodeOutcomes = await runInNode(jobsFile, total, backends);
+      // Phase 2: the other modes' passkey trials, only at the contexts where full retrieved a key.
+      const phase2 = plans.map((p) => passkeyPhase2(p, tokenizers.get(p.model)!, texts.dracula, modes, retrievingContexts(p, plan, nodeOutcomes))).filter((p) => p.jobs.length);
+      if (phase2.length) {
+        const file2 = path.join(dir, 'jobs-passkey.json');
+        fs.writeFileSync(file2, JSON.stringify(phase2));
+        plan.push(...phase2);
+        const n2 = phase2.reduce((s, p) => s + p.jobs.length, 0);
+        log(`passkey phase 2: ${n2} trials where full retrieves`);
+        nodeOutcomes.push(...(await runInNode(file2, n2, backends)));
+      } else log('passkey phase 2: skipped, full retrieves no key at any context (the judge cannot retrieve)');
     } catch (err) {
       errors.push(`node: ${(err as Error).message}`);
       log(`Node/Dawn FAILED: ${(err as Error).message}`);
@@ -159,8 +196,8 @@ async function main(): Promise<void> {
     machine: `${os.type()} ${os.release()}, ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}${chromiumVersion ? `; Chromium ${chromiumVersion}` : ''}`,
     backends,
     errors,
-    passkeyFormats: passkeyFormats(body).map(({ name, describe }) => ({ name, describe })),
-    passkeyTrials: QUICK ? 4 : PASSKEY_TRIALS,
+    passkeyFormats: passkeyFormats(texts.dracula).map(({ name, describe }) => ({ name, describe })),
+    passkeyTrials: QUICK ? 5 : PASSKEY_TRIALS,
     seed: SEED,
   };
   fs.mkdirSync(OUT_DIR, { recursive: true });
@@ -168,6 +205,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(OUT_DIR, 'quality.json'), JSON.stringify(report, null, 1) + '\n');
   const md = markdown(summary, facts);
   fs.writeFileSync(path.join(OUT_DIR, 'quality.md'), md);
+  writeFrontier(summary, facts);
   process.stdout.write(md);
   fs.rmSync(dir, { recursive: true, force: true });
   log(`wrote ${path.relative(ROOT, OUT_DIR)}/quality.json and quality.md in ${facts.wallSeconds.toFixed(0)} s`);

@@ -10,10 +10,13 @@ export const EVAL_LOAD: LoadOptions = { kvMode: { mode: 'full' }, allLogits: tru
 /** What a job measures, for the report. */
 export type JobMeta =
   | { what: 'perplexity'; mode: string; n: number; sweep?: boolean }
+  /** One N-token window of a held-out text; `windows` are the prefix lengths reported (N among them). */
+  | { what: 'divergence'; mode: string; text: string; n: number; windows: number[]; sweep: boolean }
+  /** The copy test's window; spans are the position ranges scoring the first and second reading. */
+  | { what: 'copytest'; mode: string; spans: [[number, number], [number, number]]; sweep: boolean }
   | { what: 'bytes'; mode: string; n: number; kvDtype: 'f32' | 'f16'; sweep?: boolean }
   | { what: 'greedy'; mode: string; promptTokens: number }
   | { what: 'passkey'; format: string; mode: string; context: number; trial: number; key: string; depth: number; needleToken: number; promptTokens: number }
-  | { what: 'copy'; name: string; copies: number }
   | { what: 'gguf-greedy' | 'gguf-top1'; kind: string; tokens: number };
 
 export interface EvalJob {

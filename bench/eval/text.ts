@@ -3,6 +3,7 @@
  * /work/shared/eval/README.md), tokenization with BOS, a seeded RNG, and the passkey-retrieval prompts.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { ChatTokenizer } from '../../src/model/tokenizer';
 
 /** Dracula with CRLF→LF, starting at the first line after the `*** START OF` line. */
@@ -11,6 +12,14 @@ export function draculaBody(file: string): string {
   const start = text.indexOf('*** START OF');
   if (start < 0) throw new Error(`${file}: no "*** START OF" line`);
   return text.slice(text.indexOf('\n', start) + 1);
+}
+
+/** The held-out texts of the divergence protocol: name → body (bench/eval-texts/README.md). */
+export function evalTexts(draculaFile: string, root: string): Record<string, string> {
+  return {
+    dracula: draculaBody(draculaFile),
+    lincoln: fs.readFileSync(path.join(root, 'bench/eval-texts/lincoln-annual-messages-1861-1864.txt'), 'utf8'),
+  };
 }
 
 /** Encode text and make sure it starts with BOS (byte-llama-12l's config has add_bos_token false). */
@@ -129,9 +138,19 @@ export interface PasskeyTrial {
 
 /**
  * `count` trials whose prompt plus `answerTokens` fit in `contextTokens`: as many filler units as fit, the
- * needle after round(depth × units) of them. Keys (5 digits, 10000–99999) and depths come from `rng`.
+ * needle after round(depth × units) of them. Keys (5 digits, 10000–99999) and depths come from `rng`, unless
+ * `depths` fixes the depths.
  */
-export function passkeyTrials(tok: ChatTokenizer, format: PasskeyFormat, rng: () => number, count: number, contextTokens: number, answerTokens: number): PasskeyTrial[] {
+export function passkeyTrials(
+  tok: ChatTokenizer,
+  format: PasskeyFormat,
+  rng: () => number,
+  count: number,
+  contextTokens: number,
+  answerTokens: number,
+  /** Fixed depths, cycled over the trials (keys still come from rng); by default each depth is drawn. */
+  depths?: readonly number[],
+): PasskeyTrial[] {
   const units = (n: number) => Array.from({ length: n }, (_, i) => format.filler[i % format.filler.length]);
   const text = (key: string, before: number, after: number) => {
     const fill = units(before + after);
@@ -153,7 +172,8 @@ export function passkeyTrials(tok: ChatTokenizer, format: PasskeyFormat, rng: ()
   const trials: PasskeyTrial[] = [];
   for (let i = 0; i < count; i++) {
     const key = String(10000 + Math.floor(rng() * 90000));
-    const depth = rng();
+    const drawn = rng();
+    const depth = depths ? depths[i % depths.length] : drawn;
     const before = Math.round(depth * total);
     const t = text(key, before, total - before);
     const promptIds = encodeWithBos(tok, t.full);
