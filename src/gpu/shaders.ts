@@ -10,6 +10,7 @@ import attentionZip from '../../shaders/attention_zip.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
 import gemv from '../../shaders/gemv.wgsl?raw';
+import hadamard from '../../shaders/hadamard.wgsl?raw';
 import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
 import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
@@ -42,6 +43,7 @@ export const SHADERS = {
   elementwise,
   embed,
   gemv,
+  hadamard,
   kv_full_append: kvFullAppend,
   kv_merge: kvMerge,
   kv_quant_append: kvQuantAppend,

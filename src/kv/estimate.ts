@@ -7,6 +7,7 @@ import type { KvModeSpec } from '../worker/api';
 import { mergeOptionsFor, quantFormatFor, zipFormatFor } from './factory';
 import { grownCapacity } from './growth';
 import { mergedPairs } from './merge-cache';
+import { rotationSignBytes } from './rotated-cache';
 import { keyScaleCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
 import type { KvShape } from './types';
 import { zipSaliencyWords, zipScratchWords, type ZipFormat } from './zip-format';
@@ -80,6 +81,12 @@ function mergeBytes(shape: KvShape, spec: Extract<KvModeSpec, { mode: 'merge' | 
  * full-precision K/V element: 2 (f16, adapters with shader-f16) or 4 (f32).
  */
 export function estimateKvBytes(shape: KvShape, spec: KvModeSpec, tokens: number, elementBytes: 2 | 4 = 2): number {
+  const layout = layoutBytes(shape, spec, tokens, elementBytes);
+  // A rotated cache adds its sign buffer (rotated-cache.ts), allocated with the layout's first buffers.
+  return spec.rotate && tokens > 0 ? layout + allocated(rotationSignBytes(shape)) : layout;
+}
+
+function layoutBytes(shape: KvShape, spec: KvModeSpec, tokens: number, elementBytes: 2 | 4): number {
   switch (spec.mode) {
     case 'full':
       return fullBytes(shape, tokens, elementBytes);

@@ -7,6 +7,7 @@ import { FullKvCache } from './full-cache';
 import { MergedKvCache } from './merge-cache';
 import { quantFormat } from './quant-format';
 import { QuantKvCache } from './quant-cache';
+import { RotatedKvCache } from './rotated-cache';
 import type { KvCache, KvShape } from './types';
 import { ZipKvCache } from './zip-cache';
 import { zipFormat, type ZipFormat } from './zip-format';
@@ -19,8 +20,13 @@ export function fullPrecisionKvDtype(caps: GpuCaps, requested: 'auto' | 'f32' | 
   return requested;
 }
 
-/** Create the cache for `spec`. */
+/** Create the cache for `spec`: its layout, wrapped in a Hadamard rotation when `spec.rotate` is set. */
 export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16'): KvCache {
+  const layout = createLayout(device, caps, shape, spec, kvDtype);
+  return spec.rotate ? new RotatedKvCache(device, shape, layout) : layout;
+}
+
+function createLayout(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16'): KvCache {
   switch (spec.mode) {
     case 'full':
       return new FullKvCache(device, shape, { dtype: kvDtype });

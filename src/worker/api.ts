@@ -34,23 +34,27 @@ export interface LoadOptions {
 /** Weight storage a user can choose at load. */
 export type WeightChoice = 'auto' | 'f32' | 'f16' | 'q8' | 'q4';
 
-/** Which KV cache layout to use, with its parameters (defaults in src/kv/factory.ts). */
+/**
+ * Which KV cache layout to use, with its parameters (defaults in src/kv/factory.ts). `rotate`: a per-head randomized
+ * Hadamard rotation of q, k, v before the layout stores (and quantizes) them, undone on the attention output
+ * (src/kv/rotated-cache.ts); the mode is then named `<mode>+rot`.
+ */
 export type KvModeSpec =
-  | { mode: 'full' }
+  | { mode: 'full'; rotate?: boolean }
   /** 8-bit codes, per-token groups of `groupSize` channels for K and V; `residual` newest tokens in full precision. */
-  | { mode: 'int8'; groupSize?: number; residual?: number }
+  | { mode: 'int8'; groupSize?: number; residual?: number; rotate?: boolean }
   /** KIVI: keys per channel over `groupSize`-token blocks, values per token; `residual` (R) newest tokens in full precision. */
-  | { mode: 'kivi'; bits?: 2 | 4; groupSize?: number; residual?: number }
+  | { mode: 'kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; rotate?: boolean }
   /** MiniCache: layers from `startLayer` merged in pairs (SLERP weight `t`), top-`retention` distant tokens kept; base layers full. */
-  | { mode: 'merge'; startLayer?: number; t?: number; retention?: number; residual?: number }
+  | { mode: 'merge'; startLayer?: number; t?: number; retention?: number; residual?: number; rotate?: boolean }
   /** Merged pairs with KIVI-quantized directions and f16 norms; layers below `startLayer` use KIVI. */
-  | { mode: 'merge+kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; startLayer?: number; t?: number; retention?: number }
+  | { mode: 'merge+kivi'; bits?: 2 | 4; groupSize?: number; residual?: number; startLayer?: number; t?: number; retention?: number; rotate?: boolean }
   /**
    * ZipCache: per R-token block (`residual`, frozen once full) and KV head, the `salientFraction` of tokens with
    * the highest probe-normalized attention keep `highBits`, the rest `lowBits`; keys per channel in groups of
    * `groupSize` tokens within each subset, values channel-separable tokenwise.
    */
-  | { mode: 'zip'; salientFraction?: number; highBits?: 4 | 8; lowBits?: 2 | 4; groupSize?: number; residual?: number };
+  | { mode: 'zip'; salientFraction?: number; highBits?: 4 | 8; lowBits?: 2 | 4; groupSize?: number; residual?: number; rotate?: boolean };
 
 /** Every KV mode name. */
 export type KvModeName = KvModeSpec['mode'];

@@ -16,6 +16,7 @@ const ENTRIES: Record<ShaderName, string[]> = {
   kv_quant_append: ['scales_token', 'scales_channel', 'pack_codes', 'ring_append'],
   kv_zip_append: ['probe_scores', 'select_salient', 'key_scales', 'value_channel_scales', 'value_token_scales', 'pack_codes', 'ring_append'],
   gemv: ['gemv_rows', 'gemv_coop'],
+  hadamard: ['forward', 'inverse'],
   matmul: ['tiled'],
   qkv_split: ['main'],
   rmsnorm: ['main'],

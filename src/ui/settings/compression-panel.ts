@@ -1,6 +1,7 @@
 /**
- * Compression settings: the KV mode (full, int8, kivi, zip, merge, merge+kivi) with its parameters, each
- * with a one-line explanation, and the memory budget (MiB) with its "auto" escalation switch.
+ * Compression settings: the KV mode (full, int8, kivi, zip, merge, merge+kivi) with its parameters (the
+ * quantized modes' Hadamard rotation a checkbox), each with a one-line explanation, and the memory budget
+ * (MiB) with its "auto" escalation switch.
  * Edits the shared AppSettings in place; the app applies changes to the engine (mid-chat included).
  */
 import { el, field } from '../dom';
@@ -15,6 +16,7 @@ const PARAM_IDS: Record<ParamName, string> = {
   t: 'kv-t',
   retention: 'kv-retention',
   salientFraction: 'kv-salient',
+  rotate: 'kv-rotate',
 };
 
 /** Hooks the app gives the panel. */
@@ -65,6 +67,15 @@ export function mountCompressionPanel(container: HTMLElement, settings: AppSetti
     for (const name of names) {
       const info = PARAM_INFO[name];
       const current = values[name];
+      if (info.kind === 'check') {
+        const box = el('input', { id: PARAM_IDS[name], type: 'checkbox', checked: Boolean(current) });
+        box.addEventListener('change', () => {
+          (values as Record<string, boolean>)[name] = box.checked;
+          hooks.onKvChange(settings.kv);
+        });
+        params.append(el('div', { className: 'field' }, el('label', { className: 'check' }, box, ` ${info.label}`), el('small', { className: 'hint' }, info.explain)));
+        continue;
+      }
       let input: HTMLInputElement | HTMLSelectElement;
       if (info.kind === 'select') {
         input = el('select', { id: PARAM_IDS[name] }, ...(info.options ?? []).map((o) => el('option', { value: String(o), textContent: String(o) })));

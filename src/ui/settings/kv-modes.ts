@@ -20,6 +20,8 @@ export interface ModeParams {
   t?: number;
   retention?: number;
   salientFraction?: number;
+  /** Hadamard rotation before quantizing (the quantized modes). */
+  rotate?: boolean;
 }
 /** A parameter name. */
 export type ParamName = keyof ModeParams;
@@ -40,18 +42,18 @@ export interface ModeInfo {
 /** Mode labels, explanations and which parameters apply. */
 export const MODE_INFO: Record<KvModeChoice, ModeInfo> = {
   full: { label: 'full', explain: 'Every key and value at full precision (f16, or f32 where the GPU lacks f16): exact, and the largest.', params: [] },
-  int8: { label: 'int8', explain: '8-bit codes with one scale per group of G channels of a token: about half of fp16, nearly lossless.', params: ['groupSize', 'residual'] },
-  kivi: { label: 'kivi', explain: 'KIVI: keys per channel, values per token, at 4 or 2 bits; the newest R tokens stay exact (3.2× to 5.3× smaller).', params: ['bits', 'groupSize', 'residual'] },
-  zip: { label: 'zip', explain: 'ZipCache: the most-attended (salient) tokens keep 4 bits, the rest get 2; saliency is fixed per block.', params: ['salientFraction', 'groupSize', 'residual'] },
+  int8: { label: 'int8', explain: '8-bit codes with one scale per group of G channels of a token: about half of fp16, nearly lossless.', params: ['groupSize', 'residual', 'rotate'] },
+  kivi: { label: 'kivi', explain: 'KIVI: keys per channel, values per token, at 4 or 2 bits; the newest R tokens stay exact (3.2× to 5.3× smaller).', params: ['bits', 'groupSize', 'residual', 'rotate'] },
+  zip: { label: 'zip', explain: 'ZipCache: the most-attended (salient) tokens keep 4 bits, the rest get 2; saliency is fixed per block.', params: ['salientFraction', 'groupSize', 'residual', 'rotate'] },
   merge: { label: 'merge', explain: 'MiniCache: from layer S on, layer pairs share one direction per token plus two norms; the most different γ stay unmerged.', params: ['startLayer', 't', 'retention', 'residual'] },
-  'merge+kivi': { label: 'merge+kivi', explain: 'MiniCache merge with KIVI-quantized directions, KIVI below layer S: the strongest compression here.', params: ['bits', 'startLayer', 't', 'retention', 'groupSize', 'residual'] },
+  'merge+kivi': { label: 'merge+kivi', explain: 'MiniCache merge with KIVI-quantized directions, KIVI below layer S: the strongest compression here.', params: ['bits', 'startLayer', 't', 'retention', 'groupSize', 'residual', 'rotate'] },
 };
 
 /** How the panel edits a parameter. */
 export interface ParamInfo {
   label: string;
   explain: string;
-  kind: 'select' | 'number';
+  kind: 'select' | 'number' | 'check';
   options?: number[];
   min?: number;
   max?: number;
@@ -67,6 +69,11 @@ export const PARAM_INFO: Record<ParamName, ParamInfo> = {
   t: { label: 'SLERP t', explain: 'Interpolation weight between the two layers of a pair (MiniCache uses 0.6).', kind: 'number', min: 0, max: 1, step: 0.05 },
   retention: { label: 'Retention γ', explain: 'Fraction of each block’s most different tokens kept unmerged in both layers.', kind: 'number', min: 0, max: 1, step: 0.01 },
   salientFraction: { label: 'Salient fraction', explain: 'Share of tokens judged salient by normalized attention; they keep 4 bits.', kind: 'number', min: 0, max: 1, step: 0.05 },
+  rotate: {
+    label: 'Rotate before quantizing (Hadamard)',
+    explain: 'Rotates each head’s keys, values and queries by a seeded random Hadamard transform so outlier channels spread out before quantizing; attention itself is unchanged.',
+    kind: 'check',
+  },
 };
 
 /** Default parameters per mode (the factory's defaults). */
@@ -88,19 +95,20 @@ export function defaultKvSettings(): KvSettings {
 export function kvSpecFromSettings(s: KvSettings): KvModeSpec {
   const p = s.params[s.mode] ?? {};
   const startLayer = p.startLayer ?? undefined;
+  const rotate = p.rotate ? true : undefined;
   switch (s.mode) {
     case 'full':
       return { mode: 'full' };
     case 'int8':
-      return { mode: 'int8', groupSize: p.groupSize, residual: p.residual };
+      return { mode: 'int8', groupSize: p.groupSize, residual: p.residual, rotate };
     case 'kivi':
-      return { mode: 'kivi', bits: p.bits, groupSize: p.groupSize, residual: p.residual };
+      return { mode: 'kivi', bits: p.bits, groupSize: p.groupSize, residual: p.residual, rotate };
     case 'merge':
       return { mode: 'merge', startLayer, t: p.t, retention: p.retention, residual: p.residual };
     case 'merge+kivi':
-      return { mode: 'merge+kivi', bits: p.bits, startLayer, t: p.t, retention: p.retention, groupSize: p.groupSize, residual: p.residual };
+      return { mode: 'merge+kivi', bits: p.bits, startLayer, t: p.t, retention: p.retention, groupSize: p.groupSize, residual: p.residual, rotate };
     case 'zip':
-      return { mode: 'zip', salientFraction: p.salientFraction, groupSize: p.groupSize, residual: p.residual };
+      return { mode: 'zip', salientFraction: p.salientFraction, groupSize: p.groupSize, residual: p.residual, rotate };
   }
 }
 
@@ -113,10 +121,11 @@ export function kvSettingsFromSpec(spec: KvModeSpec, base: KvSettings): KvSettin
   return { mode, params: { ...base.params, [mode]: { ...base.params[mode], ...defined } } };
 }
 
-/** A short name for a spec, as the caches name themselves: `kivi-2`, `merge+kivi-2`, `full`. */
+/** A short name for a spec, as the caches name themselves: `kivi-2`, `merge+kivi-2`, `full`, `kivi-4+rot`. */
 export function specName(spec: KvModeSpec): string {
   const bits = (spec as { bits?: number }).bits;
-  if (spec.mode === 'kivi') return `kivi-${bits ?? 4}`;
-  if (spec.mode === 'merge+kivi') return `merge+kivi-${bits ?? 2}`;
-  return spec.mode;
+  const rot = spec.rotate ? '+rot' : '';
+  if (spec.mode === 'kivi') return `kivi-${bits ?? 4}${rot}`;
+  if (spec.mode === 'merge+kivi') return `merge+kivi-${bits ?? 2}${rot}`;
+  return `${spec.mode}${rot}`;
 }
