@@ -15,6 +15,11 @@ process.env.NODE_LLAMA_CPP_SKIP_DOWNLOAD ??= "true";
 const nlc = await import("node-llama-cpp");
 const { getLlama, LlamaLogLevel } = nlc;
 
+/** @param {unknown} t a GgmlType enum value (node-llama-cpp reports the context's KV types as numbers) */
+function ggmlTypeName(t) {
+    return typeof t === "number" ? (/** @type {Record<number, string>} */ (/** @type {unknown} */ (nlc.GgmlType))[t] ?? String(t)) : String(t);
+}
+
 /**
  * @typedef {object} OracleOptions
  * @property {number} [contextSize] Context size in tokens (llama.cpp may round it up to a multiple of 256).
@@ -22,10 +27,21 @@ const { getLlama, LlamaLogLevel } = nlc;
  * @property {number} [batchSize] Tokens per llama_decode call. Defaults to min(512, contextSize).
  * @property {number} [threads] CPU threads for llama_decode. Default 1: ggml's worker threads spin-wait, and with
  *   node-llama-cpp's default (4 on this 2-core machine) a tiny model decodes ~1000x slower (0.8 ms vs ~700 ms a token).
- * @property {"F32" | "F16" | "Q8_0"} [kvCacheType] KV cache element type for K and V. Default "F32".
+ * @property {KvCacheType} [kvCacheType] KV cache element type for K and V. Default "F32".
+ * @property {KvCacheType} [kvCacheKeyType] K cache element type; overrides kvCacheType for K.
+ * @property {KvCacheType} [kvCacheValueType] V cache element type; overrides kvCacheType for V. A quantized V needs
+ *   flashAttention: true (llama.cpp refuses the context otherwise).
+ * @property {boolean} [kvRotation] llama.cpp (this release) rotates each 64-wide slice of a head by a Hadamard
+ *   matrix before it stores a quantized K or V (attn_rot_k / attn_rot_v, llama.cpp PR 21038), and rotates back.
+ *   false sets LLAMA_ATTN_ROT_DISABLE=1 while the context is created, as older releases stored K/V unrotated.
+ *   Default true (llama.cpp's default; no effect on F32/F16/BF16 caches).
  * @property {boolean} [flashAttention] Default false.
  * @property {"disabled" | "fatal" | "error" | "warn" | "info" | "log" | "debug"} [logLevel] llama.cpp log level. Default "error".
+ * @property {(level: string, message: string) => void} [logger] Receives llama.cpp's log lines (up to logLevel)
+ *   instead of the console, e.g. to read the "llama_kv_cache: size = …" line at logLevel "info".
  */
+
+/** @typedef {"F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "IQ4_NL"} KvCacheType */
 
 /**
  * @typedef {object} TokenizeOptions
@@ -57,6 +73,18 @@ const { getLlama, LlamaLogLevel } = nlc;
  *   Greedy (top-1) continuation of `promptIds`, given exactly as is (no BOS is added). Returns n new ids.
  * @property {(ids: number[]) => Promise<number[]>} teacherForcedTop1
  *   out[i] = argmax of the next-token logits after ids[0..i]; out.length === ids.length. Batched.
+ * @property {(ids: number[]) => Promise<Float32Array>} teacherForcedProbs
+ *   ids.length must be below contextSize (node-llama-cpp keeps one cell free; see checkIds).
+ *   Row i (vocabSize floats at i * vocabSize) = llama.cpp's next-token distribution after ids[0..i], over the
+ *   whole vocabulary: the f32 softmax of the raw logits that node-llama-cpp's sampleToken computes (greedy sampler,
+ *   no candidate is dropped), so log(row) equals the logits up to a per-row constant and f32 rounding. Batched.
+ * @property {string} kvCacheKeyType K cache type of the context, as node-llama-cpp reports it.
+ * @property {string} kvCacheValueType V cache type of the context.
+ * @property {boolean | "auto"} flashAttention
+ * @property {number} batchSize Tokens per llama_decode call (node-llama-cpp sets n_ubatch = n_batch).
+ * @property {string} llamaCppRelease llama.cpp release of the binary.
+ * @property {() => number} stateSize llama_state_get_size of the context (bytes): the serialized state, i.e. the
+ *   KV cells in use plus the output (logits) buffer; not the KV allocation.
  * @property {(text: string, opts?: TokenizeOptions) => number[]} tokenize
  * @property {(ids: number[], opts?: DetokenizeOptions) => string} detokenize
  * @property {() => Promise<void>} close
@@ -78,8 +106,12 @@ export async function openOracle(ggufPath, options = {}) {
         batchSize,
         threads = 1,
         kvCacheType = "F32",
+        kvCacheKeyType = kvCacheType,
+        kvCacheValueType = kvCacheType,
+        kvRotation = true,
         flashAttention = false,
         logLevel = "error",
+        logger,
     } = options;
 
     const llama = await getLlama({
@@ -89,6 +121,7 @@ export async function openOracle(ggufPath, options = {}) {
         usePrebuiltBinaries: true,
         progressLogs: false,
         logLevel: /** @type {any} */ (LlamaLogLevel[logLevel] ?? logLevel),
+        ...(logger ? { logger: /** @type {any} */ (logger) } : {}),
     });
     /** @type {import("node-llama-cpp").LlamaModel | undefined} */
     let model;
@@ -100,14 +133,21 @@ export async function openOracle(ggufPath, options = {}) {
         const tokenList = /** @type {any} */ (model.fileInfo.metadata)?.tokenizer?.ggml?.tokens;
         vocabSize = Array.isArray(tokenList) ? tokenList.length : 0;
         if (vocabSize === 0) throw new Error("oracle: tokenizer.ggml.tokens missing from the GGUF metadata");
+        // llama.cpp reads LLAMA_ATTN_ROT_DISABLE with getenv() when it builds the KV cache (Node's process.env
+        // writes through to the C environment); restore it right after.
+        const rotEnv = process.env.LLAMA_ATTN_ROT_DISABLE;
+        if (!kvRotation) process.env.LLAMA_ATTN_ROT_DISABLE = "1";
         context = await model.createContext({
             contextSize: contextSize ?? model.trainContextSize,
             ...(batchSize != null ? { batchSize } : {}),
             threads: { ideal: threads, min: threads },
             flashAttention,
-            experimentalKvCacheKeyType: kvCacheType,
-            experimentalKvCacheValueType: kvCacheType,
+            experimentalKvCacheKeyType: kvCacheKeyType,
+            experimentalKvCacheValueType: kvCacheValueType,
             sequences: 1,
+        }).finally(() => {
+            if (rotEnv === undefined) delete process.env.LLAMA_ATTN_ROT_DISABLE;
+            else process.env.LLAMA_ATTN_ROT_DISABLE = rotEnv;
         });
     } catch (e) {
         await context?.dispose().catch(() => {});
@@ -117,7 +157,12 @@ export async function openOracle(ggufPath, options = {}) {
     }
     const m = model;
     const ctx = context;
-    // checkIds() keeps every call within the context, so node-llama-cpp never context-shifts.
+    // node-llama-cpp keeps one cell free: a sequence holds at most contextSize - 1 evaluated tokens, and the
+    // next one first context-shifts (erases ~10% after BOS). checkIds(ids, extra) rejects more than contextSize
+    // ids + extra; greedy() evaluates prompt + n - 1 tokens, so it never shifts, and teacherForcedProbs()
+    // passes extra = 1. teacherForcedTop1() keeps its old bound (ids.length <= contextSize, relied on by the
+    // stories260k agreement runs with 512 ids in a 512 context): at exactly contextSize ids its LAST position
+    // is computed after a shift.
     const seq = ctx.getSequence();
 
     /** Greedy sampling options for node-llama-cpp: temperature 0 selects llama.cpp's greedy sampler. */
@@ -199,6 +244,33 @@ export async function openOracle(ggufPath, options = {}) {
                 return ids.map((_, i) => tokenOf(res[i], i));
             });
         },
+
+        async teacherForcedProbs(ids) {
+            checkIds(ids, 1);
+            return exclusive(async () => {
+                /** @type {import("node-llama-cpp").ControlledEvaluateInputItem[]} */
+                const input = ids.map((t) => [
+                    /** @type {import("node-llama-cpp").Token} */ (t),
+                    { generateNext: { probabilities: true, options: greedyOpts } },
+                ]);
+                const res = await seq.controlledEvaluate(input);
+                const out = new Float32Array(ids.length * vocabSize);
+                for (let i = 0; i < ids.length; i++) {
+                    const probs = res[i]?.next?.probabilities;
+                    if (probs == null || probs.size !== vocabSize)
+                        throw new Error(`oracle: llama.cpp gave ${probs?.size ?? 0} probabilities (not ${vocabSize}) at input index ${i}`);
+                    for (const [t, p] of probs) out[i * vocabSize + t] = p;
+                }
+                return out;
+            });
+        },
+
+        kvCacheKeyType: ggmlTypeName(ctx.kvCacheKeyType),
+        kvCacheValueType: ggmlTypeName(ctx.kvCacheValueType),
+        flashAttention: ctx.flashAttention,
+        batchSize: ctx.batchSize,
+        llamaCppRelease: llama.llamaCppRelease.release,
+        stateSize: () => ctx.stateSize,
 
         tokenize(text, opts = {}) {
             const ids = m.tokenize(text, opts.special ?? false);
