@@ -10,7 +10,7 @@
  *     through the page's eval mode and the real engine Worker, and runs it on the CPU reference (src/reference).
  * Writes bench/results/quality.json (run facts, raw outcomes, summary), quality.md (tables) and kv-frontier.svg.
  *
- * Flags: --quick (stories260k only, 5 passkey trials), --node-only, --browser-only, --modes a,b (labels;
+ * Flags: --quick (stories260k only, 5 passkey trials), --no-sweep (no frontier sweep), --node-only, --browser-only, --modes a,b (labels;
  *   full is always run), --passkey-trials N (default 20), --no-reference (skip the CPU-reference perplexities
  *   of the Chromium subset), --out DIR (default bench/results), --render (only rewrite quality.md and the plot
  *   from the quality.json in the output folder).
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     for (const p of plans) {
       const tok = await loadTokenizer(new HubSource(`local/${p.model}`, hub.baseUrl));
       tokenizers.set(p.model, tok);
-      plan.push(modelJobs(p, tok, texts, modes));
+      plan.push(modelJobs(p, tok, texts, modes, !flag('no-sweep')));
     }
   } finally {
     await hub.close();

@@ -82,11 +82,11 @@ export function modelPlans(quick: boolean, passkeyTrialCount: number): ModelPlan
 }
 
 /** Jobs of one model for `modes` (phase 1: everything but the non-full passkey trials). Ids are unique across models. */
-export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, texts: Record<string, string>, modes: EvalMode[]): ModelJobs {
+export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, texts: Record<string, string>, modes: EvalMode[], withSweep = true): ModelJobs {
   const m = plan.model;
   const jobs: EvalJob[] = [];
   const N = Math.max(...plan.windows);
-  const sweep = plan.extras ? FRONTIER : [];
+  const sweep = plan.extras && withSweep ? FRONTIER : [];
   const bytesJobs = (label: string, spec: KvModeSpec, n: number) => {
     jobs.push({ id: `${m}|bytes|${label}|${n}|f16`, meta: { what: 'bytes', mode: label, n, kvDtype: 'f16' }, task: { kind: 'bytes', kvMode: spec, tokens: n, kvDtype: 'f16' } });
   };
