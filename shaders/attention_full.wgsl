@@ -3,6 +3,7 @@
 // Appending is kv_full_append.wgsl.
 // This file: attention over rows 0 ..= pos0 + t, read in place a row at a time (lib/attention_rows.wgsl).
 // Bindings: 0 AttnParams, 1 Step, 2 q, 3 k_cache, 4 v_cache, 5 out.
+// Saliency entry points (eviction by saliency): lib/saliency_rows.wgsl, bindings 12-14.
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
@@ -26,3 +27,5 @@ fn row_accumulate(j: u32, kvh: u32, w: f32) {
 }
 
 fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32) {}
+
+#include saliency_rows

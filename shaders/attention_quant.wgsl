@@ -5,6 +5,7 @@
 // Each invocation owns a contiguous chunk of rows (lib/attention_rows.wgsl). The quantize-on-flush runs
 // after this kernel.
 // Bindings: 0 AttnParams, 1 Step, 2 q, 3 out, 4 QuantParams, 5 k_fresh, 6 v_fresh, 7 ring, 8 codes, 9 scales.
+// Saliency entry points (eviction by saliency): lib/saliency_rows.wgsl, bindings 12-14.
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
 @group(0) @binding(1) var<uniform> step: Step;
@@ -50,3 +51,5 @@ fn row_accumulate(j: u32, kvh: u32, w: f32) {
 }
 
 fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32) {}
+
+#include saliency_rows

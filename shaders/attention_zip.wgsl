@@ -8,6 +8,7 @@
 // Bindings: 0 ZipParams, 1 Step, 2 q f32 [T, H, d], 3 out f32 [T, H, d], 4 k_fresh, 5 v_fresh f32 [T, E],
 //           6 ring kvt [2, R, E], 7 codes u32, 8 block_meta u32, 9 scratch f32 (row stats at [t, h, 2]),
 //           10 AttnParams.
+// Saliency entry points (eviction by saliency): lib/saliency_rows.wgsl, bindings 12-14.
 
 @group(0) @binding(0) var<uniform> zp: ZipParams;
 @group(0) @binding(1) var<uniform> step: Step;
@@ -91,3 +92,5 @@ fn row_stats(t: u32, h: u32, m: f32, l: f32, lid: u32) {
     scratch[(t * zp.heads + h) * 2u + 1u] = l;
   }
 }
+
+#include saliency_rows

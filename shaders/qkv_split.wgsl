@@ -1,6 +1,6 @@
 // After the fused q/k/v projection: split qkv: f32 [T, (heads + 2 · kv_heads) · d] into q [T, heads, d],
 // k [T, kv_heads, d] and v [T, kv_heads, d]; with QK_NORM first RMS-normalize each q and k head (Qwen3:
-// x / sqrt(mean(x²) + eps) · gain, gains wt [d]), then rotate q and k by RoPE at position pos0 + t
+// x / sqrt(mean(x²) + eps) · gain, gains wt [d]), then rotate q and k by RoPE at position rope_pos0 + t (lib/step.wgsl)
 // (rotate-half convention as in rope.wgsl, angles through lib/rope_angle.wgsl).
 // One invocation per (token, head of q | k | v), no barriers: d ≤ 256 values each.
 // Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 qkv, 4 q, 5 k, 6 v, 7 q_gain, 8 k_gain (bound to
@@ -51,7 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   let half = d / 2u;
-  let pos = f32(step.pos0 + t);
+  let pos = f32(step.rope_pos0 + t);
   for (var j = 0u; j < half; j++) {
     let cs = rope_cos_sin(pos * inv_freq[j]);
     let x1 = row[j];

@@ -1,5 +1,5 @@
 // Rotary position embedding, rotate-half convention (HF transformers), in place on x: f32 [T, heads, d].
-// For i < d/2 at absolute position p = pos0 + t: angle = p * inv_freq[i];
+// For i < d/2 at RoPE position p = rope_pos0 + t (lib/step.wgsl): angle = p * inv_freq[i];
 //   x[i] = x1 cos - x2 sin,  x[i + d/2] = x2 cos + x1 sin   (x1 = x[i], x2 = x[i + d/2]).
 // The angle is reduced to [-pi, pi] in two steps (Cody-Waite, lib/rope_angle.wgsl) so sin/cos stay accurate at long contexts.
 // Bindings: 0 Params, 1 Step, 2 inv_freq: f32 [d/2], 3 x: f32 [T, heads, d].
@@ -22,7 +22,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let j = i % half;
   let row = i / half;
   let t = row / p.heads;
-  let angle = f32(step.pos0 + t) * inv_freq[j];
+  let angle = f32(step.rope_pos0 + t) * inv_freq[j];
   let cs = rope_cos_sin(angle);
   let c = cs.x;
   let s = cs.y;

@@ -1,11 +1,13 @@
 /**
  * Keeping a chat inside the KV memory budget and the model's context.
  *
- * 1. Auto escalation: when the tokens a turn needs would not fit the budget in the current mode, move along
- *    full → int8 → kivi-4 → zip → kivi-2 → merge+kivi to the first mode where they fit (or the one holding most).
- * 2. Attention sinks + recent window (StreamingLLM): when even that is not enough, the cache keeps the first
- *    `sinkTokens` tokens plus the most recent ones. The kept tokens are re-prefilled from scratch, so their
- *    positions are contiguous (0 … n−1) and every layout works unchanged; generation then continues.
+ * 1. Auto escalation: when the tokens a turn needs would not fit the budget in the user's mode, move along
+ *    full → int8 → kivi-4 → zip → kivi-2 → merge+kivi to the first mode where they fit (or the one holding most),
+ *    carrying the user's parameters (G, R, merge settings) into it where they apply; when the user's mode fits
+ *    again (a new chat, a shorter prompt) step back down to it.
+ * 2. Eviction (src/engine/cache-window.ts): when the cache reaches its token limit it drops tokens, keeping the
+ *    attention sinks, the protected tokens and the most recent or the most salient ones, in place on the GPU
+ *    where the layout can (kept keys keep their positions), otherwise by re-prefilling the kept tokens.
  *
  * The chat transcript keeps every word: only the cache forgets, and every change is reported as a ContextEvent.
  * Pure functions here; the engine and the generate loop apply them.
@@ -17,8 +19,10 @@ import type { ContextEvent, KvBudget, KvModeSpec } from '../worker/api';
 export const DEFAULT_SINK_TOKENS = 4;
 /** The smallest window a budget may leave: sinks plus a few dozen recent tokens. */
 export const MIN_WINDOW_TOKENS = 32;
-/** After a slide the cache keeps this fraction of its limit, so slides happen every (1 − f) · limit tokens. */
+/** After a slide that re-prefills, the cache keeps this fraction of its limit, so slides happen every (1 − f) · limit tokens. */
 export const KEEP_FRACTION_AFTER_SLIDE = 0.5;
+/** After an eviction in place (no re-prefill to amortize) the cache keeps this fraction of its limit. */
+export const KEEP_FRACTION_IN_PLACE = 0.75;
 
 /** Bytes a cache of `spec` allocates when it holds `tokens` tokens (its capacity capped at `tokens`). */
 export type KvBytesEstimator = (spec: KvModeSpec, tokens: number) => number;
@@ -32,6 +36,37 @@ export const ESCALATION_LADDER: readonly KvModeSpec[] = [
   { mode: 'kivi', bits: 2 },
   { mode: 'merge+kivi', bits: 2 },
 ];
+
+/** Parameters of each mode that mean the same in another mode (bits are a rung's identity and are not carried). */
+const CARRIED: Record<KvModeSpec['mode'], readonly string[]> = {
+  full: [],
+  int8: ['groupSize', 'residual'],
+  kivi: ['groupSize', 'residual'],
+  zip: ['groupSize', 'residual'],
+  merge: ['startLayer', 't', 'retention', 'residual'],
+  'merge+kivi': ['groupSize', 'residual', 'startLayer', 't', 'retention'],
+};
+
+/** Whether two specs are the same mode with the same parameters (absent = default). */
+export function sameSpec(a: KvModeSpec, b: KvModeSpec): boolean {
+  const norm = (s: KvModeSpec) => JSON.stringify(Object.entries(s).filter(([, v]) => v !== undefined && v !== false).sort(([x], [y]) => x.localeCompare(y)));
+  return norm(a) === norm(b);
+}
+
+/**
+ * The ladder rung `rung` with the user's parameters carried in where they apply: the user's own mode (same
+ * mode and bits) is the user's spec itself; other rungs take its G, R and merge settings (and rotation).
+ */
+export function carryParams(user: KvModeSpec, rung: KvModeSpec): KvModeSpec {
+  const bits = (s: KvModeSpec) => ('bits' in s ? s.bits : undefined) ?? (s.mode === 'kivi' ? 4 : s.mode === 'merge+kivi' ? 2 : undefined);
+  if (user.mode === rung.mode && bits(user) === bits(rung)) return user;
+  const from = user as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...rung };
+  for (const key of [...CARRIED[rung.mode], 'rotate']) {
+    if ((CARRIED[user.mode].includes(key) || key === 'rotate') && from[key] !== undefined) out[key] = from[key];
+  }
+  return out as unknown as KvModeSpec;
+}
 
 /** A short name of a mode spec, as the caches name themselves (`kivi-2`, `merge+kivi-2`, …). */
 export function modeLabel(spec: KvModeSpec): string {
@@ -62,7 +97,8 @@ export interface BudgetPlan {
 
 /**
  * Choose the mode and token limit for a turn that needs `neededTokens` cache positions (prompt + new tokens,
- * already capped at the model's context `maxContext`). Without a budget the limit is the context.
+ * already capped at the model's context `maxContext`), starting from the user's mode `user` (the cache is in
+ * `current`, which differs after an escalation). Without a budget the limit is the context.
  */
 export function planBudget(
   current: KvModeSpec,
@@ -70,29 +106,33 @@ export function planBudget(
   maxContext: number,
   budget: KvBudget | undefined,
   estimate: KvBytesEstimator,
+  user: KvModeSpec = current,
 ): BudgetPlan {
-  if (!budget) return { spec: current, limitTokens: maxContext, events: [] };
+  const change = (to: KvModeSpec, limit: number, kind: 'escalate' | 'step-down'): ContextEvent[] => {
+    if (sameSpec(to, current)) return [];
+    const base = { fromMode: modeLabel(current), toMode: modeLabel(to), spec: to, neededTokens, limitTokens: limit };
+    return kind === 'escalate' ? [{ kind, ...base, budgetBytes: budget?.bytes ?? 0 }] : [{ kind, ...base, budgetBytes: budget?.bytes ?? null }];
+  };
+  if (!budget) return { spec: user, limitTokens: maxContext, events: change(user, maxContext, 'step-down') };
   if (!(budget.bytes > 0)) throw new RangeError(`The KV budget must be a positive number of bytes, got ${budget.bytes}.`);
   const limitOf = (spec: KvModeSpec) => tokenLimitForBudget((t) => estimate(spec, t), budget.bytes, maxContext);
-  let spec = current;
-  let limit = limitOf(current);
-  const events: ContextEvent[] = [];
+  let spec = user;
+  let limit = limitOf(user);
+  let events = change(user, limit, 'step-down');
   if (limit < neededTokens && budget.autoEscalate) {
-    // Only modes that hold more tokens in the budget than the current one count as stronger.
-    const stronger = ESCALATION_LADDER.map((s) => ({ spec: s, limit: limitOf(s) })).filter((c) => c.limit > limit);
+    // Only modes that hold more tokens in the budget than the user's count as stronger; a rung that cannot be
+    // built with the user's parameters (limit 0) is tried with its defaults.
+    const userLimit = limit;
+    const stronger = ESCALATION_LADDER.map((rung) => {
+      const carried = carryParams(user, rung);
+      const carriedLimit = limitOf(carried);
+      return carriedLimit > 0 ? { spec: carried, limit: carriedLimit } : { spec: rung, limit: limitOf(rung) };
+    }).filter((c) => c.limit > userLimit);
     const pick = stronger.find((c) => c.limit >= neededTokens) ?? stronger.sort((a, b) => b.limit - a.limit)[0];
     if (pick) {
-      events.push({
-        kind: 'escalate',
-        fromMode: modeLabel(current),
-        toMode: modeLabel(pick.spec),
-        spec: pick.spec,
-        neededTokens,
-        limitTokens: pick.limit,
-        budgetBytes: budget.bytes,
-      });
       spec = pick.spec;
       limit = pick.limit;
+      events = change(pick.spec, pick.limit, limitOf(current) > pick.limit ? 'step-down' : 'escalate');
     }
   }
   const sinks = budget.sinkTokens ?? DEFAULT_SINK_TOKENS;
@@ -121,30 +161,4 @@ export function keptAfterSlide(limitTokens: number, sinkTokens: number): number 
 /** Why the cache is limited: the memory budget, or (when the budget allows the whole context) the context itself. */
 export function windowReason(limitTokens: number, maxContext: number): 'budget' | 'context' {
   return limitTokens < maxContext ? 'budget' : 'context';
-}
-
-/**
- * The ids to prefill for a prompt: all of them when they fit under the limit with room for one new token;
- * otherwise sinks + the most recent tokens, and the event saying what was dropped.
- */
-export function windowPrompt(
-  promptIds: readonly number[],
-  limitTokens: number,
-  maxContext: number,
-  sinkTokens: number,
-): { ids: number[]; event?: ContextEvent } {
-  if (promptIds.length < limitTokens) return { ids: promptIds.slice() };
-  const ids = sinkAndRecent(promptIds, sinkTokens, keptAfterSlide(limitTokens, sinkTokens));
-  return {
-    ids,
-    event: {
-      kind: 'window',
-      at: 'prompt',
-      reason: windowReason(limitTokens, maxContext),
-      droppedTokens: promptIds.length - ids.length,
-      sinkTokens: Math.min(sinkTokens, ids.length - 1),
-      keptTokens: ids.length,
-      limitTokens,
-    },
-  };
 }

@@ -35,8 +35,11 @@ import { measureKvModeSpeed, measureSpeed } from './benchmark';
 import { loadModelParts } from './model-loader';
 import { measureAllocation, runDivergenceTask, runQualityTask, type ReferenceMemo } from './quality';
 import { runGeneration } from './generation';
-import { planBudget } from './context-window';
+import { CacheContents } from './cache-contents';
+import { planBudget, sameSpec } from './context-window';
 import { kvBytesAt } from './kv-sizing';
+import { PromptStructure } from './prompt-structure';
+import { refillHeld } from './refill';
 
 const DEFAULT_PREFILL_CHUNK = 128;
 
@@ -46,11 +49,16 @@ interface Loaded {
   weights: ModelWeights;
   model: LlamaModel;
   info: ModelInfo;
-  /** Token ids whose K/V the cache holds, in order. */
-  history: number[];
+  /** Which tokens of the chat's token stream the cache holds, at which positions. */
+  contents: CacheContents;
+  /** Finds the protected tokens (system prompt, role markers) of chat prompts. */
+  structure: PromptStructure;
   shape: KvShape;
   kvDtype: 'f32' | 'f16';
+  /** The mode the cache is in (an escalation changes it). */
   kvMode: KvModeSpec;
+  /** The mode the user chose (load, setKvMode): escalation starts from it and steps back down to it. */
+  userMode: KvModeSpec;
 }
 
 /** The engine. One model at a time; one operation at a time. */
@@ -64,8 +72,10 @@ export class Engine implements EngineApi {
   /** Reference logits of the last divergence quality task (reused across the modes compared on the same ids). */
   private readonly referenceMemo: { current: ReferenceMemo | null } = { current: null };
   private deviceKey = '';
-  /** Capacity caps (tokens) of caches built under a memory budget; other caches are capped at the context. */
-  private readonly cacheCaps = new WeakMap<KvCache, number>();
+  /** Capacity caps (tokens) of caches built under a memory budget, and whether they track saliency. */
+  private readonly cacheCaps = new WeakMap<KvCache, { cap: number; saliency: boolean }>();
+  /** Prompt tokens dispatched in prefill steps since the model loaded (EngineStats.prefillTokensDispatched). */
+  private prefillTokens = 0;
 
   /** `gpuEntry` is navigator.gpu in browsers, or Dawn's `create([])` in Node. */
   constructor(private readonly gpuEntry?: GPU) {}
@@ -131,7 +141,8 @@ export class Engine implements EngineApi {
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,
       };
-      this.loaded = { config, tokenizer, weights, model, info, history: [], shape, kvDtype, kvMode };
+      this.loaded = { config, tokenizer, weights, model, info, contents: new CacheContents(), structure: new PromptStructure(tokenizer), shape, kvDtype, kvMode, userMode: kvMode };
+      this.prefillTokens = 0;
       onProgress?.({ phase: 'ready', bytesDone: weights.bytes, bytesTotal: weights.bytes });
       return info;
     } finally {
@@ -148,8 +159,9 @@ export class Engine implements EngineApi {
 
   /**
    * Generate a completion of a prompt, or the assistant's reply to a chat, streaming tokens. Under a memory
-   * budget (params.kvBudget) the mode may be escalated and the cache may keep sinks + a recent window;
-   * `onContext` hears each such event.
+   * budget (params.kvBudget) the mode may be escalated (or step back down to the user's mode) and a full cache
+   * evicts tokens (in place where the layout can; params.kvBudget.eviction chooses which), keeping the system
+   * prompt and the template's role markers; `onContext` hears each such event.
    */
   async generate(
     input: string | ChatMessage[],
@@ -168,29 +180,34 @@ export class Engine implements EngineApi {
       const maxContext = loaded.config.maxPositions;
       const needed = Math.min(promptIds.length + (params.maxNewTokens ?? 256), maxContext);
       const gpu = this.gpu as GpuContext;
-      const plan = planBudget(loaded.kvMode, needed, maxContext, params.kvBudget, (spec, tokens) =>
-        kvBytesAt(gpu.caps, loaded.shape, spec, loaded.kvDtype, tokens),
-      );
+      const budget = params.kvBudget;
+      const saliency = budget?.eviction === 'saliency';
+      const plan = planBudget(loaded.kvMode, needed, maxContext, budget, (spec, tokens) => kvBytesAt(gpu.caps, loaded.shape, spec, loaded.kvDtype, tokens, { saliency }), loaded.userMode);
       for (const e of plan.events) onContext?.(e);
-      this.useCache(loaded, plan.spec, plan.limitTokens);
+      this.useCache(loaded, plan.spec, plan.limitTokens, saliency, budget !== undefined);
+      // Only a budget evicts before the context is full, but the context's own slide keeps them too.
+      const protectedRanges = typeof input === 'string' ? [] : loaded.structure.protectedRanges(input, promptIds);
       const emit = params.streamStats && onToken ? (t: TokenEvent) => onToken({ ...t, stats: this.stats() }) : onToken;
       const result = await runGeneration({
         model: loaded.model,
         tokenizer: loaded.tokenizer,
-        history: loaded.history,
+        contents: loaded.contents,
         promptIds,
+        protectedRanges,
         params,
         onToken: emit,
         shouldStop: () => this.abortRequested || this.lostError !== null,
         limitTokens: plan.limitTokens,
-        sinkTokens: params.kvBudget?.sinkTokens,
+        sinkTokens: budget?.sinkTokens,
+        eviction: budget?.eviction,
         onContext,
+        onPrefill: (n) => (this.prefillTokens += n),
       });
       return { ...result, contextEvents: [...plan.events, ...(result.contextEvents ?? [])] };
     } catch (err) {
       // A failed step leaves the cache in an unknown state: start the next request from scratch.
       loaded.model.kv.reset();
-      loaded.history.length = 0;
+      loaded.contents.clear();
       throw this.lostError ?? err;
     } finally {
       this.busy = null;
@@ -198,30 +215,31 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * Make the cache the layout of `spec` with its capacity capped at `limit` tokens, rebuilding it (empty: the
-   * turn's prefill refills it) when either changed.
+   * Make the cache the layout of `spec` with its capacity capped at `limit` tokens (tracking saliency when
+   * asked), rebuilding it (empty: the turn's prefill refills it) when any of them changed. The old cache is
+   * freed first, and under a budget the new one allocates its capped size at once: growing would briefly
+   * hold the old and the new buffers together, over the budget.
    */
-  private useCache(loaded: Loaded, spec: KvModeSpec, limit: number): void {
-    if (JSON.stringify(spec) === JSON.stringify(loaded.kvMode) && limit === this.cacheCap(loaded)) return;
-    loaded.model.replaceKv(this.buildCache(loaded, spec, limit));
-    loaded.history.length = 0;
+  private useCache(loaded: Loaded, spec: KvModeSpec, limit: number, saliency: boolean, budgeted: boolean): void {
+    const now = this.cacheCaps.get(loaded.model.kv);
+    if (sameSpec(spec, loaded.kvMode) && limit === (now?.cap ?? loaded.shape.maxTokens) && saliency === (now?.saliency ?? false)) return;
+    loaded.model.kv.destroy();
+    loaded.model.replaceKv(this.buildCache(loaded, spec, limit, saliency));
+    if (budgeted) loaded.model.kv.reserve(limit);
+    loaded.contents.clear();
     loaded.kvMode = spec;
   }
 
-  private cacheCap(loaded: Loaded): number {
-    return this.cacheCaps.get(loaded.model.kv) ?? loaded.shape.maxTokens;
-  }
-
-  private buildCache(loaded: Loaded, spec: KvModeSpec, cap: number): KvCache {
+  private buildCache(loaded: Loaded, spec: KvModeSpec, cap: number, saliency: boolean): KvCache {
     const gpu = this.gpu as GpuContext;
-    const cache = createKvCache(gpu.device, gpu.caps, { ...loaded.shape, maxTokens: cap }, spec, loaded.kvDtype);
-    this.cacheCaps.set(cache, cap);
+    const cache = createKvCache(gpu.device, gpu.caps, { ...loaded.shape, maxTokens: cap }, spec, loaded.kvDtype, { saliency });
+    this.cacheCaps.set(cache, { cap, saliency });
     return cache;
   }
 
   /**
-   * Switch the KV cache layout mid-chat: build the new cache, then re-prefill every token the old one held,
-   * so the conversation continues unchanged in the new mode.
+   * Switch the KV cache layout mid-chat: build the new cache, then re-prefill every token the old one held at
+   * its position, so the conversation continues unchanged in the new mode. This becomes the user's mode.
    */
   async setKvMode(spec: KvModeSpec): Promise<EngineStats> {
     if (this.lostError) throw this.lostError;
@@ -229,23 +247,25 @@ export class Engine implements EngineApi {
     if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
     if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
     this.busy = 'generate';
-    const { model, history } = loaded;
-    const tokens = history.splice(0);
+    const { model, contents } = loaded;
     try {
       // The capacity cap of a memory budget carries over; the next turn re-plans it for the new mode.
-      model.replaceKv(this.buildCache(loaded, spec, this.cacheCap(loaded)));
+      const now = this.cacheCaps.get(model.kv) ?? { cap: loaded.shape.maxTokens, saliency: false };
+      // The held ids are in `contents`: the old cache can go before the new one is allocated.
+      const matched = contents.matches(model.kv);
+      model.kv.destroy();
+      if (!matched) contents.clear();
+      const next = this.buildCache(loaded, spec, now.cap, now.saliency);
+      if (now.cap < loaded.shape.maxTokens) next.reserve(now.cap);
       loaded.kvMode = spec;
-      for (let i = 0; i < tokens.length; i += model.maxStepTokens) {
-        const chunk = tokens.slice(i, i + model.maxStepTokens);
-        await model.forward(chunk, 'none');
-        history.push(...chunk);
-      }
+      loaded.userMode = spec;
+      await refillHeld(model, next, contents, (n) => (this.prefillTokens += n));
       await model.sync();
       return this.stats();
     } catch (err) {
       // The old cache is gone; the next generate re-prefills from the chat text, so nothing is lost.
       model.kv.reset();
-      history.length = 0;
+      contents.clear();
       throw this.lostError ?? err;
     } finally {
       this.busy = null;
@@ -261,7 +281,7 @@ export class Engine implements EngineApi {
   stats(): EngineStats {
     const l = this.loaded;
     if (!l) {
-      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0 };
+      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0, prefillTokensDispatched: 0 };
     }
     const kvLayers = l.model.kv.layerStats();
     const kvBytes = kvLayers.reduce((s, x) => s + x.total, 0);
@@ -279,6 +299,8 @@ export class Engine implements EngineApi {
       kvLayers,
       weightBytes: l.weights.bytes,
       activationBytes: l.model.activationBytes,
+      prefillTokensDispatched: this.prefillTokens,
+      kvPositions: l.contents.report(),
     };
   }
 
@@ -289,7 +311,7 @@ export class Engine implements EngineApi {
     if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
     this.busy = 'generate';
     try {
-      loaded.history.length = 0;
+      loaded.contents.clear();
       return await measureSpeed(loaded.model, contexts, decodeTokens, this.gpu);
     } finally {
       this.busy = null;
@@ -308,7 +330,7 @@ export class Engine implements EngineApi {
     const gpu = this.gpu as GpuContext;
     const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
     try {
-      loaded.history.length = 0;
+      loaded.contents.clear();
       return modes.map(({ label, spec }) => {
         loaded.model.replaceKv(cacheFor(spec));
         loaded.model.kv.reserve(Math.min(tokens, loaded.config.maxPositions));
@@ -329,7 +351,7 @@ export class Engine implements EngineApi {
     const gpu = this.gpu as GpuContext;
     const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
     try {
-      loaded.history.length = 0;
+      loaded.contents.clear();
       return await measureKvModeSpeed(loaded.model, gpu, request, (spec) => loaded.model.replaceKv(cacheFor(spec)), (line) => console.log(`[kv-bench] ${line}`));
     } finally {
       if (!this.lostError) loaded.model.replaceKv(cacheFor(loaded.kvMode));
@@ -349,7 +371,7 @@ export class Engine implements EngineApi {
     }
     this.busy = 'generate';
     try {
-      loaded.history.length = 0;
+      loaded.contents.clear();
       const useMode = (spec: KvModeSpec) => {
         loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype));
         loaded.kvMode = spec;

@@ -1,29 +1,38 @@
 /**
  * The generate loop: reuse the cached prefix, prefill the rest of the prompt in chunks, then decode one
- * token per step until EOS, a stop string, the token limit, the context limit or an abort.
+ * token per step until EOS, a stop string, the token limit, the context limit or an abort. A cache at its
+ * limit evicts (src/engine/cache-window.ts) before the step that would not fit.
  */
 import type { LlamaModel, StepOutput } from '../model/llama';
 import { IncrementalDecoder, type ChatTokenizer } from '../model/tokenizer';
-import type { ContextEvent, FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
-import { DEFAULT_SINK_TOKENS, keptAfterSlide, sinkAndRecent, windowPrompt, windowReason } from './context-window';
+import type { ContextEvent, EvictionPolicy, FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
+import type { CacheContents, PositionRange } from './cache-contents';
+import { CacheWindow, windowPromptIds } from './cache-window';
+import { DEFAULT_SINK_TOKENS } from './context-window';
 import { normalizeSamplingParams, Sampler } from './sampler';
 import { StopStringMatcher } from './stop-strings';
 
-/** Everything one generation needs. `history` (ids the cache holds) is updated in place. */
+/** Everything one generation needs. `contents` (what the cache holds) is updated in place. */
 export interface GenerationRequest {
   model: LlamaModel;
   tokenizer: ChatTokenizer;
-  history: number[];
+  contents: CacheContents;
   promptIds: number[];
+  /** Token ranges of the prompt an eviction keeps (system prompt, role markers). */
+  protectedRanges?: PositionRange[];
   params: GenerateParams;
   onToken?: (t: TokenEvent) => void;
   shouldStop: () => boolean;
   /** Most tokens the cache may hold (the memory budget's limit); default and upper bound: the model's context. */
   limitTokens?: number;
-  /** Attention-sink tokens kept when the cache slides to a recent window (default 4). */
+  /** Attention-sink tokens an eviction keeps (default 4). */
   sinkTokens?: number;
+  /** Which tokens an eviction keeps (default 'window'). */
+  eviction?: EvictionPolicy;
   /** Hears each window change as it happens. */
   onContext?: (e: ContextEvent) => void;
+  /** Counts prompt tokens dispatched in prefill steps. */
+  onPrefill?: (tokens: number) => void;
 }
 
 const now = () => performance.now();
@@ -42,23 +51,9 @@ function commonPrefixLength(a: readonly number[], b: readonly number[]): number 
   return i;
 }
 
-/** Prefill `ids` after the `keep` ids already cached, in chunks; the last chunk reads `read`. Stops early on abort. */
-async function prefill(req: GenerationRequest, ids: readonly number[], keep: number, read: 'none' | 'token' | 'last-logits'): Promise<StepOutput | null> {
-  const { model, history } = req;
-  let out: StepOutput = { nextToken: -1 };
-  for (let i = keep; i < ids.length; i += model.maxStepTokens) {
-    if (req.shouldStop()) return null;
-    const chunk = ids.slice(i, i + model.maxStepTokens);
-    const isLast = i + chunk.length >= ids.length;
-    out = await model.forward(chunk, isLast ? read : 'none');
-    history.push(...chunk);
-  }
-  return out;
-}
-
 /** Run one generation to completion. */
 export async function runGeneration(req: GenerationRequest): Promise<GenerateResult> {
-  const { model, tokenizer, history } = req;
+  const { model, tokenizer, contents } = req;
   const params = normalizeSamplingParams(req.params);
   const sampler = new Sampler(params);
   const maxContext = model.config.maxPositions;
@@ -70,22 +65,39 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     req.onContext?.(e);
   };
   if (req.promptIds.length === 0) throw new RangeError('The prompt is empty.');
-  // A prompt longer than the cache may hold keeps its sinks and its most recent tokens.
-  const windowed = windowPrompt(req.promptIds, limit, maxContext, sinks);
-  if (windowed.event) report(windowed.event);
-  const promptIds = windowed.ids;
+  const window = new CacheWindow({
+    model, contents, limit, maxContext, sinks, policy: req.eviction ?? 'window', report, shouldStop: req.shouldStop, onPrefill: req.onPrefill ?? (() => {}),
+  });
+  // What the cache holds is a prefix of the chat's token stream (kept positions only, after evictions).
+  if (!contents.matches(model.kv)) {
+    model.kv.reset();
+    contents.clear();
+  }
+  let promptIds = req.promptIds;
+  let ranges = req.protectedRanges ?? [];
+  // A prompt whose positions would pass the context, or longer than a limit its layout cannot evict in place
+  // under, is windowed before its prefill (positions restart at 0).
+  const inPlace = model.kv.evictionRules() !== null;
+  if (promptIds.length >= maxContext || (!inPlace && promptIds.length >= limit)) {
+    const windowed = windowPromptIds(promptIds, ranges, { limit, maxContext, sinks, reason: promptIds.length >= maxContext ? 'positions' : 'layout' });
+    report(windowed.event);
+    promptIds = windowed.ids;
+    ranges = windowed.ranges;
+  }
 
   // Keep the cached K/V of the longest shared prefix; the last prompt token is always recomputed for its logits.
-  let keep = Math.min(commonPrefixLength(history, promptIds), promptIds.length - 1);
-  if (!model.kv.truncate(keep)) {
+  let keep = Math.min(commonPrefixLength(contents.ids, promptIds), promptIds.length - 1);
+  if (model.kv.truncate(contents.slotsBelow(keep), keep)) contents.cut(keep);
+  else {
     model.kv.reset();
+    contents.clear();
     keep = 0;
   }
-  history.length = keep;
+  contents.protect(ranges);
 
   const read = sampler.isGreedy ? 'token' : 'last-logits';
   const prefillStart = now();
-  const prefilled = await prefill(req, promptIds, keep, read);
+  const prefilled = await window.prefill(promptIds.slice(keep), 'prompt', read);
   const prefillMs = now() - prefillStart;
   if (!prefilled) {
     // Stopped during prefill: nothing generated; the cache holds the chunks done so far.
@@ -130,35 +142,26 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       next = ahead.shift() as number;
       continue;
     }
-    if (model.kv.length + 1 > limit) {
-      // The cache is full: rebuild it from the sinks and the recent tokens (contiguous positions) and go on.
-      const kept = sinkAndRecent(history, sinks, keptAfterSlide(limit, sinks));
-      const dropped = history.length - kept.length;
-      model.kv.reset();
-      history.length = 0;
-      if (!(await prefill(req, kept, 0, 'none'))) {
-        finishReason = 'abort';
-        break;
-      }
-      report({ kind: 'window', at: 'decode', reason: windowReason(limit, maxContext), droppedTokens: dropped, sinkTokens: Math.min(sinks, kept.length - 1), keptTokens: kept.length, limitTokens: limit });
+    // The cache is full: evict (in place where the layout can) and go on.
+    if (!(await window.makeRoom(1, 'decode'))) {
+      finishReason = 'abort';
+      break;
     }
-    const steps = queued ? Math.min(QUEUED_DECODE_STEPS, params.maxNewTokens - generated.length, limit - model.kv.length) : 1;
+    const room = Math.min(limit - model.kv.length, maxContext - model.kv.nextPosition);
+    const steps = queued ? Math.min(QUEUED_DECODE_STEPS, params.maxNewTokens - generated.length, room) : 1;
     if (steps >= 2) {
       ahead = await model.decodeGreedy(next, steps);
-      history.push(next, ...ahead.slice(0, -1));
+      contents.push([next, ...ahead.slice(0, -1)]);
       next = ahead.shift() as number;
       continue;
     }
     out = await model.forward([next], read);
-    history.push(next);
+    contents.push([next]);
     next = pick(out);
   }
   // Queued steps past the stop: the token the loop stopped at and those before the last of `ahead` were
   // fed already, ahead.length tokens more than the one-step loop feeds; cut them off.
-  if (ahead.length > 0) {
-    const cut = history.length - ahead.length;
-    if (model.kv.truncate(cut)) history.length = cut;
-  }
+  if (ahead.length > 0 && model.kv.truncate(model.kv.length - ahead.length)) contents.dropLast(ahead.length);
   if (finishReason !== 'stop') {
     // Bytes the decoder held back (an unfinished UTF-8 sequence) still pass through the stop matcher.
     const tail = stops.push(decoder.flush());

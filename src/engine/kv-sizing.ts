@@ -6,6 +6,7 @@
  */
 import type { GpuCaps } from '../gpu/device';
 import { createKvCache } from '../kv/factory';
+import type { CacheOptions } from '../kv/growing-cache';
 import type { KvShape } from '../kv/types';
 import type { KvModeSpec } from '../worker/api';
 
@@ -22,14 +23,14 @@ const sizingDevice = {
 } as unknown as GPUDevice;
 
 /**
- * Bytes a cache of `spec` allocates once it holds `tokens` tokens when its capacity is capped at `tokens`
+ * Bytes a cache of `spec` (built with `options`, e.g. saliency tracking) allocates once it holds `tokens` tokens when its capacity is capped at `tokens`
  * (the engine caps the cache that way under a budget, so the real allocation never exceeds this).
  * Infinity when the mode cannot be built for this shape (e.g. a merge start layer past the last layer).
  */
-export function kvBytesAt(caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16', tokens: number): number {
+export function kvBytesAt(caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16', tokens: number, options: CacheOptions = {}): number {
   if (tokens <= 0) return 0;
   try {
-    const cache = createKvCache(sizingDevice, caps, { ...shape, maxTokens: tokens }, spec, kvDtype);
+    const cache = createKvCache(sizingDevice, caps, { ...shape, maxTokens: tokens }, spec, kvDtype, options);
     cache.reserve(tokens);
     const bytes = cache.layerStats().reduce((sum, layer) => sum + layer.total, 0);
     cache.destroy();

@@ -11,6 +11,7 @@ import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
 import gemv from '../../shaders/gemv.wgsl?raw';
 import hadamard from '../../shaders/hadamard.wgsl?raw';
+import kvCompact from '../../shaders/kv_compact.wgsl?raw';
 import kvFullAppend from '../../shaders/kv_full_append.wgsl?raw';
 import kvMerge from '../../shaders/kv_merge.wgsl?raw';
 import kvQuantAppend from '../../shaders/kv_quant_append.wgsl?raw';
@@ -23,6 +24,7 @@ import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
 import quantMath from '../../shaders/lib/quant_math.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import saliencyRows from '../../shaders/lib/saliency_rows.wgsl?raw';
 import ropeAngle from '../../shaders/lib/rope_angle.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import step from '../../shaders/lib/step.wgsl?raw';
@@ -44,6 +46,7 @@ export const SHADERS = {
   embed,
   gemv,
   hadamard,
+  kv_compact: kvCompact,
   kv_full_append: kvFullAppend,
   kv_merge: kvMerge,
   kv_quant_append: kvQuantAppend,
@@ -64,6 +67,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   kv_quant_rows: kvQuantRows,
   quant_math: quantMath,
   reduce,
+  saliency_rows: saliencyRows,
   rope_angle: ropeAngle,
   slerp,
   step,

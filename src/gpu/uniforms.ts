@@ -70,7 +70,7 @@ export class UniformArena {
   }
 }
 
-/** Per-step values shared by every kernel: WGSL `struct Step { pos0: u32, kv_len: u32, tokens: u32, _pad: u32 }`. */
+/** Per-step values shared by every kernel: WGSL `struct Step { pos0: u32, kv_len: u32, tokens: u32, rope_pos0: u32 }` (lib/step.wgsl). */
 export class StepUniform {
   readonly buffer: GPUBuffer;
   private readonly data = new Uint32Array(4);
@@ -82,11 +82,15 @@ export class StepUniform {
     this.buffer = owner.create('step', 16, Usage.UNIFORM | Usage.COPY_DST);
   }
 
-  /** Set the absolute position of the first token of this step and how many tokens it holds. */
-  write(pos0: number, tokens: number): void {
+  /**
+   * Set the cache slot of the first token of this step, how many tokens it holds, and the RoPE position of its
+   * first token (the slot unless the cache evicted tokens in place).
+   */
+  write(pos0: number, tokens: number, ropePos0 = pos0): void {
     this.data[0] = pos0;
     this.data[1] = pos0 + tokens;
     this.data[2] = tokens;
+    this.data[3] = ropePos0;
     this.device.queue.writeBuffer(this.buffer, 0, this.data);
   }
 }

@@ -4,6 +4,7 @@
 import type { GpuCaps } from '../gpu/device';
 import type { KvModeSpec } from '../worker/api';
 import { FullKvCache } from './full-cache';
+import type { CacheOptions } from './growing-cache';
 import { MergedKvCache } from './merge-cache';
 import { quantFormat } from './quant-format';
 import { QuantKvCache } from './quant-cache';
@@ -21,18 +22,19 @@ export function fullPrecisionKvDtype(caps: GpuCaps, requested: 'auto' | 'f32' | 
 }
 
 /** Create the cache for `spec`: its layout, wrapped in a Hadamard rotation when `spec.rotate` is set. */
-export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16'): KvCache {
-  const layout = createLayout(device, caps, shape, spec, kvDtype);
+export function createKvCache(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16', options: CacheOptions = {}): KvCache {
+  const layout = createLayout(device, caps, shape, spec, kvDtype, options);
   return spec.rotate ? new RotatedKvCache(device, shape, layout) : layout;
 }
 
-function createLayout(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16'): KvCache {
+/** `options.saliency` is honoured by the layouts that evict in place (full, int8, kivi, zip); merged layouts ignore it. */
+function createLayout(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: KvModeSpec, kvDtype: 'f32' | 'f16', options: CacheOptions): KvCache {
   switch (spec.mode) {
     case 'full':
-      return new FullKvCache(device, shape, { dtype: kvDtype });
+      return new FullKvCache(device, shape, { dtype: kvDtype, ...options });
     case 'int8':
     case 'kivi':
-      return new QuantKvCache(device, shape, quantFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, spec.mode === 'kivi' ? `kivi-${spec.bits ?? 4}` : 'int8');
+      return new QuantKvCache(device, shape, quantFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, spec.mode === 'kivi' ? `kivi-${spec.bits ?? 4}` : 'int8', options);
     case 'merge':
     case 'merge+kivi': {
       const o = mergeOptionsFor(shape, spec);
@@ -45,7 +47,7 @@ function createLayout(device: GPUDevice, caps: GpuCaps, shape: KvShape, spec: Kv
       return new MergedKvCache(device, shape, o, bytes, makeBase, name);
     }
     case 'zip':
-      return new ZipKvCache(device, shape, zipFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, 'zip');
+      return new ZipKvCache(device, shape, zipFormatFor(shape, spec), kvDtype === 'f16' ? 2 : 4, 'zip', options);
     default:
       throw new RangeError(`Unknown KV cache mode ${(spec as { mode: string }).mode}`);
   }

@@ -1,16 +1,17 @@
 /**
  * The `full` KV layout: K and V per layer as kvt (f16 when the adapter has shader-f16, else f32),
  * [capacity, kvHeads, headDim] row-major. Capacity grows in whole blocks; on growth the old rows are
- * copied on the GPU and the old buffers freed.
+ * copied on the GPU and the old buffers freed. Any slot can be evicted in place (rows compacted on the GPU).
  */
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { KvLayerStats } from '../worker/api';
-import { GrowingKvCache } from './growing-cache';
+import type { CompactRegion } from './eviction';
+import { GrowingKvCache, type CacheOptions } from './growing-cache';
 import { recordRowAttention } from './row-attention';
-import type { AttentionIO, KvShape } from './types';
+import type { AttentionIO, EvictionRules, KvShape } from './types';
 
 /** Options for the full-precision layout. */
-export interface FullCacheOptions {
+export interface FullCacheOptions extends CacheOptions {
   /** Storage dtype; must be 'f32' unless the device has shader-f16. */
   dtype: 'f32' | 'f16';
   /** Growth granularity in tokens (default 64). */
@@ -33,13 +34,14 @@ export class FullKvCache extends GrowingKvCache {
     shape: KvShape,
     options: FullCacheOptions,
   ) {
-    super(device, shape, 'full');
+    super(device, shape, 'full', options);
     this.blockTokens = options.blockTokens ?? 64;
     this.rowBytes = shape.numKvHeads * shape.headDim * (options.dtype === 'f16' ? 2 : 4);
   }
 
   reserve(totalTokens: number): void {
     if (totalTokens <= this.capacity) return;
+    this.reserveSaliency();
     const grown = Math.max(totalTokens, Math.ceil(this.capacity * 1.25));
     const capacity = Math.min(Math.ceil(grown / this.blockTokens) * this.blockTokens, Math.max(totalTokens, this.shape.maxTokens));
     const next = Array.from({ length: this.shape.numLayers }, (_, l) => ({
@@ -79,20 +81,35 @@ export class FullKvCache extends GrowingKvCache {
     recordRowAttention(rec, {
       label: `attention_full L${layer}`, shader: 'attention_full', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
       paramsBinding: 0, outBinding: 5, bindings: { 1: rec.step.buffer, 2: io.q, 3: k, 4: v },
+      saliency: this.saliency && { tracker: this.saliency, layer, reads: [1, 2, 3] },
     });
+  }
+
+  override evictionRules(): EvictionRules {
+    return { block: 1, multiple: 1, frontier: this.held };
+  }
+
+  protected override evictionRegions(): CompactRegion[] {
+    const rowWords = this.rowBytes / 4;
+    return this.buffers.flatMap((b, l) => [
+      { label: `L${l}.k`, buffer: b.k, rowWords, rows: 'slot' as const },
+      { label: `L${l}.v`, buffer: b.v, rowWords, rows: 'slot' as const },
+    ]);
   }
 
   override get canRewind(): boolean {
     return true;
   }
 
-  override truncate(tokens: number): boolean {
-    this.held = Math.min(this.held, tokens);
+  override truncate(tokens: number, nextPosition?: number): boolean {
+    const cut = this.held - Math.min(this.held, tokens);
+    this.held -= cut;
+    this.moveNextPosition(nextPosition ?? this.held + this.positionOffset);
     return true;
   }
 
   layerStats(): KvLayerStats[] {
-    return this.buffers.map((b, layer) => ({ layer, components: { full: b.k.size + b.v.size }, total: b.k.size + b.v.size }));
+    return this.withSaliency(this.buffers.map((b, layer) => ({ layer, components: { full: b.k.size + b.v.size }, total: b.k.size + b.v.size })));
   }
 
   override destroy(): void {

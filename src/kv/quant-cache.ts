@@ -3,15 +3,18 @@
  * and a full-precision residual ring per layer, laid out as in shaders/lib/kv_quant.wgsl. Attention
  * reads them in place (attention_quant.wgsl); after it, the step's flushed tokens are quantized and its
  * fresh rows enter the ring (kv_quant_append.wgsl). There is no full-precision copy of the quantized part.
+ * Eviction in place drops quantized tokens only (whole G-token key blocks for KIVI), never the residual
+ * ring, and a multiple of R tokens at a time, so every ring slot (position % R) and flush boundary stays put.
  */
 import { flatDispatch, type Recorder } from '../gpu/plan';
 import type { UniformSlot } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
+import type { CompactRegion } from './eviction';
 import { copyOnGpu, grownCapacity } from './growth';
 import { keyScaleCount, quantizedCount, valueScaleCount, wordsPerRow, type QuantFormat } from './quant-format';
-import { GrowingKvCache } from './growing-cache';
+import { GrowingKvCache, type CacheOptions } from './growing-cache';
 import { recordRowAttention } from './row-attention';
-import type { AttentionIO, KvShape } from './types';
+import type { AttentionIO, EvictionRules, KvShape } from './types';
 
 interface QuantLayer {
   codes: GPUBuffer /* u32 [capacity, kWords + vWords] */;
@@ -33,8 +36,9 @@ export class QuantKvCache extends GrowingKvCache {
     /** Bytes of one full-precision element in the ring (kvt). */
     private readonly ringElementBytes: 2 | 4,
     mode: string,
+    options: CacheOptions = {},
   ) {
-    super(device, shape, mode);
+    super(device, shape, mode, options);
     this.kWords = wordsPerRow(format.rowElems, format.keyBits);
     this.vWords = wordsPerRow(format.rowElems, format.valueBits);
     this.blockTokens = Math.max(64, format.keyBlockTokens, format.residual);
@@ -47,6 +51,7 @@ export class QuantKvCache extends GrowingKvCache {
 
   reserve(totalTokens: number): void {
     if (totalTokens <= this.capacity) return;
+    this.reserveSaliency();
     const capacity = grownCapacity(this.capacity, totalTokens, this.blockTokens, this.shape.maxTokens);
     const f = this.format;
     const ringBytes = 2 * f.residual * f.rowElems * this.ringElementBytes;
@@ -103,6 +108,7 @@ export class QuantKvCache extends GrowingKvCache {
     recordRowAttention(rec, {
       label: `attention_${this.mode} L${layer}`, shader: 'attention_quant', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: true,
       paramsBinding: 0, outBinding: 3, bindings: { 1: rec.step.buffer, 2: io.q, 4: qp, 5: io.k, 6: io.v, 7: buf.ring, 8: buf.codes, 9: buf.scales },
+      saliency: this.saliency && { tracker: this.saliency, layer, reads: [1, 2, 4, 5, 7, 8, 9] },
     });
     // After attention: quantize what leaves the residual window, then push the fresh rows into it.
     const T = io.tokens;
@@ -134,11 +140,37 @@ export class QuantKvCache extends GrowingKvCache {
     }
   }
 
+  /**
+   * Quantized tokens can go: below the key flush (whole R blocks for KIVI) and the value FIFO; the count
+   * dropped is a multiple of R so ring slots (position % R) and the flush boundaries are unchanged.
+   */
+  override evictionRules(): EvictionRules {
+    const f = this.format;
+    const frontier = Math.min(quantizedCount(f, this.held, true), quantizedCount(f, this.held, false));
+    return { block: f.keyGrouping === 'channel' ? f.keyBlockTokens : 1, multiple: Math.max(1, f.residual), frontier };
+  }
+
+  /** Codes per slot; K scales per slot (int8) or per G-token block (KIVI); V scales per slot. */
+  protected override evictionRegions(): CompactRegion[] {
+    const f = this.format;
+    const groups = f.rowElems / f.channelGroup;
+    const vBase = keyScaleCount(f, this.capacity);
+    return this.layers.flatMap((b, l) => [
+      { label: `L${l}.codes`, buffer: b.codes, rowWords: this.kWords + this.vWords, rows: 'slot' as const },
+      f.keyGrouping === 'channel'
+        ? { label: `L${l}.key-scales`, buffer: b.scales, rowWords: f.rowElems, rows: 'block' as const }
+        : { label: `L${l}.key-scales`, buffer: b.scales, rowWords: groups, rows: 'slot' as const },
+      { label: `L${l}.value-scales`, buffer: b.scales, rowWords: groups, base: vBase, rows: 'slot' as const },
+    ]);
+  }
+
   layerStats(): KvLayerStats[] {
-    return this.layers.map((b, layer) => {
-      const components = { codes: b.codes.size, scales: b.scales.size, residual: b.ring.size };
-      return { layer, components, total: b.codes.size + b.scales.size + b.ring.size };
-    });
+    return this.withSaliency(
+      this.layers.map((b, layer) => {
+        const components = { codes: b.codes.size, scales: b.scales.size, residual: b.ring.size };
+        return { layer, components, total: b.codes.size + b.scales.size + b.ring.size };
+      }),
+    );
   }
 
   /** The layer's buffers, for kernel tests that compare packed bytes with the CPU reference. */

@@ -7,6 +7,7 @@ import type { Binding, Recorder } from '../gpu/plan';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import type { ShaderName } from '../gpu/shaders';
 import { f32 } from '../gpu/uniforms';
+import type { SaliencyTracker } from './saliency';
 import type { AttentionIO } from './types';
 
 /** Decode steps of at most this many tokens split their keys (split-K); longer steps already have T × heads queries. */
@@ -33,6 +34,11 @@ export interface RowAttention {
   capacity: number;
   /** Whether the layout may split keys (not zip, whose saliency needs each query's whole softmax). */
   canSplit: boolean;
+  /**
+   * Score saliency after the attention (lib/saliency_rows.wgsl): `reads` lists the layout bindings its
+   * row_score uses (entry points bind exactly what they use).
+   */
+  saliency?: { tracker: SaliencyTracker; layer: number; reads: number[] } | null;
 }
 
 /**
@@ -41,9 +47,18 @@ export interface RowAttention {
  * barrier-free, one query per invocation on CPU adapters (main_serial), cooperative elsewhere (main).
  */
 export function recordRowAttention(rec: Recorder, a: RowAttention): void {
-  const T = a.io.tokens;
   // WGSL AttnParams (lib/attention_common.wgsl).
-  const attnParams = rec.uniforms.struct({ tokens: T, heads: a.heads, kv_heads: a.kvHeads, head_dim: a.headDim, scale: f32(1 / Math.sqrt(a.headDim)) });
+  const attnParams = rec.uniforms.struct({ tokens: a.io.tokens, heads: a.heads, kv_heads: a.kvHeads, head_dim: a.headDim, scale: f32(1 / Math.sqrt(a.headDim)) });
+  recordAttend(rec, a, attnParams);
+  const s = a.saliency;
+  if (s) {
+    const reads = Object.fromEntries(s.reads.map((b) => [b, a.bindings[b]]));
+    s.tracker.record(rec, s.layer, a.io, a.shader, reads, a.paramsBinding, attnParams);
+  }
+}
+
+function recordAttend(rec: Recorder, a: RowAttention, attnParams: Binding): void {
+  const T = a.io.tokens;
   const bindings = { ...a.bindings, [a.paramsBinding]: attnParams };
   const splits = Math.min(MAX_SPLITS, Math.ceil(a.capacity / KEYS_PER_SPLIT));
   if (a.canSplit && T <= SPLIT_MAX_TOKENS && splits > 1) {

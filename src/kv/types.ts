@@ -31,14 +31,32 @@ export interface AttentionIO {
   tokens: number;
 }
 
-/** A KV cache layout. Positions are absolute; the cache holds positions [0, length). */
+/**
+ * What a layout can drop in place now (see KvCache.evict). Slot b·block … (b+1)·block − 1 form block b; a
+ * keep list must keep or drop whole blocks, drop a multiple of `multiple` slots, and keep every slot from
+ * `frontier` on (the full-precision residual, which is never evicted).
+ */
+export interface EvictionRules {
+  block: number;
+  multiple: number;
+  frontier: number;
+}
+
+/**
+ * A KV cache layout. The cache holds slots [0, length) in the order they were appended; attention of a step
+ * at slot pos0 reads slots [0, pos0 + t]. Until tokens are evicted in place a slot is the token's position;
+ * after an eviction the kept keys keep the RoPE phase of their original positions and new tokens continue
+ * at `nextPosition`.
+ */
 export interface KvCache {
   /** Mode name shown to the user. */
   readonly mode: string;
   /** Bumped whenever buffers are replaced, so recorded plans holding old bind groups are rebuilt. */
   readonly generation: number;
-  /** Tokens currently held. */
+  /** Tokens (slots) currently held. */
   readonly length: number;
+  /** RoPE position of the next token appended: `length` plus the tokens evicted in place since the last reset. */
+  readonly nextPosition: number;
   /** Make room for `totalTokens` positions; grows in blocks, never per token. */
   reserve(totalTokens: number): void;
   /**
@@ -53,10 +71,27 @@ export interface KvCache {
   commit(tokens: number): void;
   /** Whether truncate() can cut at any position (then greedy decoding may run ahead and roll back). */
   readonly canRewind: boolean;
-  /** Forget positions from `tokens` on. Returns false when the layout cannot cut there (the caller then resets). */
-  truncate(tokens: number): boolean;
+  /**
+   * Forget slots from `tokens` on; the next token then goes at RoPE position `nextPosition` (default: back by
+   * as many positions as slots were cut). Returns false when the layout cannot cut there (the caller then resets);
+   * a cut at or past `length` always works, so it can also move the next position on.
+   */
+  truncate(tokens: number, nextPosition?: number): boolean;
   /** Forget everything; keeps the allocation for reuse. */
   reset(): void;
+  /** What this layout can evict in place now, or null when it cannot (the engine then re-prefills what it keeps). */
+  evictionRules(): EvictionRules | null;
+  /**
+   * Record, into a one-off plan, the GPU compaction that keeps only the slots `keep` (ascending, obeying
+   * evictionRules()), and update the bookkeeping: afterwards the cache holds keep.length slots and
+   * nextPosition is unchanged. The caller submits the plan before the next step.
+   */
+  evict(rec: Recorder, keep: readonly number[]): void;
+  /**
+   * Normalized attention saliency of each held slot (accumulated attention weight of the probe queries over
+   * layers and heads / the number of queries that saw the slot), or null when the cache was built without it.
+   */
+  readSaliency(): Promise<Float32Array | null>;
   /** Real allocated bytes per layer and component. */
   layerStats(): KvLayerStats[];
   /** Bytes an fp16 cache holding the same tokens would take: 2 × L × Hk × d × T × 2. */

@@ -7,16 +7,18 @@
  * Per step and layer: attention_zip.wgsl reads the layout in place (no full-precision copy of quantized
  * tokens) and records each row's softmax max and sum; then kv_zip_append.wgsl scores the unquantized tokens
  * with the step's probe queries, freezes every block the step completes (selection, scales, codes) and moves
- * the remaining fresh rows into the ring. Blocks are never re-quantized.
+ * the remaining fresh rows into the ring. Blocks are never re-quantized. Eviction in place drops whole frozen
+ * R-token blocks (never the ring), so ring slots and the next block boundary stay put.
  */
 import { Usage } from '../gpu/buffers';
 import { flatDispatch, type Binding, type Recorder } from '../gpu/plan';
 import { f32 } from '../gpu/uniforms';
 import type { KvLayerStats } from '../worker/api';
+import type { CompactRegion } from './eviction';
 import { copyOnGpu, grownCapacity } from './growth';
-import { GrowingKvCache } from './growing-cache';
+import { GrowingKvCache, type CacheOptions } from './growing-cache';
 import { recordRowAttention } from './row-attention';
-import type { AttentionIO, KvShape } from './types';
+import type { AttentionIO, EvictionRules, KvShape } from './types';
 import { zipSaliencyWords, zipScratchWords, type ZipFormat } from './zip-format';
 
 interface ZipLayer {
@@ -52,8 +54,9 @@ export class ZipKvCache extends GrowingKvCache {
     /** Bytes of one full-precision element in the ring (kvt). */
     private readonly ringElementBytes: 2 | 4,
     mode: string,
+    options: CacheOptions = {},
   ) {
-    super(device, shape, mode);
+    super(device, shape, mode, options);
     if (format.kvHeads !== shape.numKvHeads || format.headDim !== shape.headDim) throw new RangeError('zip format does not match the model shape.');
     if (shape.numHeads % shape.numKvHeads !== 0) throw new RangeError(`Heads ${shape.numHeads} are not a multiple of KV heads ${shape.numKvHeads}.`);
     this.blockTokens = format.residual * Math.max(1, Math.ceil(64 / format.residual));
@@ -68,6 +71,7 @@ export class ZipKvCache extends GrowingKvCache {
 
   reserve(totalTokens: number): void {
     if (totalTokens <= this.capacity) return;
+    this.reserveSaliency();
     const f = this.format;
     const capacity = grownCapacity(this.capacity, totalTokens, this.blockTokens, this.shape.maxTokens);
     const blocks = capacity / f.residual;
@@ -108,6 +112,7 @@ export class ZipKvCache extends GrowingKvCache {
       label: `attention_${this.mode} L${layer}`, shader: 'attention_zip', variant: rec.variant, io, heads: numHeads, kvHeads: numKvHeads, headDim, capacity: this.capacity, canSplit: false,
       bindings: { 0: zp, 1: rec.step.buffer, 2: io.q, 4: io.k, 5: io.v, 6: buf.ring, 7: buf.codes, 8: buf.meta, 9: scratch },
       paramsBinding: 10, outBinding: 3,
+      saliency: this.saliency && { tracker: this.saliency, layer, reads: [0, 1, 2, 4, 6, 7, 8] },
     });
     // After attention: score, then freeze the blocks this step completes (at most ⌊(R − 1 + T)/R⌋).
     const R = f.residual;
@@ -136,12 +141,26 @@ export class ZipKvCache extends GrowingKvCache {
     }
   }
 
+  /** Whole frozen R blocks can go, never the ring. */
+  override evictionRules(): EvictionRules {
+    const R = this.format.residual;
+    return { block: R, multiple: R, frontier: Math.floor(this.held / R) * R };
+  }
+
+  protected override evictionRegions(): CompactRegion[] {
+    const f = this.format;
+    return this.layers.flatMap((b, l) => [
+      { label: `L${l}.codes`, buffer: b.codes, rowWords: f.codeWords, rows: 'block' as const },
+      { label: `L${l}.block-meta`, buffer: b.meta, rowWords: f.metaWords, rows: 'block' as const },
+    ]);
+  }
+
   /** Per layer: codes, key + value scales, channel scales, bitmask (regions of `meta`), ring, saliency (+ scratch share). */
   layerStats(): KvLayerStats[] {
     const f = this.format;
     const blocks = this.capacity / f.residual;
     const scratchShare = this.scratch ? this.scratch.size / this.shape.numLayers : 0;
-    return this.layers.map((b, layer) => {
+    const stats = this.layers.map((b, layer) => {
       const components: Record<string, number> = {
         codes: b.codes.size,
         scales: blocks * (f.valueScaleOffset + f.residual) * 4,
@@ -152,6 +171,7 @@ export class ZipKvCache extends GrowingKvCache {
       };
       return { layer, components, total: Object.values(components).reduce((a, x) => a + x, 0) };
     });
+    return this.withSaliency(stats);
   }
 
   /** Copy a layer's packed state back to the CPU (tests compare it with the reference; not for the hot path). */

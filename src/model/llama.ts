@@ -166,8 +166,9 @@ export class LlamaModel {
   }
 
   /**
-   * Run tokens at positions kv.length … kv.length + T − 1 and append them to the cache.
-   * `read` chooses what comes back: nothing, the greedy token, or logits of the last or every row.
+   * Run tokens at cache slots kv.length … kv.length + T − 1 (RoPE positions kv.nextPosition … + T − 1) and
+   * append them to the cache. `read` chooses what comes back: nothing, the greedy token, or logits of the last
+   * or every row.
    */
   async forward(tokens: number[], read: 'none' | 'token' | 'last-logits' | 'all-logits'): Promise<StepOutput> {
     const T = tokens.length;
@@ -177,11 +178,12 @@ export class LlamaModel {
     const times = this.lastStepTimes;
     const t0 = performance.now();
     const pos0 = this.kv.length;
+    const ropePos0 = this.kv.nextPosition;
     this.kv.reserve(pos0 + T);
     const plan = this.plan(T, mode);
     const device = this.gpu.device;
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(tokens));
-    this.step.write(pos0, T);
+    this.step.write(pos0, T, ropePos0);
     const encoder = device.createCommandEncoder({ label: `step T=${T}` });
     plan.encodeStep(encoder, this.profile);
     const logitBytes = (mode === 'all' ? T : 1) * this.config.vocabSize * 4;
@@ -229,12 +231,13 @@ export class LlamaModel {
     if (!(steps >= 1 && steps <= MAX_QUEUED_STEPS)) throw new RangeError(`decodeGreedy: 1..${MAX_QUEUED_STEPS} steps, got ${steps}`);
     const device = this.gpu.device;
     const pos0 = this.kv.length;
+    const ropePos0 = this.kv.nextPosition;
     this.kv.reserve(pos0 + steps);
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
     for (let i = 0; i < steps; i++) {
       const plan = this.plan(1, 'last', pos0 + i);
       // writeBuffer is ordered with submits, so each step reads its own position.
-      this.step.write(pos0 + i, 1);
+      this.step.write(pos0 + i, 1, ropePos0 + i);
       const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
       plan.encodeStep(encoder, this.profile);
       encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
@@ -247,6 +250,22 @@ export class LlamaModel {
     const tokens = Array.from(new Uint32Array(this.act.tokenRingReadback.getMappedRange(0, steps * 4).slice(0)));
     this.act.tokenRingReadback.unmap();
     return tokens;
+  }
+
+  /**
+   * Evict in place: keep only the cache slots `keep` (ascending, obeying kv.evictionRules()), compacted on the
+   * GPU in one submission. Kept keys keep their RoPE phase; the next token goes at kv.nextPosition.
+   */
+  evict(keep: readonly number[]): void {
+    const device = this.gpu.device;
+    const rec = new Recorder(device, this.pipelines, this.gpu.caps, this.variant, this.step, new BufferGroup(device, 'kv eviction'));
+    this.kv.evict(rec, keep);
+    const plan = rec.finish(0);
+    const encoder = device.createCommandEncoder({ label: 'kv eviction' });
+    plan.encodeStep(encoder);
+    device.queue.submit([encoder.finish()]);
+    // Destroying after submit is safe: WebGPU frees the keep lists once the submitted work is done.
+    plan.destroy();
   }
 
   /** Dispatches one step of `T` tokens issues (records the plan if needed). */

@@ -14,8 +14,10 @@ export interface ChatTokenizer {
   encodeText(text: string): number[];
   /** Render a conversation (chat template, or the plain fallback) with a generation prompt and encode it. */
   encodeChat(messages: ChatMessage[]): number[];
-  /** The prompt text `encodeChat` encodes. */
-  renderChat(messages: ChatMessage[]): string;
+  /** The prompt text `encodeChat` encodes (without the assistant's generation prompt when `addGenerationPrompt` is false). */
+  renderChat(messages: ChatMessage[], addGenerationPrompt?: boolean): string;
+  /** Encode a rendered chat prompt exactly as `encodeChat` does. */
+  encodeRendered(text: string): number[];
   /** False when the model has no chat template and `encodeChat` uses the plain fallback format. */
   hasChatTemplate: boolean;
   /** Decode ids to text, special tokens included. */
@@ -30,9 +32,9 @@ export interface ChatTokenizer {
  * The prompt used when a model has no chat template: one "Role: content" line per message, then "Assistant:".
  * Base models continue it reasonably; the UI should say that the model was not trained for chat.
  */
-export function renderPlainChat(messages: readonly ChatMessage[]): string {
+export function renderPlainChat(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
   const label = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
-  return messages.map((m) => `${label[m.role]}: ${m.content}\n`).join('') + 'Assistant:';
+  return messages.map((m) => `${label[m.role]}: ${m.content}\n`).join('') + (addGenerationPrompt ? 'Assistant:' : '');
 }
 
 type Json = Record<string, unknown>;
@@ -127,17 +129,20 @@ class HfChatTokenizer implements ChatTokenizer {
     return ids;
   }
 
-  renderChat(messages: ChatMessage[]): string {
-    if (!this.hasChatTemplate) return renderPlainChat(messages);
+  renderChat(messages: ChatMessage[], addGenerationPrompt = true): string {
+    if (!this.hasChatTemplate) return renderPlainChat(messages, addGenerationPrompt);
     try {
-      return this.tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true });
+      return this.tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: addGenerationPrompt });
     } catch (err) {
       throw new EngineError(`The chat template of ${this.label} failed to render: ${(err as Error).message}`);
     }
   }
 
   encodeChat(messages: ChatMessage[]): number[] {
-    const text = this.renderChat(messages);
+    return this.encodeRendered(this.renderChat(messages));
+  }
+
+  encodeRendered(text: string): number[] {
     // Templates write BOS themselves; the plain fallback is ordinary text and gets the usual BOS handling.
     return this.hasChatTemplate ? this.tok.encode(text, { add_special_tokens: false }) : this.encodeText(text);
   }

@@ -69,6 +69,8 @@ export class ReferenceModel {
   private readonly invFreq: Float32Array; // (headDim / 2)
   private kv: ReferenceKv;
   private cached = 0;
+  /** RoPE position of the next token: `cached` plus the rows evicted since the last reset. */
+  private nextPosition = 0;
 
   /**
    * Takes f32 tensors by HF name; throws ModelFormatError naming any missing or misshaped tensor.
@@ -129,7 +131,15 @@ export class ReferenceModel {
   /** Forget every cached token. */
   reset(): void {
     this.cached = 0;
+    this.nextPosition = 0;
     this.kv.reset();
+  }
+
+  /** Evict in place: keep only the cached rows `keep` (ascending); kept keys keep their positions. */
+  evict(keep: readonly number[]): void {
+    if (!this.kv.evict) throw new Error('This reference KV mode cannot evict in place.');
+    this.kv.evict(keep, this.config.numKvHeads * this.config.headDim);
+    this.cached = keep.length;
   }
 
   /** Use another KV cache mode from now on (forgets every cached token). */
@@ -142,7 +152,7 @@ export class ReferenceModel {
   forward(tokens: number[]): Float32Array {
     const c = this.config;
     if (tokens.length === 0) return new Float32Array(0);
-    const positions = tokens.map((_, t) => this.cached + t);
+    const positions = tokens.map((_, t) => this.nextPosition + t);
     let x = embed(this.embedTable, tokens, c.hiddenSize); // (T, hidden)
     for (let l = 0; l < c.numLayers; l++) {
       const layer = this.layers[l];
@@ -150,6 +160,7 @@ export class ReferenceModel {
       x = add(x, this.mlpBlock(layer, rmsNorm(x, layer.ffnNorm, c.rmsEps)));
     }
     this.cached += tokens.length;
+    this.nextPosition += tokens.length;
     return matmul(this.input(rmsNorm(x, this.finalNorm, c.rmsEps), this.lmHead, c.hiddenSize), this.lmHead, c.vocabSize, c.hiddenSize);
   }
 

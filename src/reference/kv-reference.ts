@@ -9,6 +9,8 @@ export interface ReferenceKv {
   /** `q` [T, H, d] (after RoPE) is the step's queries, for modes that score saliency (zip); others ignore it. */
   attend(layer: number, k: Float32Array, v: Float32Array, q?: Float32Array): { k: Float32Array; v: Float32Array };
   reset(): void;
+  /** Keep only the rows `keep` (ascending) of `rowElems` elements, in every layer: eviction in place (modes that have it). */
+  evict?(keep: readonly number[], rowElems: number): void;
 }
 
 /** Full precision: past rows exactly as computed. */
@@ -40,6 +42,19 @@ export class FullReferenceKv implements ReferenceKv {
     this.v[layer].set(v, at);
     this.used[layer] = at + k.length;
     return { k: this.k[layer].subarray(0, at + k.length), v: this.v[layer].subarray(0, at + k.length) };
+  }
+
+  evict(keep: readonly number[], rowElems: number): void {
+    const pick = (a: Float32Array) => {
+      const out = new Float32Array(a.length);
+      keep.forEach((r, i) => out.set(a.subarray(r * rowElems, (r + 1) * rowElems), i * rowElems));
+      return out;
+    };
+    for (let l = 0; l < this.numLayers; l++) {
+      this.k[l] = pick(this.k[l]);
+      this.v[l] = pick(this.v[l]);
+      this.used[l] = keep.length * rowElems;
+    }
   }
 
   reset(): void {

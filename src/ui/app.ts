@@ -91,7 +91,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     onKvEscalated: (spec) => {
       settings.kv = kvSettingsFromSpec(spec, settings.kv);
       compression.showKv(settings.kv);
-      compression.setStatus(`Auto escalation: now ${specName(spec)}.`);
+      compression.setStatus(`Memory budget: now ${specName(spec)}.`);
       save();
     },
     showChatView: () => setView('chat'),

@@ -132,14 +132,46 @@ export interface KvBudget {
   autoEscalate: boolean;
   /** Attention-sink tokens always kept at the start of the cache (default 4). */
   sinkTokens?: number;
+  /**
+   * Which tokens go when the cache is full (default 'window'): 'window' keeps the sinks and the most recent
+   * tokens; 'saliency' (H2O / SnapKV) keeps the tokens with the largest normalized attention saliency plus the
+   * sinks and a recent window. Either way the system prompt and the chat template's role markers stay.
+   */
+  eviction?: EvictionPolicy;
 }
+
+/** Which tokens an eviction keeps (see KvBudget.eviction). */
+export type EvictionPolicy = 'window' | 'saliency';
 
 /** Something the engine did to the cache to stay inside the memory budget or the model's context. */
 export type ContextEvent =
   /** The KV mode was switched to a stronger one (the chat continues in it). */
   | { kind: 'escalate'; fromMode: string; toMode: string; spec: KvModeSpec; neededTokens: number; limitTokens: number; budgetBytes: number }
-  /** The cache dropped `droppedTokens` middle tokens, keeping `sinkTokens` sinks plus the most recent tokens. */
-  | { kind: 'window'; at: 'prompt' | 'decode'; reason: 'budget' | 'context'; droppedTokens: number; sinkTokens: number; keptTokens: number; limitTokens: number };
+  /** The budget allows the user's own mode again (a new chat, fewer tokens): the chat continues in it. */
+  | { kind: 'step-down'; fromMode: string; toMode: string; spec: KvModeSpec; neededTokens: number; limitTokens: number; budgetBytes: number | null }
+  /**
+   * The cache dropped `droppedTokens` tokens to stay under its limit of `limitTokens`, keeping `keptTokens`:
+   * `evictedRanges` are their positions [start, end) in the chat's token stream, `policy` chose them, and
+   * `sinkTokens` sinks and `protectedKept` protected tokens (system prompt, role markers) stayed
+   * (`protectedDropped` did not fit). `inPlace`: the kept slots were compacted on the GPU and keep their
+   * positions, nothing was re-prefilled; otherwise the kept tokens were re-prefilled at positions 0 … keptTokens − 1
+   * because the layout cannot evict in place (or not enough), or the next position would pass the model's context.
+   */
+  | {
+      kind: 'window';
+      at: 'prompt' | 'decode';
+      reason: 'budget' | 'context';
+      droppedTokens: number;
+      sinkTokens: number;
+      keptTokens: number;
+      limitTokens: number;
+      policy: EvictionPolicy;
+      inPlace: boolean;
+      reprefillBecause?: 'layout' | 'positions';
+      protectedKept: number;
+      protectedDropped: number;
+      evictedRanges: Array<[number, number]>;
+    };
 
 /** Streamed once per generated token. */
 export interface TokenEvent {
@@ -193,6 +225,22 @@ export interface EngineStats {
   kvLayers: KvLayerStats[];
   weightBytes: number;
   activationBytes: number;
+  /** Prompt tokens dispatched in prefill steps since the model loaded (re-prefills after a slide included). */
+  prefillTokensDispatched: number;
+  /** Which tokens of the chat's token stream the cache holds (positions [start, end)), when a model is loaded. */
+  kvPositions?: KvPositions;
+}
+
+/** The cache's view of the chat's token stream: position p is the p-th token fed since the cache was last empty. */
+export interface KvPositions {
+  /** RoPE position of the next token. */
+  nextPosition: number;
+  /** Positions the cache holds. */
+  held: Array<[number, number]>;
+  /** Protected positions (system prompt, role markers) of the stream, held or not. */
+  protected: Array<[number, number]>;
+  /** How many protected positions the cache holds. */
+  protectedHeld: number;
 }
 
 /** The worker's API. Callbacks must be wrapped with comlink's `proxy()` by the caller. */

@@ -36,9 +36,9 @@ describe('settings → engine parameters', () => {
   it('adds chat stop strings, a fixed seed and the budget in bytes', () => {
     const s = defaultSettings();
     s.sampling.seed = 42;
-    s.budget = { enabled: true, mib: 1.5, auto: false };
+    s.budget = { enabled: true, mib: 1.5, auto: false, eviction: 'saliency' };
     s.liveMeter = false;
-    expect(generateParams(s, true)).toMatchObject({ seed: 42, stop: CHAT_STOP_STRINGS, streamStats: false, kvBudget: { bytes: 1.5 * 2 ** 20, autoEscalate: false } });
+    expect(generateParams(s, true)).toMatchObject({ seed: 42, stop: CHAT_STOP_STRINGS, streamStats: false, kvBudget: { bytes: 1.5 * 2 ** 20, autoEscalate: false, eviction: 'saliency' } });
   });
 });
 

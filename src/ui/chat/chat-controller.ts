@@ -300,7 +300,7 @@ export class ChatController {
       }
       const notice = this.insertNotice(chat, entry, describeContextEvent(e));
       if (e.kind === 'window' && e.at === 'decode') slides = { notice, times: 1, dropped: e.droppedTokens };
-      if (e.kind === 'escalate') this.deps.onKvEscalated(e.spec);
+      if (e.kind === 'escalate' || e.kind === 'step-down') this.deps.onKvEscalated(e.spec);
     };
     let result: GenerateResult | null = null;
     try {

@@ -4,7 +4,7 @@
 import type { ContextEvent } from '../../worker/api';
 import { formatBytes } from '../dom';
 
-/** A notice for an escalation or a window change; `repeats` sums the slides of one reply into one notice. */
+/** A notice for an escalation, a step back down, or an eviction; `repeats` sums the evictions of one reply into one notice. */
 export function describeContextEvent(e: ContextEvent, repeats?: { times: number; dropped: number }): string {
   if (e.kind === 'escalate') {
     return (
@@ -12,15 +12,34 @@ export function describeContextEvent(e: ContextEvent, repeats?: { times: number;
       `Switched to ${e.toMode}, which holds ${e.limitTokens} tokens there. The conversation is kept.`
     );
   }
+  if (e.kind === 'step-down') {
+    const room = e.budgetBytes === null ? 'without a memory budget' : `in ${formatBytes(e.budgetBytes)}, where it holds ${e.limitTokens} tokens`;
+    return `Memory budget: this turn's ${e.neededTokens} tokens fit ${e.toMode} again ${room}. Switched back from ${e.fromMode} to ${e.toMode}. The conversation is kept.`;
+  }
   const why =
     e.reason === 'budget'
       ? `The KV cache reached its memory budget (${e.limitTokens} tokens in this mode)`
       : `The conversation is longer than the model's context (${e.limitTokens} tokens)`;
   const where = e.at === 'prompt' ? 'before this reply' : 'during this reply';
-  const again = repeats && repeats.times > 1 ? ` This happened ${repeats.times} times during this reply (${repeats.dropped} tokens dropped in all).` : '';
+  const again = repeats && repeats.times > 1 ? ` This happened ${repeats.times} times during this reply (${repeats.dropped} tokens evicted in all).` : '';
+  const others = e.keptTokens - e.sinkTokens - e.protectedKept;
+  const guarded =
+    e.protectedDropped > 0
+      ? `; ${e.protectedDropped} protected tokens (system prompt, role markers) did not fit and went too`
+      : e.protectedKept > 0
+        ? `; system prompt and role markers kept (${e.protectedKept} tokens)`
+        : '';
+  const after = 'The transcript still shows everything, but the model no longer sees that part.';
+  if (e.inPlace) {
+    return (
+      `${why} ${where}: evicted ${e.droppedTokens} tokens in place (${e.policy})${guarded}. The cache keeps the first ${e.sinkTokens} tokens ` +
+      `(attention sinks) and ${others} ${e.policy === 'saliency' ? 'recent or most-attended' : 'recent'} ones at their positions; nothing was re-read. ${after}${again}`
+    );
+  }
+  const because = e.reprefillBecause === 'positions' ? "the next position would pass the model's context" : 'this cache mode cannot evict in place';
   return (
-    `${why} ${where}: the cache now keeps the first ${e.sinkTokens} tokens (attention sinks) and the latest ${e.keptTokens - e.sinkTokens}; ` +
-    `${e.droppedTokens} tokens in between were dropped from the cache. The transcript still shows everything, but the model no longer sees that part.${again}`
+    `${why} ${where}: the cache now keeps the first ${e.sinkTokens} tokens (attention sinks) and ${e.policy === 'saliency' ? `${others} recent or most-attended ones` : `the latest ${others}`}${guarded}; ` +
+    `${e.droppedTokens} tokens in between were dropped from the cache (${e.policy}) and the kept ones re-read from scratch, as ${because}. ${after}${again}`
   );
 }
 

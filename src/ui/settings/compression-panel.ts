@@ -100,16 +100,24 @@ export function mountCompressionPanel(container: HTMLElement, settings: AppSetti
   const enabled = el('input', { id: 'budget-enabled', type: 'checkbox', checked: budget.enabled });
   const mib = el('input', { id: 'budget-mib', type: 'number', min: '0.01', step: '0.05', value: String(budget.mib) });
   const auto = el('input', { id: 'budget-auto', type: 'checkbox', checked: budget.auto });
+  const eviction = el(
+    'select',
+    { id: 'budget-eviction' },
+    el('option', { value: 'window', textContent: 'Window: sinks + most recent' }),
+    el('option', { value: 'saliency', textContent: 'Saliency: most attended + recent (H2O)' }),
+  );
+  eviction.value = budget.eviction;
   const onBudget = () => {
     budget.enabled = enabled.checked;
     const v = Number(mib.value);
     if (Number.isFinite(v) && v > 0) budget.mib = v;
     budget.auto = auto.checked;
-    mib.disabled = auto.disabled = !budget.enabled;
+    budget.eviction = eviction.value === 'saliency' ? 'saliency' : 'window';
+    mib.disabled = auto.disabled = eviction.disabled = !budget.enabled;
     hooks.onBudgetChange();
   };
-  for (const input of [enabled, mib, auto]) input.addEventListener('change', onBudget);
-  mib.disabled = auto.disabled = !budget.enabled;
+  for (const input of [enabled, mib, auto, eviction]) input.addEventListener('change', onBudget);
+  mib.disabled = auto.disabled = eviction.disabled = !budget.enabled;
 
   container.append(
     el('fieldset', { className: 'settings-group' }, el('legend', {}, 'KV cache mode'), modeList, params, status),
@@ -120,11 +128,13 @@ export function mountCompressionPanel(container: HTMLElement, settings: AppSetti
       el('label', { className: 'check' }, enabled, ' Limit the KV cache to a budget'),
       field('Budget (MiB)', mib, 'Bytes the KV cache may allocate, checked before every step.'),
       el('label', { className: 'check' }, auto, ' Auto: move to a stronger mode first'),
+      field('When the cache is full, keep', eviction, 'Which tokens stay when the cache evicts; the system prompt and role markers always do.'),
       el(
         'small',
         { className: 'hint' },
-        'Over budget, the chat first escalates full → int8 → kivi-4 → zip → kivi-2 → merge+kivi (if auto), then keeps the first 4 tokens ' +
-          '(attention sinks) plus the most recent ones. The transcript keeps everything; the chat says when this happens.',
+        'Over budget, the chat first escalates full → int8 → kivi-4 → zip → kivi-2 → merge+kivi with your G and R (if auto), then evicts tokens ' +
+          'in place (full, int8, kivi, zip; merged modes re-read what they keep), keeping the first 4 tokens (attention sinks), the system prompt ' +
+          'and role markers. The transcript keeps everything; the chat says when this happens.',
       ),
     ),
   );

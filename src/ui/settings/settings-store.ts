@@ -3,7 +3,7 @@
  * persisted in IndexedDB through idb-keyval, and how they become engine parameters.
  */
 import { createStore, get, set, type UseStore } from 'idb-keyval';
-import type { GenerateParams, KvBudget, WeightChoice } from '../../worker/api';
+import type { EvictionPolicy, GenerateParams, KvBudget, WeightChoice } from '../../worker/api';
 import { defaultKvSettings, KV_MODES, type KvSettings } from './kv-modes';
 
 /** Sampling parameters as the user sets them. */
@@ -27,7 +27,8 @@ export interface AppSettings {
   promptFormat: 'auto' | 'chat' | 'completion';
   outputFormat: 'markdown' | 'text';
   kv: KvSettings;
-  budget: { enabled: boolean; mib: number; auto: boolean };
+  /** `eviction`: which tokens a full cache drops (KvBudget.eviction). */
+  budget: { enabled: boolean; mib: number; auto: boolean; eviction: EvictionPolicy };
   /** Stream cache statistics with every token (the live meter). */
   liveMeter: boolean;
   /** Weight storage on the GPU for the next load (on-load quantization with q8 / q4). */
@@ -44,7 +45,7 @@ export function defaultSettings(): AppSettings {
     promptFormat: 'auto',
     outputFormat: 'markdown',
     kv: defaultKvSettings(),
-    budget: { enabled: false, mib: 64, auto: true },
+    budget: { enabled: false, mib: 64, auto: true, eviction: 'window' },
     liveMeter: true,
     weights: 'auto',
     weightLimitMiB: null,
@@ -73,7 +74,7 @@ export function generateParams(s: AppSettings, chatTemplate: boolean): GenerateP
 /** The memory budget in engine terms, or undefined when off. */
 export function budgetOf(s: AppSettings): KvBudget | undefined {
   if (!s.budget.enabled || !(s.budget.mib > 0)) return undefined;
-  return { bytes: Math.round(s.budget.mib * 2 ** 20), autoEscalate: s.budget.auto };
+  return { bytes: Math.round(s.budget.mib * 2 ** 20), autoEscalate: s.budget.auto, eviction: s.budget.eviction };
 }
 
 /** Merge stored settings over the defaults (fields added later get their defaults). */
