@@ -7,7 +7,7 @@ import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
-import type { KvCache, KvShape } from '../kv/types';
+import type { KvShape } from '../kv/types';
 import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { isGgufFile, sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
@@ -36,7 +36,8 @@ import { loadModelParts } from './model-loader';
 import { measureAllocation, runDivergenceTask, runQualityTask, type ReferenceMemo } from './quality';
 import { runGeneration } from './generation';
 import { CacheContents } from './cache-contents';
-import { planBudget, sameSpec } from './context-window';
+import { CacheBuilder, type CacheRequest } from './cache-builder';
+import { planBudget } from './context-window';
 import { kvBytesAt } from './kv-sizing';
 import { PromptStructure } from './prompt-structure';
 import { refillHeld } from './refill';
@@ -72,8 +73,7 @@ export class Engine implements EngineApi {
   /** Reference logits of the last divergence quality task (reused across the modes compared on the same ids). */
   private readonly referenceMemo: { current: ReferenceMemo | null } = { current: null };
   private deviceKey = '';
-  /** Capacity caps (tokens) of caches built under a memory budget, and whether they track saliency. */
-  private readonly cacheCaps = new WeakMap<KvCache, { cap: number; saliency: boolean }>();
+  private readonly caches = new CacheBuilder();
   /** Prompt tokens dispatched in prefill steps since the model loaded (EngineStats.prefillTokensDispatched). */
   private prefillTokens = 0;
 
@@ -184,7 +184,7 @@ export class Engine implements EngineApi {
       const saliency = budget?.eviction === 'saliency';
       const plan = planBudget(loaded.kvMode, needed, maxContext, budget, (spec, tokens) => kvBytesAt(gpu.caps, loaded.shape, spec, loaded.kvDtype, tokens, { saliency }), loaded.userMode);
       for (const e of plan.events) onContext?.(e);
-      this.useCache(loaded, plan.spec, plan.limitTokens, saliency, budget !== undefined);
+      this.useCache(loaded, { spec: plan.spec, cap: plan.limitTokens, saliency, reserved: budget !== undefined });
       // Only a budget evicts before the context is full, but the context's own slide keeps them too.
       const protectedRanges = typeof input === 'string' ? [] : loaded.structure.protectedRanges(input, promptIds);
       const emit = params.streamStats && onToken ? (t: TokenEvent) => onToken({ ...t, stats: this.stats() }) : onToken;
@@ -215,26 +215,15 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * Make the cache the layout of `spec` with its capacity capped at `limit` tokens (tracking saliency when
-   * asked), rebuilding it (empty: the turn's prefill refills it) when any of them changed. The old cache is
-   * freed first, and under a budget the new one allocates its capped size at once: growing would briefly
-   * hold the old and the new buffers together, over the budget.
+   * Make the cache what the turn asks (mode, capacity cap, saliency, reserved under a budget), rebuilding it
+   * (empty: the turn's prefill refills it) when it is not; the old cache is freed before the new one is built.
    */
-  private useCache(loaded: Loaded, spec: KvModeSpec, limit: number, saliency: boolean, budgeted: boolean): void {
-    const now = this.cacheCaps.get(loaded.model.kv);
-    if (sameSpec(spec, loaded.kvMode) && limit === (now?.cap ?? loaded.shape.maxTokens) && saliency === (now?.saliency ?? false)) return;
+  private useCache(loaded: Loaded, want: CacheRequest): void {
+    if (this.caches.serves(loaded.model.kv, loaded.kvMode, loaded.shape.maxTokens, want)) return;
     loaded.model.kv.destroy();
-    loaded.model.replaceKv(this.buildCache(loaded, spec, limit, saliency));
-    if (budgeted) loaded.model.kv.reserve(limit);
+    loaded.model.replaceKv(this.caches.build(this.gpu as GpuContext, loaded.shape, loaded.kvDtype, want));
     loaded.contents.clear();
-    loaded.kvMode = spec;
-  }
-
-  private buildCache(loaded: Loaded, spec: KvModeSpec, cap: number, saliency: boolean): KvCache {
-    const gpu = this.gpu as GpuContext;
-    const cache = createKvCache(gpu.device, gpu.caps, { ...loaded.shape, maxTokens: cap }, spec, loaded.kvDtype, { saliency });
-    this.cacheCaps.set(cache, { cap, saliency });
-    return cache;
+    loaded.kvMode = want.spec;
   }
 
   /**
@@ -250,13 +239,12 @@ export class Engine implements EngineApi {
     const { model, contents } = loaded;
     try {
       // The capacity cap of a memory budget carries over; the next turn re-plans it for the new mode.
-      const now = this.cacheCaps.get(model.kv) ?? { cap: loaded.shape.maxTokens, saliency: false };
+      const now = this.caches.describe(model.kv, loaded.shape.maxTokens);
       // The held ids are in `contents`: the old cache can go before the new one is allocated.
       const matched = contents.matches(model.kv);
       model.kv.destroy();
       if (!matched) contents.clear();
-      const next = this.buildCache(loaded, spec, now.cap, now.saliency);
-      if (now.cap < loaded.shape.maxTokens) next.reserve(now.cap);
+      const next = this.caches.build(this.gpu as GpuContext, loaded.shape, loaded.kvDtype, { ...now, spec });
       loaded.kvMode = spec;
       loaded.userMode = spec;
       await refillHeld(model, next, contents, (n) => (this.prefillTokens += n));

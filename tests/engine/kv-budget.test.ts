@@ -65,14 +65,18 @@ describe('KV memory budget, stories260k', () => {
     const budget = { bytes: 64 * 1280, autoEscalate: false }; // exactly 64 tokens in full f32
     const streamed: number[] = [];
     const prefilledBefore = ctx.engine.stats().prefillTokensDispatched;
+    const allocations = new Set<number>();
     const result = await ctx.engine.generate(
       GOLDEN.tomAndSue.prompt,
       { maxNewTokens: 100, stopAtEos: false, kvBudget: budget, streamStats: true },
       (t) => {
         if (t.tokenId >= 0) streamed.push(t.tokenId);
         expect(t.stats?.kvBytes).toBeLessThanOrEqual(budget.bytes);
+        allocations.add(t.stats?.kvBytes ?? -1);
       },
     );
+    // Under a budget the cache allocates its cap once and never grows (growth would hold old + new at once).
+    expect([...allocations]).toEqual([budget.bytes]);
     expect(result.finishReason).toBe('length');
     expect(streamed).toEqual(result.tokenIds);
     const windows = (result.contextEvents ?? []).filter((e) => e.kind === 'window');
