@@ -6,6 +6,7 @@
  */
 import type { KvCache, KvShape } from '../kv/types';
 import { fp16BaselineBytes } from '../kv/types';
+import { allocationOf } from '../kv/sizing';
 import type { LlamaModel } from '../model/llama';
 import type { ChatTokenizer } from '../model/tokenizer';
 import type { EngineStats, KvModeSpec, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
@@ -124,13 +125,8 @@ export async function greedyContinuation(model: LlamaModel, promptIds: number[],
 export function measureAllocation(cache: KvCache, shape: KvShape, tokens: number): QualityKvBytes {
   try {
     cache.reserve(tokens);
-    const components: Record<string, number> = {};
-    let kvBytes = 0;
-    for (const l of cache.layerStats()) {
-      kvBytes += l.total;
-      for (const [k, v] of Object.entries(l.components)) components[k] = (components[k] ?? 0) + v;
-    }
-    return { tokens, kvBytes, fp16Bytes: fp16BaselineBytes(shape, tokens), components };
+    const { total, components } = allocationOf(cache);
+    return { tokens, kvBytes: total, fp16Bytes: fp16BaselineBytes(shape, tokens), components };
   } finally {
     cache.destroy();
   }

@@ -252,22 +252,3 @@ function lcm(a: number, b: number): number {
   const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
   return (a / gcd(a, b)) * b;
 }
-
-/**
- * The doc's bytes for one merged pair holding n tokens: per merged token and tensor one direction of E
- * (b + 32/G bits when quantized, else full precision) and 2·Hk f16 norms, a slot-map entry, the retained
- * originals (k per R block, 2 layers × 2 tensors), plus the full-precision rings (2 layers × 2 tensors × W,
- * and the direction ring when quantized).
- */
-export function formulaPairBytes(o: MergeOptions, shape: KvShape, n: number, elementBytes: number): number {
-  const E = shape.numKvHeads * shape.headDim;
-  const R = o.residual;
-  const W = R + (shape.maxStepTokens ?? 128);
-  const merged = Math.floor(n / R) * R;
-  const f = o.directionFormat;
-  const directionBits = f ? f.keyBits + 32 / f.keyBlockTokens + f.valueBits + 32 / f.channelGroup : 2 * 8 * elementBytes;
-  const perToken = (E * directionBits) / 8 + 2 * shape.numKvHeads * 4 + 4;
-  const retained = (merged / R) * Math.ceil(o.retention * R) * 4 * E * elementBytes;
-  const rings = (4 + (f ? 2 : 0)) * W * E * elementBytes;
-  return merged * perToken + retained + rings;
-}

@@ -74,15 +74,3 @@ export function keyScaleCount(f: QuantFormat, capacity: number): number {
 export function valueScaleCount(f: QuantFormat, capacity: number): number {
   return capacity * (f.rowElems / f.channelGroup);
 }
-
-/**
- * The doc's formula for one layer holding n tokens: quantized elements at b + 32/G bits, plus the
- * full-precision residual (R tokens × 2 × E × bytes per element).
- */
-export function formulaLayerBytes(f: QuantFormat, n: number, residualElementBytes: number): number {
-  const qk = quantizedCount(f, n, true);
-  const qv = quantizedCount(f, n, false);
-  const keyBits = f.keyBits + 32 / (f.keyGrouping === 'channel' ? f.keyBlockTokens : f.channelGroup);
-  const valueBits = f.valueBits + 32 / f.channelGroup;
-  return (qk * f.rowElems * keyBits + qv * f.rowElems * valueBits) / 8 + f.residual * 2 * f.rowElems * residualElementBytes;
-}

@@ -157,25 +157,3 @@ export function zipScratchWords(f: ZipFormat, heads: number, maxStep: number): n
 export function zipSaliencyWords(f: ZipFormat): number {
   return (f.kvHeads + 1) * f.residual;
 }
-
-/**
- * The doc's formula for one layer holding n tokens, without block rounding: Q(n) quantized tokens at
- * r'·b_high + (1 − r')·b_low bits per element for K and V (r' = S/R), plus per token the key (s, min)
- * (32·keyGroups/R bits per channel), one value (lo, hi) pair, the channel scales (32/R bits per channel)
- * and the bitmask (Hk·32·⌈R/32⌉/R bits); plus the full-precision ring (2·R·E elements) and the saliency
- * accumulator ((Hk + 1)·R f32).
- */
-export function zipFormulaLayerBytes(f: ZipFormat, n: number, ringElementBytes: number): number {
-  const R = f.residual;
-  const E = f.rowElems;
-  const r = f.salientSlots / R;
-  const codeBits = 2 * E * (r * f.highBits + (1 - r) * f.lowBits);
-  const scaleBits = (E * 32 * f.keyGroups) / R + 32 + (E * 32) / R + (f.kvHeads * 32 * f.maskWords) / R;
-  const quantized = zipQuantizedCount(f, n);
-  return (quantized * (codeBits + scaleBits)) / 8 + 2 * R * E * ringElementBytes + zipSaliencyWords(f) * 4;
-}
-
-/** The formula for a whole cache: every layer plus the shared per-step scratch. */
-export function zipFormulaCacheBytes(f: ZipFormat, layers: number, heads: number, maxStep: number, n: number, ringElementBytes: number): number {
-  return layers * zipFormulaLayerBytes(f, n, ringElementBytes) + zipScratchWords(f, heads, maxStep) * 4;
-}

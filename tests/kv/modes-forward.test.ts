@@ -5,10 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mergeOptionsFor, quantFormatFor, zipFormatFor } from '../../src/kv/factory';
-import { formulaPairBytes, mergedPairs } from '../../src/kv/merge-cache';
-import { formulaLayerBytes } from '../../src/kv/quant-format';
+import { mergedPairs } from '../../src/kv/merge-cache';
+import { formulaLayerBytes, formulaPairBytes, zipFormulaCacheBytes } from '../helpers/doc-formulas';
 import type { KvShape } from '../../src/kv/types';
-import { zipFormulaCacheBytes } from '../../src/kv/zip-format';
 import { referenceKvFor } from '../../src/reference/kv-for-mode';
 import type { KvModeSpec } from '../../src/worker/api';
 import { GOLDEN } from '../helpers/hub';
