@@ -28,9 +28,12 @@ export interface CacheWindowOptions {
   onPrefill: (tokens: number) => void;
 }
 
-/** Newest slots a plan never drops: half the kept slots for saliency (H2O's recent half), a quarter for the window. */
-function recentFor(policy: EvictionPolicy, keep: number): number {
-  return Math.max(1, Math.floor(keep / (policy === 'saliency' ? 2 : 4)));
+/**
+ * Newest slots a plan never drops: of the slots kept besides sinks and protected ones, half for saliency
+ * (H2O's recent half), a quarter for the window (which drops oldest first anyway); at least the newest one.
+ */
+function recentFor(policy: EvictionPolicy, keep: number, pinned: number): number {
+  return Math.max(1, Math.floor((keep - pinned) / (policy === 'saliency' ? 2 : 4)));
 }
 
 /** Applies evictions to one model's cache and its bookkeeping. */
@@ -91,12 +94,13 @@ export class CacheWindow {
   private async plan(keep: number, rules: ReturnType<typeof anySlot>): Promise<KeepPlan | null> {
     const { contents, policy } = this.o;
     const saliency = policy === 'saliency' ? await this.o.model.kv.readSaliency() : null;
+    const guarded = contents.positions.reduce((n, p, slot) => n + (slot >= this.o.sinks && contents.isProtected(p) ? 1 : 0), 0);
     return planKeep({
       positions: contents.positions,
       isProtected: (p) => contents.isProtected(p),
       keep,
       sinks: this.o.sinks,
-      recent: recentFor(policy, keep),
+      recent: recentFor(policy, keep, this.o.sinks + guarded),
       rules,
       policy,
       saliency,
@@ -163,7 +167,7 @@ export function windowPromptIds(
     isProtected: (p) => guarded.has(p),
     keep,
     sinks: o.sinks,
-    recent: recentFor('window', keep),
+    recent: recentFor('window', keep, o.sinks + [...guarded].filter((p) => p >= o.sinks && p < promptIds.length).length),
     rules: anySlot(promptIds.length),
     policy: 'window',
   });

@@ -115,6 +115,28 @@ describe('KV memory budget, stories260k', () => {
     expect(stats.kvPositions!.held.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('int8, kivi and zip evict in place by saliency too (each layout scores with its own reader)', async () => {
+    const gpu = await acquireDevice(nodeGpu(), { allowF16: false, allowSubgroups: false });
+    const shape: KvShape = { numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, maxTokens: 512, maxStepTokens: 128 };
+    const specs: KvModeSpec[] = [{ mode: 'int8' }, { mode: 'kivi', bits: 4, groupSize: 16, residual: 32 }, { mode: 'zip', groupSize: 16, residual: 32 }];
+    const budgets = specs.map((spec) => kvBytesAt(gpu.caps, shape, spec, 'f32', 128, { saliency: true }));
+    gpu.destroy();
+    for (const [i, spec] of specs.entries()) {
+      await ctx.engine.setKvMode(spec);
+      const before = ctx.engine.stats().prefillTokensDispatched;
+      const budget = { bytes: budgets[i], autoEscalate: false, eviction: 'saliency' as const };
+      const result = await ctx.engine.generate(GOLDEN.tomAndSue.prompt, { maxNewTokens: 200, stopAtEos: false, kvBudget: budget });
+      expect(result.tokenIds.length).toBe(200);
+      const windows = (result.contextEvents ?? []).filter((e) => e.kind === 'window');
+      expect(windows.length, JSON.stringify(spec)).toBeGreaterThanOrEqual(1);
+      for (const w of windows) expect(w, JSON.stringify(spec)).toMatchObject({ inPlace: true, policy: 'saliency' });
+      const stats = ctx.engine.stats();
+      expect(stats.kvBytes).toBeLessThanOrEqual(budget.bytes);
+      expect(stats.prefillTokensDispatched - before).toBe(GOLDEN.tomAndSue.promptIds.length);
+      expect(stats.kvPositions?.nextPosition).toBe(GOLDEN.tomAndSue.promptIds.length + 199);
+    }
+  });
+
   it('a layout that cannot evict in place slides by re-prefilling the kept tokens at contiguous positions', async () => {
     const gpu = await acquireDevice(nodeGpu(), { allowF16: false, allowSubgroups: false });
     const shape: KvShape = { numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, maxTokens: 512, maxStepTokens: 128 };

@@ -287,19 +287,20 @@ export class ChatController {
       }
       this.changed(chat, false);
     };
-    // Slides during one reply update one notice instead of adding one per slide.
-    let slides: { notice: ChatEntry; times: number; dropped: number } | null = null;
+    // Slides during one reply update one notice instead of adding one per slide (protected tokens lost in any count).
+    let slides: { notice: ChatEntry; times: number; dropped: number; protectedDropped: number } | null = null;
     const onContext = (e: ContextEvent) => {
       if (e.kind === 'window' && e.at === 'decode' && slides) {
         slides.times++;
         slides.dropped += e.droppedTokens;
-        slides.notice.content = describeContextEvent(e, slides);
+        slides.protectedDropped += e.protectedDropped;
+        slides.notice.content = describeContextEvent({ ...e, protectedDropped: slides.protectedDropped }, slides);
         if (chat === this.chat) this.view.touch(slides.notice);
         this.changed(chat, false);
         return;
       }
       const notice = this.insertNotice(chat, entry, describeContextEvent(e));
-      if (e.kind === 'window' && e.at === 'decode') slides = { notice, times: 1, dropped: e.droppedTokens };
+      if (e.kind === 'window' && e.at === 'decode') slides = { notice, times: 1, dropped: e.droppedTokens, protectedDropped: e.protectedDropped };
       if (e.kind === 'escalate' || e.kind === 'step-down') this.deps.onKvEscalated(e.spec);
     };
     let result: GenerateResult | null = null;

@@ -115,6 +115,15 @@ export class CacheMeter {
     d.tokens = String(tokensHeld);
     if (d.mode !== stats.kvMode) d.mode = stats.kvMode;
     d.updates = String(this.updates);
+    // What the cache holds of the chat (positions, protected tokens) and the prefill work so far, for tests and tools.
+    d.prefillTokens = String(stats.prefillTokensDispatched);
+    const at = stats.kvPositions;
+    if (at) {
+      d.nextPosition = String(at.nextPosition);
+      d.heldRanges = at.held.map(([a, b]) => `${a}-${b}`).join(',');
+      d.protectedTokens = String(at.protected.reduce((n, [a, b]) => n + b - a, 0));
+      d.protectedHeld = String(at.protectedHeld);
+    }
     // Allocations change only when a cache grows or is rebuilt, not with every token: redraw the bars then.
     const allocation = `${stats.kvMode}|${kvBytes}|${stats.kvLayers.length}|${this.budgetBytes}`;
     if (allocation !== this.drawnAllocation) {
