@@ -44,11 +44,11 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function loadRandom(name: string, opts: RandomModelOptions): Promise<{ engine: Engine; dir: string }> {
+async function loadRandom(name: string, opts: RandomModelOptions, kvDtype: 'f32' | 'f16' = 'f32'): Promise<{ engine: Engine; dir: string }> {
   const dir = path.join(root, name);
   await writeRandomModel(dir, opts);
   const engine = new Engine(nodeGpu());
-  await engine.load(new DirSource(dir), { weightDtype: 'f32', kvDtype: 'f32', prefillChunk: CHUNK });
+  await engine.load(new DirSource(dir), { weightDtype: 'f32', kvDtype, prefillChunk: CHUNK });
   return { engine, dir };
 }
 
@@ -72,10 +72,11 @@ const worstOf = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((x, 
 /** Kept positions: sinks, a protected stretch in the middle (so kept runs are not contiguous), then the newest. */
 const guarded = (p: number) => p >= 50 && p < 58;
 
-describe('eviction in place = a fresh cache holding the kept tokens at their positions (one layer)', () => {
+// f16 K/V rows are compacted as u32 words too (two elements a word); f16 runs where the adapter has shader-f16.
+for (const kvDtype of ['f32', 'f16'] as const) describe(`eviction in place = a fresh cache holding the kept tokens at their positions (one layer, ${kvDtype} K/V)`, () => {
   let engine: Engine;
   beforeAll(async () => {
-    ({ engine } = await loadRandom('one-layer', ONE_LAYER));
+    ({ engine } = await loadRandom(`one-layer-${kvDtype}`, ONE_LAYER, kvDtype));
   });
   afterAll(async () => engine?.unload());
 
@@ -87,7 +88,9 @@ describe('eviction in place = a fresh cache holding the kept tokens at their pos
     [{ mode: 'kivi', bits: 2, groupSize: 16, residual: 32 }, 1e-3],
   ];
 
-  for (const [spec, tol] of MODES) {
+  // With an f16 ring, KIVI quantizes a key block from f16 ring rows or f32 fresh rows depending on how the
+  // tokens were chunked when the block flushed, so only f32 runs compare it with a differently fed cache.
+  for (const [spec, tol] of MODES.filter(([m]) => kvDtype === 'f32' || m.mode !== 'kivi')) {
     it(`${JSON.stringify(spec)}`, async () => {
       const ids = tokenIds(N, 31, ONE_LAYER.vocabSize);
       const model = engine.model!;
