@@ -23,6 +23,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultRepos, sharedModelsDir, startHubServer } from '../scripts/hub-server';
 import { HubSource } from '../src/model/source';
+import { parseModelConfig } from '../src/model/config';
+import type { KvShape } from '../src/kv/types';
+import { EVAL_LOAD } from './eval/jobs';
 import { loadTokenizer } from '../src/model/tokenizer';
 import { buildEvalApp, runInChromium } from './eval/browser';
 import { runJobsInNode } from './eval/node-runner';
@@ -88,6 +91,12 @@ function writeFrontier(summary: Summary, facts: RunFacts): void {
   fs.writeFileSync(path.join(OUT_DIR, 'kv-frontier.svg'), frontierSvg(rows, `${MAIN_JUDGE}, N = ${MAIN_N}, both texts: bytes against KL (commit ${facts.commit.slice(0, 12)})`));
 }
 
+/** The KV shape of a shared model (from its config.json), with the eval's step of 64 tokens. */
+function kvShapeOf(model: string): KvShape {
+  const c = parseModelConfig(JSON.parse(fs.readFileSync(path.join(MODELS_DIR, model, 'config.json'), 'utf8')));
+  return { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, maxTokens: c.maxPositions, maxStepTokens: EVAL_LOAD.prefillChunk ?? 64 };
+}
+
 /** Contexts at which full answered at least one passkey trial correctly. */
 function retrievingContexts(p: ModelPlan, plan: ModelJobs[], outcomes: JobOutcome[]): number[] {
   const results = new Map(outcomes.map((o) => [o.id, o.result]));
@@ -117,7 +126,7 @@ async function main(): Promise<void> {
     for (const p of plans) {
       const tok = await loadTokenizer(new HubSource(`local/${p.model}`, hub.baseUrl));
       tokenizers.set(p.model, tok);
-      plan.push(modelJobs(p, tok, texts, modes, !flag('no-sweep')));
+      plan.push(modelJobs(p, tok, texts, modes, !flag('no-sweep'), kvShapeOf(p.model)));
     }
   } finally {
     await hub.close();

@@ -11,7 +11,16 @@ export const EVAL_LOAD: LoadOptions = { kvMode: { mode: 'full' }, allLogits: tru
 export type JobMeta =
   | { what: 'perplexity'; mode: string; n: number; sweep?: boolean }
   /** One N-token window of a held-out text; `windows` are the prefix lengths reported (N among them). */
-  | { what: 'divergence'; mode: string; text: string; n: number; windows: number[]; sweep: boolean }
+  | {
+      what: 'divergence';
+      mode: string;
+      text: string;
+      n: number;
+      windows: number[];
+      sweep: boolean;
+      /** Read under an evicting cache of limitTokens slots (bench/eval/eviction.ts), sized to budgetBytes; its f16-layout bytes. */
+      evict?: { limitTokens: number; policy: 'window' | 'saliency'; budgetBytes: number; kvBytesF16: number };
+    }
   /** The copy test's window; spans are the position ranges scoring the first and second reading. */
   | { what: 'copytest'; mode: string; spans: [[number, number], [number, number]]; sweep: boolean }
   | { what: 'bytes'; mode: string; n: number; kvDtype: 'f32' | 'f16'; sweep?: boolean }

@@ -1,6 +1,7 @@
 /**
  * What `npm run eval` measures, as a job list (bench/eval/jobs.ts). Per model and mode:
- *   - divergence against full on each held-out text (one N-token window from the text's start; smaller
+ *   - divergence against full on each held-out text (and, on the main judge, under evicting caches at equal
+ *     bytes: bench/eval/eviction.ts) (one N-token window from the text's start; smaller
  *     windows are its prefixes, since every position sees only its past): NLL, KL, top-1 per position;
  *   - a copy test: a span read twice inside one window, scored the same way;
  *   - allocated bytes (f16 layout) at each window and at the largest context;
@@ -12,7 +13,9 @@
 import type { ChatTokenizer } from '../../src/model/tokenizer';
 import type { KvModeSpec } from '../../src/worker/api';
 import type { EvalJob, ModelJobs } from './jobs';
+import { evictionJobs } from './eviction';
 import { FRONTIER, type EvalMode } from './modes';
+import type { KvShape } from '../../src/kv/types';
 import { draculaProse, firstTokens, passkeyFormats, passkeyTrials } from './text';
 import { mulberry32 } from '../../src/reference/mulberry32';
 
@@ -82,7 +85,7 @@ export function modelPlans(quick: boolean, passkeyTrialCount: number): ModelPlan
 }
 
 /** Jobs of one model for `modes` (phase 1: everything but the non-full passkey trials). Ids are unique across models. */
-export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, texts: Record<string, string>, modes: EvalMode[], withSweep = true): ModelJobs {
+export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, texts: Record<string, string>, modes: EvalMode[], withSweep = true, shape?: KvShape): ModelJobs {
   const m = plan.model;
   const jobs: EvalJob[] = [];
   const N = Math.max(...plan.windows);
@@ -99,6 +102,7 @@ export function modelJobs(plan: ModelPlan, tok: ChatTokenizer, texts: Record<str
     }
   }
   for (const { label, spec } of all) for (const n of new Set([...plan.windows, plan.maxContext])) bytesJobs(label, spec, n);
+  if (plan.extras && withSweep && shape) jobs.push(...evictionJobs(m, shape, N, plan.windows, windowIds));
   if (plan.browserN !== null) {
     const ids = windowIds[plan.texts[0]].slice(0, plan.browserN + 1);
     for (const { label, spec } of modes.filter((x) => !plan.browserModes || plan.browserModes.includes(x.label))) {

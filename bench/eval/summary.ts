@@ -43,6 +43,8 @@ export interface QualityRow {
   kvBytesRun: number | null;
   passkey: RowPasskey | null;
   ms: number | null;
+  /** Rows read under an evicting cache: its slot limit and policy (bytes are of the capped f16 layout). */
+  evict?: { limitTokens: number; policy: string };
 }
 
 /** Where a mode's bytes go at N (f16 layout), by component. */
@@ -152,6 +154,12 @@ function windowOf(scores: PositionScores[], n: number): { all: WindowStats; last
   return { all: windowStats(all, 0, all.nll.length), lastQuarter: windowStats(last, 0, last.nll.length) };
 }
 
+/** The fp16 baseline of n positions, scaled from a run's own (fp16Bytes is proportional to tokens). */
+function fp16Of(texts: Map<string, Div>, n: number): number {
+  const r = [...texts.values()][0];
+  return (r.kv.fp16Bytes / r.kv.tokens) * n;
+}
+
 const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 /** Build the summary tables from the plan and the outcomes of each back end. */
@@ -167,13 +175,14 @@ export function summarize(plan: ModelJobs[], nodeOutcomes: JobOutcome[], browser
   const bytesAt = (m: string, mode: string, n: number) => node.get(`${m}|bytes|${mode}|${n}|f16`) as Bytes | undefined;
 
   // Divergence rows: per text and pooled, per window.
-  const groups = new Map<string, { m: string; mode: string; sweep: boolean; windows: number[]; texts: Map<string, Div> }>();
+  type Evict = NonNullable<Extract<EvalJob['meta'], { what: 'divergence' }>['evict']>;
+  const groups = new Map<string, { m: string; mode: string; sweep: boolean; windows: number[]; evict?: Evict; texts: Map<string, Div> }>();
   for (const [id, job] of jobs) {
     if (job.meta.what !== 'divergence') continue;
     const r = node.get(id) as Div | undefined;
     if (!r) continue;
     const key = `${model(id)}|${job.meta.mode}`;
-    const g = groups.get(key) ?? { m: model(id), mode: job.meta.mode, sweep: job.meta.sweep, windows: job.meta.windows, texts: new Map() };
+    const g = groups.get(key) ?? { m: model(id), mode: job.meta.mode, sweep: job.meta.sweep, windows: job.meta.evict ? [job.meta.n] : job.meta.windows, evict: job.meta.evict, texts: new Map() };
     g.texts.set(job.meta.text, r);
     groups.set(key, g);
   }
@@ -182,8 +191,10 @@ export function summarize(plan: ModelJobs[], nodeOutcomes: JobOutcome[], browser
     const nMax = Math.max(...g.windows);
     const entries: Array<[string, Div[]]> = [...[...g.texts].map(([t, r]) => [t, [r]] as [string, Div[]]), ...(g.texts.size > 1 ? [['pooled', [...g.texts.values()]] as [string, Div[]]] : [])];
     for (const n of g.windows) {
-      const f16 = bytesAt(g.m, g.mode, n);
-      const f16Max = max === null ? undefined : bytesAt(g.m, g.mode, max);
+      // An evicting cache's bytes are its capped allocation (from the plan); it holds at most limitTokens slots at any N.
+      const capped = g.evict ? { kv: { kvBytes: g.evict.kvBytesF16, fp16Bytes: fp16Of(g.texts, n), tokens: n, components: {} } } : undefined;
+      const f16 = capped ?? bytesAt(g.m, g.mode, n);
+      const f16Max = max === null || g.evict ? undefined : bytesAt(g.m, g.mode, max);
       for (const [text, results] of entries) {
         const { all, lastQuarter } = windowOf(results.map((r) => r.scores), n);
         summary.perplexity.push({
@@ -205,9 +216,10 @@ export function summarize(plan: ModelJobs[], nodeOutcomes: JobOutcome[], browser
           kvBytesRun: n === nMax && results.length === 1 ? results[0].kv.kvBytes : null,
           passkey: rowPasskey(summary.passkey, g.m, g.mode, n),
           ms: results.length === 1 ? results[0].ms : null,
+          ...(g.evict ? { evict: { limitTokens: g.evict.limitTokens, policy: g.evict.policy } } : {}),
         });
       }
-      if (f16) summary.bytes.push({ model: g.m, mode: g.mode, n, total: f16.kv.kvBytes, fp16: f16.kv.fp16Bytes, components: f16.kv.components });
+      if (f16 && !g.evict) summary.bytes.push({ model: g.m, mode: g.mode, n, total: f16.kv.kvBytes, fp16: f16.kv.fp16Bytes, components: f16.kv.components });
     }
   }
 

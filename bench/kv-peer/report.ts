@@ -53,14 +53,14 @@ const kl = (x: number) => (x === 0 ? '0' : x >= 0.01 ? x.toFixed(4) : x.toExpone
 
 function table(rows: PeerRow[], n: number): string[] {
   const out = [
-    '| config | bytes | ×fp16 | ppl all | Δ% all | ppl last q | Δ% last q | KL mean | KL p99 | KL mean last q | KL p99 last q | top-1 |',
+    '| config | bytes | ×fp16 (fp16 ÷ bytes) | ppl all | Δ% all | ppl last q | Δ% last q | KL mean | KL p99 | KL mean last q | KL p99 last q | top-1 |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const w = r.windows[String(n)];
     const name = r.role === 'reference' ? `**${r.config}** (reference)` : r.config;
     out.push(
-      `| ${name} | ${kib(w.bytes)} | ${w.xFp16.toFixed(3)} | ${w.all.ppl.toFixed(4)} | ${pct(w.all.deltaPct)} | ${w.lastQuarter.ppl.toFixed(4)} | ${pct(w.lastQuarter.deltaPct)} | ${kl(w.all.klMean)} | ${kl(w.all.klP99)} | ${kl(w.lastQuarter.klMean)} | ${kl(w.lastQuarter.klP99)} | ${(100 * w.all.top1).toFixed(1)}% |`,
+      `| ${name} | ${kib(w.bytes)} | ${(1 / w.xFp16).toFixed(2)}× | ${w.all.ppl.toFixed(4)} | ${pct(w.all.deltaPct)} | ${w.lastQuarter.ppl.toFixed(4)} | ${pct(w.lastQuarter.deltaPct)} | ${kl(w.all.klMean)} | ${kl(w.all.klP99)} | ${kl(w.lastQuarter.klMean)} | ${kl(w.lastQuarter.klP99)} | ${(100 * w.all.top1).toFixed(1)}% |`,
     );
   }
   return out;
@@ -101,7 +101,7 @@ export function kvPeerMarkdown(r: KvPeerReport): string {
       `Metrics: src/engine/divergence.ts; Δ% is ppl against the reference row's ppl on the same positions; ${r.protocol.klDirection}; top-1 = argmax agreement with the reference; last q = positions [3N/4, N). ` +
       `llama.cpp's distributions are the log of node-llama-cpp's full-vocabulary f32 softmax of the raw logits (equal to the logits up to a per-row constant and f32 rounding).`,
     '',
-    `Bytes: ggml block sizes (f32 4 B, f16 2 B, q8_0 34 B per 32, q4_0 18 B per 32 elements) × (K + V) × ${r.model.layers} layers × ${r.model.kvHeads} KV heads × head dim ${r.model.headDim} × N; ×fp16 against 2 × ${r.model.layers} × ${r.model.kvHeads} × ${r.model.headDim} × N × 2 B. ` +
+    `Bytes: ggml block sizes (f32 4 B, f16 2 B, q8_0 34 B per 32, q4_0 18 B per 32 elements) × (K + V) × ${r.model.layers} layers × ${r.model.kvHeads} KV heads × head dim ${r.model.headDim} × N; ×fp16 = (2 × ${r.model.layers} × ${r.model.kvHeads} × ${r.model.headDim} × N × 2 B) ÷ bytes, as in quality.md. ` +
       `llama.cpp quantizes every token it stores, the current batch's own K/V included (it writes the batch into the cache, then attends to the cache), whereas our chunked protocol attends to the current chunk at full precision. ` +
       'With flash attention llama.cpp casts an F32 cache to F16 before attending (llama-graph.cpp, build_attn_mha), so "f32 (FA)" stores f32 but computes exactly the reference (KL 0 at every position); "f32 (no FA)" is its full-precision path. ' +
       `This llama.cpp release Hadamard-rotates each 64-wide head slice of a quantized K and V before storing it (log: attn_rot_k / attn_rot_v = 1; llama.cpp PR 21038); the "no rotation" rows turn that off with LLAMA_ATTN_ROT_DISABLE=1, as older releases stored K/V.`,

@@ -33,7 +33,7 @@ import type {
 } from '../worker/api';
 import { measureKvModeSpeed, measureSpeed } from './benchmark';
 import { loadModelParts } from './model-loader';
-import { measureAllocation, runDivergenceTask, runQualityTask, type ReferenceMemo } from './quality';
+import { measureAllocation, runDivergenceTask, runQualityTask, type ModeCacheOptions, type ReferenceMemo } from './quality';
 import { runGeneration } from './generation';
 import { CacheContents } from './cache-contents';
 import { CacheBuilder, type CacheRequest } from './cache-builder';
@@ -360,8 +360,9 @@ export class Engine implements EngineApi {
     this.busy = 'generate';
     try {
       loaded.contents.clear();
-      const useMode = (spec: KvModeSpec) => {
-        loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype));
+      const useMode = (spec: KvModeSpec, o: ModeCacheOptions = {}) => {
+        const shape = o.cap === undefined ? loaded.shape : { ...loaded.shape, maxTokens: o.cap };
+        loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, shape, spec, loaded.kvDtype, { saliency: o.saliency ?? false }));
         loaded.kvMode = spec;
       };
       if (task.kind === 'divergence') return await runDivergenceTask(loaded.model, task, useMode, () => this.stats(), this.referenceMemo);

@@ -9,7 +9,10 @@ import { fp16BaselineBytes } from '../kv/types';
 import { allocationOf } from '../kv/sizing';
 import type { LlamaModel } from '../model/llama';
 import type { ChatTokenizer } from '../model/tokenizer';
-import type { EngineStats, KvModeSpec, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
+import type { ContextEvent, EngineStats, EvictionPolicy, KvModeSpec, QualityKvBytes, QualityResult, QualityTask } from '../worker/api';
+import { CacheContents } from './cache-contents';
+import { CacheWindow } from './cache-window';
+import { DEFAULT_SINK_TOKENS } from './context-window';
 import { emptyScores, logSoftmaxRow, scorePosition, type PositionScores } from './divergence';
 
 /** −log softmax(logits)[target] of one row, accumulated in f64. */
@@ -160,15 +163,23 @@ export interface ReferenceMemo {
   logits: Float32Array;
 }
 
+/** How the divergence task's mode cache is built: capped at `cap` slots, with saliency tracking for eviction. */
+export interface ModeCacheOptions {
+  cap?: number;
+  saliency?: boolean;
+}
+
 /**
  * A divergence task: teacher-forced logits under the reference mode (default full; taken from `memo` when the
- * same ids and reference were run last), then under the task's mode, scored position by position.
+ * same ids and reference were run last), then under the task's mode, scored position by position. With
+ * `evict`, the mode's cache is capped at limitTokens slots and evicts before each chunk that would not fit
+ * (src/engine/cache-window.ts, the generate loop's own eviction), so the score is what eviction costs.
  * `useMode` builds a fresh cache of a mode on the model.
  */
 export async function runDivergenceTask(
   model: LlamaModel,
   task: Extract<QualityTask, { kind: 'divergence' }>,
-  useMode: (spec: KvModeSpec) => void,
+  useMode: (spec: KvModeSpec, options?: ModeCacheOptions) => void,
   stats: () => EngineStats,
   memo: { current: ReferenceMemo | null },
 ): Promise<QualityResult> {
@@ -182,9 +193,46 @@ export async function runDivergenceTask(
     memo.current = { key, logits: await teacherForcedLogits(model, task.ids, n) };
   }
   const t0 = performance.now();
-  useMode(task.kvMode);
-  const logits = await teacherForcedLogits(model, task.ids, n);
+  const events: ContextEvent[] = [];
+  let logits: Float32Array;
+  if (task.evict) {
+    useMode(task.kvMode, { cap: task.evict.limitTokens, saliency: task.evict.policy === 'saliency' });
+    logits = await evictingLogits(model, task.ids, n, task.evict, (e) => events.push(e));
+  } else {
+    useMode(task.kvMode);
+    logits = await teacherForcedLogits(model, task.ids, n);
+  }
   const ms = performance.now() - t0;
   const scores = divergenceScores(memo.current.logits, logits, model.config.vocabSize, task.ids);
-  return { kind: 'divergence', tokens: n, scores, ms, kv: statsBytes(stats()) };
+  return { kind: 'divergence', tokens: n, scores, ms, kv: statsBytes(stats()), ...(task.evict ? { events } : {}) };
+}
+
+/**
+ * Teacher-forced logits (f32 [n, vocab]) under a cache limited to `limitTokens` slots: before each chunk of
+ * maxStepTokens that would not fit, the cache evicts (sinks and, with 'saliency', the most-attended slots kept;
+ * in place where the layout can, else by re-prefilling what it keeps), exactly as a budgeted chat does.
+ */
+export async function evictingLogits(
+  model: LlamaModel,
+  ids: readonly number[],
+  n: number,
+  evict: { limitTokens: number; policy: EvictionPolicy; sinks?: number },
+  report: (e: ContextEvent) => void,
+): Promise<Float32Array> {
+  const vocab = model.config.vocabSize;
+  const contents = new CacheContents();
+  model.kv.reset();
+  const window = new CacheWindow({
+    model, contents, limit: evict.limitTokens, maxContext: model.config.maxPositions, sinks: evict.sinks ?? DEFAULT_SINK_TOKENS, policy: evict.policy, report, shouldStop: () => false, onPrefill: () => {},
+  });
+  const out = new Float32Array(n * vocab);
+  for (let p0 = 0; p0 < n; p0 += model.maxStepTokens) {
+    const chunk = ids.slice(p0, Math.min(n, p0 + model.maxStepTokens));
+    if (!(await window.makeRoom(chunk.length, 'prompt'))) throw new Error('eviction stopped');
+    const { logits } = await model.forward(chunk, 'all-logits');
+    if (!logits) throw new Error('an all-logits step returned no logits');
+    contents.push(chunk);
+    out.set(logits.subarray(0, chunk.length * vocab), p0 * vocab);
+  }
+  return out;
 }

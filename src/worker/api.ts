@@ -281,7 +281,14 @@ export type QualityTask =
    * Divergence from a reference mode (default full): reads ids[0..N) in chunks under the reference and under
    * `kvMode`, and scores each position i (the prediction of ids[i + 1]): NLL under both, KL(ref ‖ mode), top-1 agreement.
    */
-  | { kind: 'divergence'; kvMode: KvModeSpec; ids: number[]; reference?: KvModeSpec }
+  | {
+      kind: 'divergence';
+      kvMode: KvModeSpec;
+      ids: number[];
+      reference?: KvModeSpec;
+      /** Read under a cache capped at `limitTokens` slots that evicts (in place where the layout can) before a chunk that would not fit. */
+      evict?: { limitTokens: number; policy: EvictionPolicy; sinks?: number };
+    }
   /** Allocated bytes of a cache of `kvMode` reserved to `tokens` positions, full-precision parts stored as `kvDtype` (not run). */
   | { kind: 'bytes'; kvMode: KvModeSpec; tokens: number; kvDtype: 'f32' | 'f16' };
 
@@ -300,7 +307,7 @@ export type QualityResult =
   /** top1[i]: argmax after ids[0..i]; margin[i]: its logit minus the runner-up's. */
   | { kind: 'top1'; top1: number[]; margin: number[]; ms: number; kv: QualityKvBytes }
   /** Per-position scores (src/engine/divergence.ts), positions 0 … N − 1; kv is the mode's cache after its run. */
-  | { kind: 'divergence'; tokens: number; scores: PositionScores; ms: number; kv: QualityKvBytes }
+  | { kind: 'divergence'; tokens: number; scores: PositionScores; ms: number; kv: QualityKvBytes; events?: ContextEvent[] }
   | { kind: 'bytes'; kv: QualityKvBytes };
 
 /** The per-KV-mode speed benchmark's workload (src/engine/benchmark.ts). */

@@ -99,4 +99,19 @@ describe('Engine.measureQuality, stories260k', () => {
     expect(Math.max(...d.scores.kl.slice(0, 8))).toBeLessThan(1e-6);
     expect(d.kv.kvBytes).toBeLessThan(full.kv.kvBytes);
   });
+  it('divergence under an evicting cache: exact until the first eviction, then what eviction costs, in place', async () => {
+    const long = [...ids, ...ids.slice(1), ...ids.slice(1), ...ids.slice(1)].slice(0, 257); // 256 scored positions
+    for (const policy of ['window', 'saliency'] as const) {
+      const r = expectKind(await ctx.engine.measureQuality({ kind: 'divergence', kvMode: { mode: 'full' }, ids: long, evict: { limitTokens: 128, policy } }), 'divergence');
+      expect(r.tokens).toBe(256);
+      const windows = (r.events ?? []).filter((e) => e.kind === 'window');
+      expect(windows.length, policy).toBeGreaterThan(0);
+      expect(windows.every((e) => e.kind === 'window' && e.inPlace), policy).toBe(true);
+      // Chunks 0 and 1 (positions < 128) fit: full precision over everything, as the reference.
+      expect(Math.max(...r.scores.kl.slice(0, 128)), policy).toBeLessThan(1e-6);
+      // Afterwards the cache has forgotten tokens: the distributions move.
+      expect(r.scores.kl.slice(128).reduce((a, b) => a + b, 0) / 128, policy).toBeGreaterThan(1e-4);
+      expect(r.kv.tokens, policy).toBeLessThanOrEqual(128);
+    }
+  });
 });
