@@ -193,6 +193,13 @@ describe('KV memory budget, stories260k', () => {
     expect(added).toBeGreaterThan(0);
     expect(added).toBeLessThan(tokenizer.encodeText('\nUser: The next day,\nAssistant:').length + 4);
     expect(ctx.engine.stats().kvPositions!.protectedHeld).toBeGreaterThan(protectedCount);
+
+    // A mode switch re-prefills what the cache holds at its own positions: the evictions survive it.
+    const was = ctx.engine.stats();
+    const switched = await ctx.engine.setKvMode({ mode: 'int8' });
+    expect(switched.kvPositions).toEqual(was.kvPositions);
+    expect(switched.tokensHeld).toBe(was.tokensHeld);
+    expect(switched.prefillTokensDispatched - was.prefillTokensDispatched).toBe(was.tokensHeld);
   });
 
   it('a prompt longer than the context keeps its sinks and recent tokens, with a notice, and generates', async () => {

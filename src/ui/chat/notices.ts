@@ -36,7 +36,7 @@ export function describeContextEvent(e: ContextEvent, repeats?: { times: number;
       `(attention sinks) and ${others} ${e.policy === 'saliency' ? 'recent or most-attended' : 'recent'} ones at their positions; nothing was re-read. ${after}${again}`
     );
   }
-  const because = e.reprefillBecause === 'positions' ? "the next position would pass the model's context" : 'this cache mode cannot evict in place';
+  const because = e.reprefillBecause === 'positions' ? "the next position would pass the model's context" : 'this cache mode cannot evict (enough) in place';
   return (
     `${why} ${where}: the cache now keeps the first ${e.sinkTokens} tokens (attention sinks) and ${e.policy === 'saliency' ? `${others} recent or most-attended ones` : `the latest ${others}`}${guarded}; ` +
     `${e.droppedTokens} tokens in between were dropped from the cache (${e.policy}) and the kept ones re-read from scratch, as ${because}. ${after}${again}`
