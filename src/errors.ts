@@ -81,3 +81,22 @@ export class DownloadInterruptedError extends EngineError {
 export class CacheWriteError extends EngineError {
   override name = 'CacheWriteError';
 }
+
+/**
+ * The engine worker died or errored (a crash, an `error` or `messageerror` event, or it was terminated). Every
+ * call pending on it fails with this error, and so does every later call until the engine is restarted.
+ */
+export class WorkerCrashedError extends EngineError {
+  override name = 'WorkerCrashedError';
+}
+
+/** The model's logits held NaN or ±Inf: generation stops there (the text so far is kept; the engine stays usable). */
+export class NonFiniteLogitsError extends EngineError {
+  override name = 'NonFiniteLogitsError';
+  /** The 1-based index, in the reply, of the token whose logits were not finite. */
+  readonly tokenIndex: number;
+  constructor(tokenIndex: number) {
+    super(`The model produced NaN/Inf logits (at token ${tokenIndex}). Try f32 weights or another KV mode.`);
+    this.tokenIndex = tokenIndex;
+  }
+}

@@ -3,13 +3,14 @@
  * token per step until EOS, a stop string, the token limit, the context limit or an abort. A cache at its
  * limit evicts (src/engine/cache-window.ts) before the step that would not fit.
  */
+import { NonFiniteLogitsError } from '../errors';
 import type { LlamaModel, StepOutput } from '../model/llama';
 import { IncrementalDecoder, type ChatTokenizer } from '../model/tokenizer';
 import type { ContextEvent, EvictionPolicy, FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
 import type { CacheContents, PositionRange } from './cache-contents';
 import { CacheWindow, windowPromptIds } from './cache-window';
 import { DEFAULT_SINK_TOKENS } from './context-window';
-import { normalizeSamplingParams, Sampler } from './sampler';
+import { allFinite, normalizeSamplingParams, Sampler } from './sampler';
 import { StopStringMatcher } from './stop-strings';
 
 /** Everything one generation needs. `contents` (what the cache holds) is updated in place. */
@@ -106,7 +107,14 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
   let out: StepOutput = prefilled;
 
   const generated: number[] = [];
-  const pick = (o: StepOutput) => (sampler.isGreedy ? o.nextToken : sampler.sample(o.logits as Float32Array, [...promptIds, ...generated]));
+  // A NaN/Inf in the logits comes back as an id outside the vocabulary: the GPU argmax reports it as
+  // NON_FINITE_TOKEN, and sampled decoding checks the logits it read (-1).
+  const vocab = model.config.vocabSize;
+  const pick = (o: StepOutput) => {
+    if (sampler.isGreedy) return o.nextToken;
+    const logits = o.logits as Float32Array;
+    return allFinite(logits) ? sampler.sample(logits, [...promptIds, ...generated]) : -1;
+  };
   const decoder = new IncrementalDecoder(tokenizer);
   const stops = new StopStringMatcher(params.stop);
   const eos = new Set(tokenizer.eosTokenIds);
@@ -121,6 +129,11 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
   let ahead: number[] = [];
   const queued = sampler.isGreedy && model.kv.canRewind;
   for (;;) {
+    if (!(next >= 0 && next < vocab)) {
+      // Stop cleanly: the text so far has been delivered, and the engine resets the cache the NaN went into.
+      await delivered;
+      throw new NonFiniteLogitsError(generated.length + 1);
+    }
     if (params.stopAtEos && eos.has(next)) {
       finishReason = 'eos';
       break;

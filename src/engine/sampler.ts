@@ -180,6 +180,12 @@ export class Sampler {
   }
 }
 
+/** Whether every value is finite (no NaN, no ±Inf). */
+export function allFinite(x: ArrayLike<number>): boolean {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+}
+
 /** Index of the largest value; the lowest index wins ties, NaN never wins. */
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;

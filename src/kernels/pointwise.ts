@@ -99,7 +99,10 @@ export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number)
   elementwise(rec, 'swiglu', gate, up, n);
 }
 
-/** out[0] = argmax of row `row` of x: f32 [rows, n]. */
+/** What argmax writes when the row holds NaN or ±Inf (no token id is this large). */
+export const NON_FINITE_TOKEN = 0xffffffff;
+
+/** out[0] = argmax of row `row` of x: f32 [rows, n], or NON_FINITE_TOKEN when that row is not all finite. */
 export function argmax(rec: Recorder, x: GPUBuffer, n: number, row: number, out: GPUBuffer /* u32 [1] */): void {
   const pipeline = rec.pipelines.get({ shader: 'argmax', entry: rec.caps.softwareAdapter ? 'main_serial' : 'main', variant: rec.variant });
   const params = rec.uniforms.alloc([n, row, 0, 0]);

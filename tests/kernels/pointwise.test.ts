@@ -1,6 +1,6 @@
 // embed, addInPlace, swiglu and argmax (shaders/embed, elementwise, argmax.wgsl) against the CPU reference.
 import { describe, expect, it } from 'vitest';
-import { addInPlace, argmax, embed, swiglu } from '../../src/kernels/pointwise';
+import { addInPlace, argmax, embed, NON_FINITE_TOKEN, swiglu } from '../../src/kernels/pointwise';
 import { add, argmax as refArgmax, embed as refEmbed, swiglu as refSwiglu } from '../../src/reference/kernels';
 import { useKernelHarness, randomArray } from '../helpers/gpu';
 import { deviceVariants, expectClose, F16_LOOSE_TOL, F32_TOL, nanBuffer, roundF16, uploadWeight } from './fixtures';
@@ -112,5 +112,18 @@ for (const schedule of ['software', 'hardware'] as const) describe(`pointwise ke
     }
     const neg = randomArray(300, seed++, 1).map((v) => v - 1e30);
     expect(await gpuArgmax(neg, 300, 0)).toBe(refArgmax(neg));
+  });
+
+  it('fault: non-finite logits (NaN, +Inf, -Inf anywhere in the row) make argmax report NON_FINITE_TOKEN', async () => {
+    const n = 1000;
+    for (const bad of [Number.NaN, Infinity, -Infinity]) {
+      for (const at of [0, 1, 255, 256, 999]) {
+        const x = randomArray(2 * n, seed++, 1);
+        x[n + at] = bad;
+        expect(await gpuArgmax(x, n, 1), `${bad} at ${at}`).toBe(NON_FINITE_TOKEN);
+        // The other row is untouched and finite.
+        expect(await gpuArgmax(x, n, 0)).toBe(refArgmax(x.subarray(0, n)));
+      }
+    }
   });
 });
