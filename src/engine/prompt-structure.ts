@@ -17,7 +17,8 @@ const MEMO_LIMIT = 512;
 export class PromptStructure {
   private readonly memo = new Map<string, number[]>();
 
-  constructor(private readonly tokenizer: Pick<ChatTokenizer, 'renderChat' | 'encodeRendered'>) {}
+  /** With `encodeChatPrefix`, prefixes encode as the prompt does (message contents as plain text). */
+  constructor(private readonly tokenizer: Pick<ChatTokenizer, 'renderChat' | 'encodeRendered'> & Partial<Pick<ChatTokenizer, 'encodeChatPrefix'>>) {}
 
   /**
    * Protected ranges [start, end) of `ids` (= the encoding of `messages` with the generation prompt): every
@@ -26,7 +27,7 @@ export class PromptStructure {
    */
   protectedRanges(messages: readonly ChatMessage[], ids: readonly number[]): PositionRange[] {
     const text = this.tokenizer.renderChat([...messages], true);
-    const tokensAt = (chars: number) => (chars <= 0 ? 0 : chars >= text.length ? ids.length : commonPrefix(this.encode(text.slice(0, chars)), ids));
+    const tokensAt = (chars: number) => (chars <= 0 ? 0 : chars >= text.length ? ids.length : commonPrefix(this.encode(messages, text.slice(0, chars)), ids));
     const ranges: PositionRange[] = [];
     const add = (start: number, end: number) => {
       if (end <= start) return;
@@ -50,10 +51,10 @@ export class PromptStructure {
     return ranges;
   }
 
-  private encode(prefix: string): number[] {
+  private encode(messages: readonly ChatMessage[], prefix: string): number[] {
     let ids = this.memo.get(prefix);
     if (!ids) {
-      ids = this.tokenizer.encodeRendered(prefix);
+      ids = this.tokenizer.encodeChatPrefix ? this.tokenizer.encodeChatPrefix([...messages], prefix.length) : this.tokenizer.encodeRendered(prefix);
       if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value as string);
       this.memo.set(prefix, ids);
     }

@@ -6,6 +6,7 @@
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { EngineError, ModelFileMissingError, ModelFormatError } from '../errors';
 import type { ChatMessage } from '../worker/api';
+import { anyContentTouches, chatSegments, shieldedText, standIn, truncateSegments, type ChatSegment } from './chat-text';
 import type { ModelSource } from './source';
 
 /** What the engine needs from a tokenizer. */
@@ -16,8 +17,16 @@ export interface ChatTokenizer {
   encodeChat(messages: ChatMessage[]): number[];
   /** The prompt text `encodeChat` encodes (without the assistant's generation prompt when `addGenerationPrompt` is false). */
   renderChat(messages: ChatMessage[], addGenerationPrompt?: boolean): string;
-  /** Encode a rendered chat prompt exactly as `encodeChat` does. */
+  /**
+   * Encode a rendered chat prompt as one text, special tokens parsed everywhere (as `encodeChat` does when no
+   * message content holds a special token's text).
+   */
   encodeRendered(text: string): number[];
+  /**
+   * The ids of the first `chars` characters of the rendered prompt of `messages` (with the generation prompt),
+   * encoded as `encodeChat` encodes them: message contents as plain text.
+   */
+  encodeChatPrefix(messages: ChatMessage[], chars: number): number[];
   /** False when the model has no chat template and `encodeChat` uses the plain fallback format. */
   hasChatTemplate: boolean;
   /** Decode ids to text, special tokens included. */
@@ -77,6 +86,22 @@ export async function loadTokenizer(source: ModelSource, extraEosIds: readonly n
   return tokenizerFromJson(tokenizerJson, config, extraEosIds, `tokenizer.json of ${source.label}`);
 }
 
+/** Contents of the added tokens marked special: the only ones chat content must not produce. */
+function specialTokensOf(tokenizerJson: Json): string[] {
+  const added = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as Json[]) : [];
+  return added.filter((t) => t.special === true && typeof t.content === 'string' && t.content !== '').map((t) => t.content as string);
+}
+
+/** tokenizer.json with every special token renamed to its stand-in (same id), so typed markers are plain text. */
+function shieldedJson(tokenizerJson: Json, specials: readonly string[]): Json {
+  const index = new Map(specials.map((s, i) => [s, i]));
+  const added = (tokenizerJson.added_tokens ?? []) as Json[];
+  return {
+    ...tokenizerJson,
+    added_tokens: added.map((t) => (t.special === true && index.has(t.content as string) ? { ...t, content: standIn(index.get(t.content as string) as number) } : t)),
+  };
+}
+
 /**
  * A tokenizer from a tokenizer.json object and a tokenizer_config object (read from files, or converted from
  * a GGUF file's metadata). `where` names their origin in error messages.
@@ -91,7 +116,9 @@ export async function tokenizerFromJson(tokenizerJson: Json, config: Json, extra
   } catch (err) {
     throw new ModelFormatError(`The tokenizer in ${where} could not be loaded (${(err as Error).message}).`);
   }
-  return new HfChatTokenizer(tok, config, extraEosIds, where);
+  const specials = specialTokensOf(tokenizerJson);
+  const shielded = () => new PreTrainedTokenizer(shieldedJson(tokenizerJson, specials), { ...config, chat_template: undefined });
+  return new HfChatTokenizer(tok, config, extraEosIds, where, specials, shielded);
 }
 
 class HfChatTokenizer implements ChatTokenizer {
@@ -100,12 +127,18 @@ class HfChatTokenizer implements ChatTokenizer {
   readonly bosTokenId: number | null;
   private readonly addBos: boolean | undefined;
   private readonly cleanUpSpaces: boolean;
+  private shieldedTok: PreTrainedTokenizer | null = null;
+  private postProcessed: { prefix: number[]; suffix: number[] } | null = null;
 
   constructor(
     private readonly tok: PreTrainedTokenizer,
     config: Json,
     extraEosIds: readonly number[],
     private readonly label: string,
+    /** Special token contents, which chat content must not produce. */
+    private readonly specials: readonly string[],
+    /** The tokenizer with special tokens renamed, built the first time a message holds a special token's text. */
+    private readonly makeShielded: () => PreTrainedTokenizer,
   ) {
     this.hasChatTemplate = config.chat_template != null && config.chat_template !== '';
     this.bosTokenId = validId(tok.bos_token_id);
@@ -118,15 +151,47 @@ class HfChatTokenizer implements ChatTokenizer {
   }
 
   encodeText(text: string): number[] {
-    const ids = this.tok.encode(text, { add_special_tokens: true });
+    return this.withBosPolicy(this.tok.encode(text, { add_special_tokens: true }), () => this.tok.encode(text, { add_special_tokens: false })[0] === this.bosTokenId);
+  }
+
+  /** The post-processor decides BOS; an explicit add_bos_token in the config overrides it. */
+  private withBosPolicy(ids: number[], textStartsWithBos: () => boolean): number[] {
     const bos = this.bosTokenId;
     if (bos === null) return ids;
-    // The post-processor decides BOS; an explicit add_bos_token in the config overrides it.
     if (this.addBos === true && ids[0] !== bos) ids.unshift(bos);
-    if (this.addBos === false && ids[0] === bos && this.tok.encode(text, { add_special_tokens: false })[0] !== bos) {
-      ids.shift();
-    }
+    if (this.addBos === false && ids[0] === bos && !textStartsWithBos()) ids.shift();
     return ids;
+  }
+
+  /** The segments of a chat prompt: template text and message contents. */
+  private segments(messages: readonly ChatMessage[], addGenerationPrompt: boolean): ChatSegment[] {
+    return chatSegments((m) => this.renderChat(m, addGenerationPrompt), messages);
+  }
+
+  /**
+   * Encode a segmented prompt. While no content holds (or borders on) a special token's text, that is the
+   * text encoded as a whole; otherwise the shielded tokenizer encodes it, where only the template's markers
+   * (as stand-ins) are special.
+   */
+  private encodeSegments(segments: readonly ChatSegment[]): number[] {
+    const text = segments.map((s) => s.text).join('');
+    if (!anyContentTouches(this.specials, segments)) return this.encodeRendered(text);
+    this.shieldedTok ??= this.makeShielded();
+    const ids = this.shieldedTok.encode(shieldedText(this.specials, segments), { add_special_tokens: false });
+    if (this.hasChatTemplate) return ids;
+    // The plain fallback is ordinary text: the post-processor's tokens (BOS) around it, as encodeText adds them.
+    const { prefix, suffix } = (this.postProcessed ??= this.postProcessorTokens());
+    return this.withBosPolicy([...prefix, ...ids, ...suffix], () => false);
+  }
+
+  /** The ids the post-processor puts around a text (BOS, EOS), found by encoding a probe both ways. */
+  private postProcessorTokens(): { prefix: number[]; suffix: number[] } {
+    const withSpecial = this.tok.encode('a', { add_special_tokens: true });
+    const bare = this.tok.encode('a', { add_special_tokens: false });
+    for (let i = 0; i + bare.length <= withSpecial.length; i++) {
+      if (bare.every((id, k) => withSpecial[i + k] === id)) return { prefix: withSpecial.slice(0, i), suffix: withSpecial.slice(i + bare.length) };
+    }
+    return { prefix: [], suffix: [] };
   }
 
   renderChat(messages: ChatMessage[], addGenerationPrompt = true): string {
@@ -139,7 +204,11 @@ class HfChatTokenizer implements ChatTokenizer {
   }
 
   encodeChat(messages: ChatMessage[]): number[] {
-    return this.encodeRendered(this.renderChat(messages));
+    return this.encodeSegments(this.segments(messages, true));
+  }
+
+  encodeChatPrefix(messages: ChatMessage[], chars: number): number[] {
+    return this.encodeSegments(truncateSegments(this.segments(messages, true), chars));
   }
 
   encodeRendered(text: string): number[] {
