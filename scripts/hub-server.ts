@@ -23,6 +23,10 @@ export interface HubServerOptions {
   port?: number;
   /** Interface to bind; default `127.0.0.1`. */
   host?: string;
+  /** Called with every request before it is answered (tests check, e.g., which requests carried Authorization). */
+  onRequest?: (req: { method: string; url: string; headers: http.IncomingHttpHeaders }) => void;
+  /** Answer file requests (`…/resolve/…`) with a 302 to this base URL plus the same path, as the hub redirects to its CDN. */
+  redirectTo?: string;
 }
 
 /** A running hub server. */
@@ -161,6 +165,7 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const method = req.method ?? 'GET';
+    opts.onRequest?.({ method, url: req.url ?? '/', headers: req.headers });
     if (method === 'OPTIONS') {
       res.writeHead(204, {
         ...CORS_HEADERS,
@@ -179,6 +184,10 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
     if (rawPath.startsWith('/api/models/')) {
       const tree = listTree(rawPath);
       return 'error' in tree ? sendJson(res, tree.status, { error: tree.error }, head) : sendJson(res, 200, tree.entries, head);
+    }
+    if (opts.redirectTo && /\/resolve\//.test(rawPath)) {
+      res.writeHead(302, { ...CORS_HEADERS, Location: opts.redirectTo.replace(/\/+$/, '') + (req.url ?? '/'), 'Content-Length': 0 });
+      return res.end();
     }
     const found = resolveFile(rawPath);
     if ('error' in found) return sendJson(res, found.status, { error: found.error }, head);

@@ -5,6 +5,7 @@
  */
 import { ModelFileMissingError } from '../errors';
 import { CachedSource } from '../storage/cached-source';
+import type { TokenPolicy } from '../storage/token-policy';
 import { FilesUpstream, HubUpstream } from '../storage/upstream';
 
 /** A readable model file: its byte size and a stream of its bytes. */
@@ -33,7 +34,17 @@ export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Serializable description of a source, as passed to the worker. */
 export type ModelSourceSpec = (
   /** A hub repo; with `cache`, read through the IndexedDB weight cache (browser only), resuming and working offline. */
-  | { kind: 'hub'; repo: string; baseUrl?: string; revision?: string; cache?: boolean; /** For gated repos; never stored. */ token?: string }
+  | {
+      kind: 'hub';
+      repo: string;
+      baseUrl?: string;
+      revision?: string;
+      cache?: boolean;
+      /** For gated repos; never stored. */
+      token?: string;
+      /** Where the token may go (storage/token-policy.ts); without it, only to huggingface.co over https. */
+      tokenPolicy?: TokenPolicy;
+    }
   /**
    * Plain files under a URL folder, e.g. the demo model the app ships under public/. `files` lists what is
    * there: static hosts and dev servers often answer a missing file with index.html and status 200.
@@ -148,7 +159,7 @@ export function sourceFromSpec(spec: ModelSourceSpec): ModelSource {
       if (!spec.cache) return new HubSource(spec.repo, baseUrl, revision);
       const origin = { kind: 'hub' as const, repo: spec.repo, baseUrl, revision, ...(spec.file ? { file: spec.file } : {}) };
       const label = spec.file ? `${spec.repo}/${spec.file}` : spec.repo;
-      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision, spec.file), { label, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token));
+      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision, spec.file), { label, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token, undefined, spec.tokenPolicy));
     }
     case 'url':
       return new UrlSource(spec.baseUrl, spec.label ?? spec.baseUrl, undefined, spec.files);

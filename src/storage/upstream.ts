@@ -3,6 +3,7 @@
  * missing chunks of a resumed download) or files the user picked from a local folder.
  */
 import { DownloadInterruptedError, ModelFileMissingError, ModelFormatError } from '../errors';
+import { mayAttachToken, type TokenPolicy } from './token-policy';
 
 /** Bytes of one file from some offset on. */
 export interface UpstreamFile {
@@ -35,9 +36,10 @@ export class HubUpstream implements Upstream {
     repo: string,
     baseUrl: string,
     revision = 'main',
-    /** Hugging Face access token for gated models; sent as a Bearer header, never stored. */
+    /** Hugging Face access token for gated models; sent as a Bearer header where `tokenPolicy` allows it, never stored. */
     private readonly token?: string,
     private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
+    private readonly tokenPolicy?: TokenPolicy,
   ) {
     this.root = `${baseUrl.replace(/\/+$/, '')}/${repo}/resolve/${revision}/`;
     this.label = `${repo} at ${baseUrl}`;
@@ -51,7 +53,7 @@ export class HubUpstream implements Upstream {
   private async request(file: string, method: 'GET' | 'HEAD', range?: string): Promise<Response> {
     const headers: Record<string, string> = {};
     if (range) headers.Range = range;
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (this.token && mayAttachToken(this.url(file), this.tokenPolicy) === true) headers.Authorization = `Bearer ${this.token}`;
     try {
       return await this.fetchImpl(this.url(file), { method, headers });
     } catch (err) {
@@ -62,9 +64,12 @@ export class HubUpstream implements Upstream {
   }
 
   private failure(file: string, status: number): ModelFileMissingError {
+    const refused = this.token ? mayAttachToken(this.url(file), this.tokenPolicy) : true;
     const hint =
       status === 401 || status === 403
-        ? ' The model is gated or private: accept its license on the hub and enter an access token.'
+        ? refused !== true
+          ? ` The model is gated or private. ${refused}`
+          : ' The model is gated or private: accept its license on the hub and enter an access token.'
         : status === 404
           ? ' Check the model id and the hub URL setting.'
           : ' The hub may be having trouble: try again later.';

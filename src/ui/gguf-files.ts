@@ -4,6 +4,7 @@
  * them with a Load button each, and the check of a picked local `.gguf` file (its magic, before it is copied).
  */
 import { ModelFileMissingError, ModelFormatError } from '../errors';
+import { authHeaders, tokenRefusal, type HubAuth } from '../storage/token-policy';
 import { el } from './dom';
 import { formatSize } from './load-progress';
 
@@ -23,15 +24,15 @@ export function ggufQuantOfName(name: string): string {
  * A repo's top-level files from `<base>/api/models/<repo>/tree/<revision>`, or null when the server has no
  * tree API (a plain mirror): then only config.json-based loading is offered.
  */
-export async function listHubFiles(baseUrl: string, repo: string, token?: string, fetchImpl: typeof fetch = (...a) => fetch(...a)): Promise<HubFile[] | null> {
+export async function listHubFiles(baseUrl: string, repo: string, auth: HubAuth = {}, fetchImpl: typeof fetch = (...a) => fetch(...a)): Promise<HubFile[] | null> {
   const url = `${baseUrl.replace(/\/+$/, '')}/api/models/${repo}/tree/main`;
   let res: Response;
   try {
-    res = await fetchImpl(url, token ? { headers: { Authorization: `Bearer ${token}` } } : undefined);
+    res = await fetchImpl(url, { headers: authHeaders(url, auth.token, auth.policy) });
   } catch {
     return null;
   }
-  if (res.status === 401 || res.status === 403) throw new ModelFileMissingError(`${repo} is gated or private (HTTP ${res.status}): accept its license on the hub, then paste an access token.`);
+  if (res.status === 401 || res.status === 403) throw new ModelFileMissingError(`${repo} is gated or private (HTTP ${res.status}): accept its license on the hub, then paste an access token.${tokenRefusal(url, auth)}`);
   if (!res.ok) return null;
   const body = (await res.json().catch(() => null)) as unknown;
   if (!Array.isArray(body)) return null;

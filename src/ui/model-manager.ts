@@ -5,7 +5,7 @@
  * worker's `load(spec)`, the same code for every source; downloads and chunk writes happen in the worker.
  */
 import type { ModelSourceSpec } from '../model/source';
-import { DEFAULT_HUB_URL, hubCacheKey, importCacheKey } from '../model/source';
+import { hubCacheKey, importCacheKey } from '../model/source';
 import { deleteCachedModel } from '../storage/weight-cache';
 import type { LoadOptions, LoadProgress, ModelInfo, WeightChoice } from '../worker/api';
 import { callback, type EngineClient } from '../worker/client';
@@ -15,6 +15,7 @@ import { renderCacheList } from './model-cache-view';
 import { estimateModel } from './model-catalog';
 import { renderCatalog } from './model-catalog-view';
 import { checkGgufFile, ggufFilesOf, listHubFiles, renderGgufPicker } from './gguf-files';
+import { createHubSettings } from './hub-settings';
 import { checkModelFolder, fetchHubConfig, parseModelRef } from './model-validate';
 import './model-manager.css';
 
@@ -50,13 +51,11 @@ export interface ModelManager {
 /** Where the demo model lives, relative to the page, and its files (public/models/stories260k/). */
 const DEMO_PATH = 'models/stories260k/';
 const DEMO_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
-const HUB_URL_KEY = 'kvtab.hubUrl';
 
 /** Mount the panel into `container`. */
 export function mountModelManager(container: HTMLElement, client: EngineClient, hooks: ModelManagerHooks): ModelManager {
   const query = new URLSearchParams(location.search);
-  const hubUrl = el('input', { id: 'hub-url', type: 'url', value: query.get('hub') ?? localStorage.getItem(HUB_URL_KEY) ?? DEFAULT_HUB_URL, spellcheck: false });
-  const token = el('input', { id: 'hub-token', type: 'password', placeholder: 'hf_… (only for gated models; kept in memory)', autocomplete: 'off' });
+  const hub = createHubSettings();
   const modelId = el('input', { id: 'model-id-input', placeholder: 'org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct', spellcheck: false, value: query.get('model') ?? '' });
   const modelIdLoad = el('button', { id: 'model-id-load', type: 'submit', className: 'mm-button', textContent: 'Check & load' });
   const modelIdInfo = el('p', { id: 'model-id-info', className: 'mm-hint' });
@@ -88,7 +87,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   const errorBox = el('div', { id: 'model-error', className: 'mm-error', role: 'alert', hidden: true }, errorMessage, el('div', { className: 'mm-row' }, errorAction, errorClose));
 
   let busy = false;
-  const tokenValue = () => token.value.trim() || undefined;
+  const tokenValue = hub.token;
   const cache = renderCacheList({ load: (spec, id) => void load(spec, id), fail: showError, token: tokenValue });
   const catalog = renderCatalog((entry) => void loadHubModel(entry.repo));
 
@@ -112,8 +111,9 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       el('h3', {}, 'Any Hugging Face model'),
       el('div', { className: 'mm-row' }, field('Model id', modelId), modelIdLoad),
       modelIdInfo,
+      hub.notices,
       ggufList,
-      el('details', {}, el('summary', {}, 'Hub settings'), field('Hub URL', hubUrl, 'A mirror or local server laid out like huggingface.co'), field('Access token', token, 'For gated models (Llama). Never stored.')),
+      el('details', {}, el('summary', {}, 'Hub settings'), hub.fields),
     ),
     el(
       'div',
@@ -200,6 +200,11 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   async function load(spec: ModelSourceSpec, id: string): Promise<boolean> {
     if (busy) return false;
     clearError();
+    if (spec.kind === 'hub' && spec.token) {
+      // The worker attaches the token only where the policy allows it; say so when it will not.
+      spec = { ...spec, tokenPolicy: hub.auth().policy };
+      hub.noteToken(spec.baseUrl ?? hub.baseUrl());
+    }
     setBusy(true);
     progress.value = 0;
     progress.scrollIntoView({ block: 'nearest' });
@@ -226,7 +231,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
       progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.${info.weightNotice ? ` ${info.weightNotice}` : ''}`;
       const key = cacheKeyOf(spec);
-      const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key, file: spec.file } : spec.kind === 'hub' ? { ...spec, token: undefined } : spec;
+      const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key, file: spec.file } : spec.kind === 'hub' ? { ...spec, token: undefined, tokenPolicy: undefined } : spec;
       hooks.onLoaded({ modelId: id, source, info });
       return true;
     } catch (err) {
@@ -253,7 +258,8 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     if (busy) return;
     clearError();
     ggufList.replaceChildren();
-    const baseUrl = hubUrl.value.trim().replace(/\/+$/, '') || DEFAULT_HUB_URL;
+    const baseUrl = hub.baseUrl();
+    hub.noteToken(baseUrl);
     let repo: string;
     try {
       const ref = parseModelRef(rawId);
@@ -264,7 +270,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
         return;
       }
       progressText.textContent = `Checking ${repo}: listing its files…`;
-      const files = await listHubFiles(baseUrl, repo, tokenValue());
+      const files = await listHubFiles(baseUrl, repo, hub.auth());
       const ggufs = files ? ggufFilesOf(files) : [];
       if (files && ggufs.length && !files.some((f) => f.path === 'config.json')) {
         progressText.textContent = 'Nothing was downloaded.';
@@ -274,7 +280,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
         return;
       }
       progressText.textContent = `Checking ${repo}: reading config.json…`;
-      const config = await fetchHubConfig(baseUrl, repo, tokenValue());
+      const config = await fetchHubConfig(baseUrl, repo, hub.auth());
       const e = estimateModel(config);
       modelIdInfo.textContent = `${repo}: ${config.architecture}, ${config.numLayers} layers, ${formatCount(e.params)} params; weights ${formatSize(e.weightBytesF16)} (f16), KV at ${e.kvTokens} tokens ${formatSize(e.kv[0].bytes)} full, ${formatSize(e.kv[3].bytes)} kivi 2-bit.`;
     } catch (err) {
@@ -286,10 +292,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     await load({ kind: 'hub', repo, baseUrl, cache: true, token: tokenValue() }, repo);
   }
 
-  hubUrl.addEventListener('change', () => {
-    localStorage.setItem(HUB_URL_KEY, hubUrl.value.trim());
-    catalog.probeSizes(hubUrl.value.trim());
-  });
+  hub.hubUrl.addEventListener('change', () => catalog.probeSizes(hub.baseUrl()));
   ggufInput.addEventListener('change', async () => {
     const file = ggufInput.files?.[0];
     ggufInput.value = '';
@@ -321,6 +324,6 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   demo.addEventListener('click', () => void loadDemo());
 
   void cache.refresh();
-  catalog.probeSizes(hubUrl.value.trim());
+  catalog.probeSizes(hub.baseUrl());
   return { element, loadDemo, load };
 }

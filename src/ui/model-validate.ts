@@ -5,6 +5,7 @@
  */
 import { ModelFileMissingError, ModelFormatError } from '../errors';
 import { parseModelConfig, type ModelConfig } from '../model/config';
+import { authHeaders, tokenRefusal, type HubAuth } from '../storage/token-policy';
 
 /** Hub repo ids: `org/name` (letters, digits, `-`, `_`, `.`), as the hub allows them. */
 const REPO_ID = /^[A-Za-z0-9][\w.-]{0,95}\/[\w.-]{1,96}$/;
@@ -49,16 +50,16 @@ function parseConfigText(text: string, where: string): ModelConfig {
 }
 
 /** Fetch and validate a hub repo's config.json; no weight is requested. */
-export async function fetchHubConfig(baseUrl: string, repo: string, token?: string, fetchImpl: typeof fetch = (...a) => fetch(...a)): Promise<ModelConfig> {
+export async function fetchHubConfig(baseUrl: string, repo: string, auth: HubAuth = {}, fetchImpl: typeof fetch = (...a) => fetch(...a)): Promise<ModelConfig> {
   const url = `${baseUrl.replace(/\/+$/, '')}/${repo}/resolve/main/config.json`;
   let res: Response;
   try {
-    res = await fetchImpl(url, token ? { headers: { Authorization: `Bearer ${token}` } } : undefined);
+    res = await fetchImpl(url, { headers: authHeaders(url, auth.token, auth.policy) });
   } catch (err) {
     throw new ModelFileMissingError(`Could not reach ${url} (${(err as Error).message}). Check the hub URL and your connection.`);
   }
   if (res.status === 401 || res.status === 403) {
-    throw new ModelFileMissingError(`${repo} is gated or private (HTTP ${res.status}): accept its license on the hub, then paste an access token.`);
+    throw new ModelFileMissingError(`${repo} is gated or private (HTTP ${res.status}): accept its license on the hub, then paste an access token.${tokenRefusal(url, auth)}`);
   }
   if (res.status === 404) throw new ModelFileMissingError(`There is no model "${repo}" at ${baseUrl} (config.json: HTTP 404). Check the id and the hub URL.`);
   if (!res.ok) throw new ModelFileMissingError(`config.json of ${repo} is not available (HTTP ${res.status}). Try again later.`);

@@ -55,15 +55,17 @@ describe('fetchHubConfig', () => {
     await expect(fetchHubConfig('http://127.0.0.1:1', 'a/b')).rejects.toThrow(ModelFileMissingError);
   });
 
-  it('sends the access token only when given', async () => {
+  it('sends the access token only when given, and only where the token policy allows it', async () => {
     const seen: Array<HeadersInit | undefined> = [];
     const spy = (async (_url: RequestInfo | URL, init?: RequestInit) => {
       seen.push(init?.headers);
       return new Response(fs.readFileSync(path.join(sharedModel('stories260k'), 'config.json')));
     }) as typeof fetch;
-    await fetchHubConfig('http://h', 'a/b', 'hf_secret', spy);
-    await fetchHubConfig('http://h', 'a/b', undefined, spy);
-    expect(seen).toEqual([{ Authorization: 'Bearer hf_secret' }, undefined]);
+    await fetchHubConfig('https://huggingface.co', 'a/b', { token: 'hf_secret' }, spy);
+    await fetchHubConfig('https://huggingface.co', 'a/b', undefined, spy);
+    await fetchHubConfig('http://h', 'a/b', { token: 'hf_secret' }, spy);
+    await fetchHubConfig('http://h', 'a/b', { token: 'hf_secret', policy: { allowedHosts: ['http://h'] } }, spy);
+    expect(seen).toEqual([{ Authorization: 'Bearer hf_secret' }, {}, {}, { Authorization: 'Bearer hf_secret' }]);
   });
 });
 
