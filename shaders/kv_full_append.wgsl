@@ -1,5 +1,5 @@
 // Full-precision KV cache append: copy the step's fresh keys and values (f32 [T, kv_heads * head_dim],
-// keys after RoPE) into cache rows pos0 .. pos0 + T - 1, converting to kvt.
+// keys after RoPE) into cache rows pos0 .. pos0 + T - 1, converting to kvt (to_kvt: clamped to ±65504 when f16).
 // Bindings: 0 Params, 1 Step, 2 k_new, 3 v_new, 4 k_cache: kvt [capacity, kv_heads * head_dim], 5 v_cache.
 // Dispatch: ceil(T * row_elems / 64), split over x and y above the per-dimension limit.
 struct Params { row_elems: u32, row_stride: u32, _p1: u32, _p2: u32 }
@@ -17,6 +17,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * p.row_stride;
   if (i >= step.tokens * p.row_elems) { return; }
   let dst = step.pos0 * p.row_elems + i;
-  k_cache[dst] = kvt(k_new[i]);
-  v_cache[dst] = kvt(v_new[i]);
+  k_cache[dst] = to_kvt(k_new[i]);
+  v_cache[dst] = to_kvt(v_new[i]);
 }

@@ -43,8 +43,8 @@ fn ring_write(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= step.tokens * mp.row_elems) { return; }
   let p = step.pos0 + i / mp.row_elems;
   let e = i % mp.row_elems;
-  ring[ring_row(mp.layer_slot, 0u, p) + e] = kvt(k_fresh[i]);
-  ring[ring_row(mp.layer_slot, 1u, p) + e] = kvt(v_fresh[i]);
+  ring[ring_row(mp.layer_slot, 0u, p) + e] = to_kvt(k_fresh[i]);
+  ring[ring_row(mp.layer_slot, 1u, p) + e] = to_kvt(v_fresh[i]);
 }
 
 @compute @workgroup_size(64)
@@ -78,7 +78,7 @@ fn merge_flush(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     let wb = w.y;
     let dst = select((p * 2u + tensor) * mp.row_elems, (tensor * mp.ring_slots + p % mp.ring_slots) * mp.row_elems, mp.direction_ring == 1u) + e0;
     for (var c = 0u; c < mp.head_dim; c++) {
-      dirs[dst + c] = kvt(wa * f32(ring[ra + c]) * ia + wb * f32(ring[rb + c]) * ib);
+      dirs[dst + c] = to_kvt(wa * f32(ring[ra + c]) * ia + wb * f32(ring[rb + c]) * ib);
     }
     pair_meta[mp.norms_offset + (p * 2u + tensor) * mp.kv_heads + lid / 2u] = f16_bits(na) | (f16_bits(nb) << 16u);
     cos_min = cos_ab;

@@ -96,5 +96,5 @@ fn ring_append(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= step.tokens * qp.row_elems) { return; }
   let p = step.pos0 + i / qp.row_elems;
   if (p + qp.residual < step.pos0 + step.tokens) { return; }
-  ring[ring_base() + (p % qp.ring_slots) * qp.row_elems + i % qp.row_elems] = kvt(fresh[i]);
+  ring[ring_base() + (p % qp.ring_slots) * qp.row_elems + i % qp.row_elems] = to_kvt(fresh[i]);
 }

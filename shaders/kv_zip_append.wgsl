@@ -254,8 +254,8 @@ fn ring_append(@builtin(global_invocation_id) gid: vec3u) {
   let p = step.pos0 + t;
   if (p < zip_quantized_count(step.pos0 + step.tokens)) { return; }
   let slot = p % zp.residual;
-  ring[slot * zp.row_elems + e] = kvt(k_fresh[i]);
-  ring[(zp.residual + slot) * zp.row_elems + e] = kvt(v_fresh[i]);
+  ring[slot * zp.row_elems + e] = to_kvt(k_fresh[i]);
+  ring[(zp.residual + slot) * zp.row_elems + e] = to_kvt(v_fresh[i]);
   // Scores of the tokens that stay move from the step's scratch to the layer's accumulator.
   if (e < zp.kv_heads) { saliency[e * zp.residual + slot] = scratch[fresh_acc_offset() + e * zp.max_step + t]; }
   if (e == 0u) { saliency[zp.kv_heads * zp.residual + slot] = scratch[fresh_count_offset() + t]; }

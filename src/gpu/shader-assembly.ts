@@ -68,6 +68,9 @@ export function assembleShader(source: string, variant: ShaderVariant, libraries
     variant.subgroups ? 'enable subgroups;' : '',
     `alias wt = ${variant.weight};`,
     `alias kvt = ${variant.kv};`,
+    // Every K/V store goes through to_kvt: an f16 cache clamps to ±65504 (f16's largest finite value) rather
+    // than storing ±Inf, which would turn attention into NaN; an f32 cache stores the value as it is.
+    variant.kv === 'f16' ? 'fn to_kvt(x: f32) -> kvt { return kvt(clamp(x, -65504.0, 65504.0)); }' : 'fn to_kvt(x: f32) -> kvt { return x; }',
   ]
     .filter(Boolean)
     .join('\n');
