@@ -1,7 +1,8 @@
 /**
  * UI entry: starts the engine worker and mounts the app (or the benchmark mode, `?bench=...`, or the
  * quality-evaluation mode, `?eval=...`).
- * The main thread never touches the GPU.
+ * The main thread never touches the GPU. Dev builds, or `?test-hooks` in the URL, expose `window.__kvtabTest`
+ * for e2e fault tests (crashWorker: the engine worker dies as in a crash).
  */
 import { isBenchMode, runBenchMode } from './ui/bench-mode';
 import { isEvalMode, runEvalMode } from './ui/eval-mode';
@@ -13,7 +14,11 @@ const query = new URLSearchParams(location.search);
 if (isBenchMode(query)) void runBenchMode(root, startEngineWorker(), query);
 else if (isEvalMode(query)) void runEvalMode(root, startEngineWorker(), query);
 else {
-  void mountApp(root, startEngineWorker()).catch((err) => {
+  const client = startEngineWorker();
+  if (import.meta.env.DEV || query.has('test-hooks')) {
+    (window as unknown as { __kvtabTest: object }).__kvtabTest = { crashWorker: () => client.crashForTest() };
+  }
+  void mountApp(root, client).catch((err) => {
     root.textContent = `The app failed to start: ${(err as Error).message ?? String(err)}`;
     console.error(err);
   });

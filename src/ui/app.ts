@@ -1,7 +1,8 @@
 /**
  * The page shell: header, chat history, chat, live cache meter and the settings panel (Model, Generation,
  * Compression). Wires the model manager (src/ui/model-manager.ts), the chat controller, the meter and the
- * settings to the engine worker. Desktop shows every part at once; phones show one view at a time, chosen
+ * settings to the engine worker; when the worker dies, a banner offers Restart engine (the chat is kept, the
+ * last model loads again). Desktop shows every part at once; phones show one view at a time, chosen
  * by the header tabs, with the meter above the chat.
  */
 import type { EngineClient } from '../worker/client';
@@ -10,6 +11,7 @@ import type { ModelSourceSpec } from '../model/source';
 import { ChatHistory } from '../storage/chat-history';
 import { ChatController } from './chat/chat-controller';
 import { el, errorText } from './dom';
+import { EngineCrashBanner } from './engine-crash';
 import { CacheMeter } from './meter/cache-meter';
 import { mountModelManager } from './model-manager';
 import { mountCompressionPanel } from './settings/compression-panel';
@@ -98,6 +100,8 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   });
 
   root.replaceChildren(header, chat.list.element, chat.view.element, meter.element, panel);
+  const crashBanner = new EngineCrashBanner(() => restartEngine());
+  banner.after(crashBanner.element);
   setView('chat');
   setTab('model');
 
@@ -130,6 +134,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   });
 
   let readyText = 'No model loaded';
+  let lastLoaded: { source: ModelSourceSpec; modelId: string } | null = null;
   const showStatus = (text: string, state: 'none' | 'loading' | 'ready' | 'error') => {
     modelStatus.textContent = text;
     modelStatus.dataset.state = state;
@@ -148,7 +153,8 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       const info = loaded.info;
       readyText = `${loaded.modelId} · ${info.numLayers} layers · ${info.weightDtype} on ${info.adapter.description || 'GPU'}`;
       reloadLast.hidden = true;
-      localStorage.setItem(LAST_MODEL_KEY, JSON.stringify({ source: loaded.source, modelId: loaded.modelId }));
+      lastLoaded = { source: loaded.source, modelId: loaded.modelId };
+      localStorage.setItem(LAST_MODEL_KEY, JSON.stringify(lastLoaded));
       showStatus(readyText, 'ready');
       meter.setAdapterF16(info.adapter.f16);
       compression.setLayerCount(info.numLayers);
@@ -188,6 +194,28 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       reloadLast.hidden = true;
       void manager.load(last.source, last.modelId).then((ok) => (reloadLast.hidden = ok));
     };
+  }
+
+  // The worker died: pending calls have failed (a reply in flight ends with its text so far); nothing is loaded.
+  client.onCrash((err) => {
+    model = null;
+    readyText = 'No model loaded';
+    chat.setModel(null);
+    showStatus('Engine stopped', 'error');
+    crashBanner.show(err);
+  });
+  /** A fresh worker, then the last model again (hub models come from the IndexedDB cache). */
+  async function restartEngine(): Promise<boolean> {
+    client.restart();
+    showStatus('No model loaded', 'none');
+    const last = lastLoaded ?? readLastModel();
+    if (!last) {
+      chat.notice('The engine restarted. Load a model to go on; the conversation is kept.', 'info');
+      return true;
+    }
+    const ok = await manager.load(last.source, last.modelId);
+    if (ok) chat.notice(`The engine restarted and ${last.modelId} loaded again. The conversation is kept; the next reply re-reads it.`, 'info');
+    return ok;
   }
   await chat.init();
 }
