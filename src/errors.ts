@@ -82,6 +82,11 @@ export class CacheWriteError extends EngineError {
   override name = 'CacheWriteError';
 }
 
+/** The user cancelled a load: partial GPU buffers are freed, chunks cached so far stay for a resume. */
+export class LoadCancelledError extends EngineError {
+  override name = 'LoadCancelledError';
+}
+
 /**
  * The engine worker died or errored (a crash, an `error` or `messageerror` event, or it was terminated). Every
  * call pending on it fails with this error, and so does every later call until the engine is restarted.

@@ -2,7 +2,7 @@
  * Engine lifecycle: load a model from a source onto the device, generate, abort, report, unload.
  * Runs wherever WebGPU is: in the app's dedicated Worker, and in Node (Dawn) for tests and benchmarks.
  */
-import { DeviceLostError, EngineBusyError, NoModelLoadedError } from '../errors';
+import { DeviceLostError, EngineBusyError, LoadCancelledError, NoModelLoadedError } from '../errors';
 import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
@@ -44,6 +44,14 @@ import { refillHeld } from './refill';
 
 const DEFAULT_PREFILL_CHUNK = 128;
 
+/** A source spec in words, for messages. */
+function describeSpec(spec: ModelSourceSpec): string {
+  if (spec.kind === 'hub') return spec.file ? `${spec.repo}/${spec.file}` : spec.repo;
+  if (spec.kind === 'url') return spec.label ?? spec.baseUrl;
+  if (spec.kind === 'files') return spec.name;
+  return spec.key;
+}
+
 interface Loaded {
   config: ModelConfig;
   tokenizer: ChatTokenizer;
@@ -69,6 +77,8 @@ export class Engine implements EngineApi {
   private loaded: Loaded | null = null;
   private busy: 'load' | 'generate' | null = null;
   private abortRequested = false;
+  /** Aborts the running load (cancelLoad). */
+  private loadController: AbortController | null = null;
   private lostError: DeviceLostError | null = null;
   /** Reference logits of the last divergence quality task (reused across the modes compared on the same ids). */
   private readonly referenceMemo: { current: ReferenceMemo | null } = { current: null };
@@ -104,11 +114,14 @@ export class Engine implements EngineApi {
   async load(spec: ModelSourceSpec | ModelSource, options: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
     this.busy = 'load';
+    const controller = new AbortController();
+    this.loadController = controller;
+    const signal = controller.signal;
     try {
       this.unloadModel();
-      const source = 'text' in spec ? spec : sourceFromSpec(spec);
+      const source = 'text' in spec ? spec : sourceFromSpec(spec, signal);
       const file = ('text' in spec ? undefined : spec.file) ?? options.file;
-      const parts = await loadModelParts(source, isGgufFile(file) ? file : undefined, options, () => this.device(options), onProgress);
+      const parts = await loadModelParts(source, isGgufFile(file) ? file : undefined, options, () => this.device(options), onProgress, signal);
       const { config, tokenizer, weights } = parts;
       const gpu = this.gpu as GpuContext;
       const kvDtype = fullPrecisionKvDtype(gpu.caps, options.kvDtype);
@@ -122,6 +135,7 @@ export class Engine implements EngineApi {
         model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
         onProgress?.({ phase: 'compile', bytesDone: weights.bytes, bytesTotal: weights.bytes });
         await this.warmUp(model, config);
+        if (signal.aborted) throw new LoadCancelledError('cancelled');
       } catch (err) {
         model?.destroy();
         weights.destroy();
@@ -137,6 +151,7 @@ export class Engine implements EngineApi {
         weightDtype: weights.dtypeSummary,
         weightFormat: parts.format,
         ...(parts.notice ? { weightNotice: parts.notice } : {}),
+        ...(source.storageNotice ? { cacheNotice: source.storageNotice } : {}),
         weightBytes: weights.bytes,
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,
@@ -145,9 +160,19 @@ export class Engine implements EngineApi {
       this.prefillTokens = 0;
       onProgress?.({ phase: 'ready', bytesDone: weights.bytes, bytesTotal: weights.bytes });
       return info;
+    } catch (err) {
+      // Whatever a cancel broke (a fetch, a chunk read, an upload) reads as the cancel; the buffers are freed.
+      if (signal.aborted) throw new LoadCancelledError(`Loading ${'text' in spec ? spec.label : describeSpec(spec)} was cancelled. Chunks cached so far stay: load it again to resume.`);
+      throw err;
     } finally {
       this.busy = null;
+      if (this.loadController === controller) this.loadController = null;
     }
+  }
+
+  /** Cancel the running load: its fetches abort, it stops before the next tensor, and `load` rejects with LoadCancelledError. */
+  cancelLoad(): void {
+    this.loadController?.abort();
   }
 
   /** Compile the decode pipelines and surface WGSL errors now rather than at the first prompt. */

@@ -26,6 +26,8 @@ export interface ModelSource {
   has(file: string): Promise<boolean>;
   /** Bytes fetched over the network so far, for sources that also read from a local cache (progress display). */
   readonly bytesDownloaded?: number;
+  /** Set when the load went on without caching (browser storage full or refused): what to tell the user. */
+  readonly storageNotice?: string | null;
 }
 
 /** The public Hugging Face hub. */
@@ -150,25 +152,26 @@ export class HubSource extends UrlSource {
   }
 }
 
-/** Build the source a spec describes. */
-export function sourceFromSpec(spec: ModelSourceSpec): ModelSource {
+/** Build the source a spec describes; `signal` aborts its fetches and stops it between cached chunks. */
+export function sourceFromSpec(spec: ModelSourceSpec, signal?: AbortSignal): ModelSource {
+  const fetchImpl: typeof fetch = (input, init) => fetch(input, { ...init, signal });
   switch (spec.kind) {
     case 'hub': {
       const baseUrl = spec.baseUrl ?? DEFAULT_HUB_URL;
       const revision = spec.revision ?? 'main';
-      if (!spec.cache) return new HubSource(spec.repo, baseUrl, revision);
+      if (!spec.cache) return new HubSource(spec.repo, baseUrl, revision, fetchImpl);
       const origin = { kind: 'hub' as const, repo: spec.repo, baseUrl, revision, ...(spec.file ? { file: spec.file } : {}) };
       const label = spec.file ? `${spec.repo}/${spec.file}` : spec.repo;
-      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision, spec.file), { label, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token, undefined, spec.tokenPolicy));
+      return new CachedSource(hubCacheKey(spec.repo, baseUrl, revision, spec.file), { label, origin }, new HubUpstream(spec.repo, baseUrl, revision, spec.token, fetchImpl, spec.tokenPolicy), undefined, undefined, signal);
     }
     case 'url':
-      return new UrlSource(spec.baseUrl, spec.label ?? spec.baseUrl, undefined, spec.files);
+      return new UrlSource(spec.baseUrl, spec.label ?? spec.baseUrl, fetchImpl, spec.files);
     case 'files': {
       const origin = { kind: 'import' as const, name: spec.name, ...(spec.file ? { file: spec.file } : {}) };
-      return new CachedSource(importCacheKey(spec.name, spec.files), { label: spec.name, origin }, new FilesUpstream(spec.name, spec.files));
+      return new CachedSource(importCacheKey(spec.name, spec.files), { label: spec.name, origin }, new FilesUpstream(spec.name, spec.files), undefined, undefined, signal);
     }
     case 'cache':
-      return new CachedSource(spec.key, null, null);
+      return new CachedSource(spec.key, null, null, undefined, undefined, signal);
     default:
       throw new RangeError(`Unknown model source kind ${(spec as { kind: string }).kind}.`);
   }

@@ -4,9 +4,11 @@
  * one Range request each, stored as they arrive and passed on to the loader at once. So a download streams
  * to the GPU, resumes after a reload where it stopped, and a complete copy loads with no network at all.
  * Nothing is stored until the loader asks for weights: a config the engine rejects leaves no cache entry.
+ * A failed write (storage full, storage refused) does not fail the load: it goes on uncached and says so in
+ * `storageNotice`; what was stored before stays valid. `signal` stops a load between chunks.
  */
 import type { UseStore } from 'idb-keyval';
-import { CacheCorruptError, ModelFileMissingError } from '../errors';
+import { CacheCorruptError, LoadCancelledError, ModelFileMissingError } from '../errors';
 import type { ModelFileStream, ModelSource } from '../model/source';
 import {
   chunkSpan,
@@ -28,6 +30,9 @@ import { chunkKey, readChunk, readManifest, writeRecords, weightStore } from './
 const MAX_PENDING_WRITES = 2;
 
 type PendingChunk = { file: string; index: number; bytes: Uint8Array };
+
+/** What the model manager says when chunk writes failed and the load went on without caching. */
+export const STORAGE_FULL_NOTICE = 'Browser storage is full: this model was loaded without caching; it will download again next time.';
 
 /** What a new cache entry is called and where it comes from. */
 export interface CacheIdentity {
@@ -51,6 +56,10 @@ export class CachedSource implements ModelSource {
   private readonly unsaved = new Map<string, Uint8Array>();
   private writeChain: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
+  /** Set when a chunk write failed: the rest of this load is not cached. */
+  storageNotice: string | null = null;
+  /** The write failure behind `storageNotice`. */
+  storageError: unknown = null;
 
   constructor(
     readonly key: string,
@@ -58,6 +67,7 @@ export class CachedSource implements ModelSource {
     private readonly upstream: Upstream | null,
     private readonly store: UseStore = weightStore(),
     private readonly chunkBytes = DEFAULT_CHUNK_BYTES,
+    private readonly signal?: AbortSignal,
   ) {
     this.label = identity?.label ?? key;
   }
@@ -76,7 +86,10 @@ export class CachedSource implements ModelSource {
     return this.manifest;
   }
 
-  /** Queue a manifest write (with chunks) behind earlier ones; before the entry is persisted, only remember the chunks. */
+  /**
+   * Queue a manifest write (with chunks) behind earlier ones; before the entry is persisted, only remember the
+   * chunks. The returned promise never rejects: a failed write switches the rest of the load to uncached.
+   */
   private queueWrite(chunks: PendingChunk[]): Promise<void> {
     const m = this.manifest as CacheManifest;
     for (const c of chunks) this.unsaved.set(chunkKey(m.key, c.file, c.index), c.bytes);
@@ -84,16 +97,30 @@ export class CachedSource implements ModelSource {
       this.deferred.push(...chunks);
       return Promise.resolve();
     }
+    if (this.storageNotice) return Promise.resolve(); // small files stay readable from `unsaved`
     m.updatedAt = Date.now();
     const snapshot = structuredClone(m);
     this.pendingWrites++;
     const written = this.writeChain
-      .then(() => writeRecords(snapshot, chunks, this.store))
-      .then(() => chunks.forEach((c) => this.unsaved.delete(chunkKey(m.key, c.file, c.index))))
+      // A chunk not written (this write failed, or an earlier one) stays in `unsaved`, so this load still reads it.
+      .then(async () => {
+        if (this.storageNotice) return;
+        await writeRecords(snapshot, chunks, this.store);
+        chunks.forEach((c) => this.unsaved.delete(chunkKey(m.key, c.file, c.index)));
+      })
+      .catch((err) => {
+        this.storageError ??= err;
+        // writeRecords names the browser's error inside its CacheWriteError message.
+        const cause = /\((\w+Error)\b/.exec(String((err as Error)?.message))?.[1] ?? (err as Error)?.name ?? 'Error';
+        this.storageNotice = cause === 'QuotaExceededError' ? STORAGE_FULL_NOTICE : `Browser storage refused the download (${cause}): this model was loaded without caching; it will download again next time.`;
+      })
       .finally(() => this.pendingWrites--);
-    written.catch(() => {}); // reported to whoever awaits the chain next, never as an unhandled rejection
     this.writeChain = written;
     return written;
+  }
+
+  private checkCancelled(): void {
+    if (this.signal?.aborted) throw new LoadCancelledError(`Loading ${this.label} was cancelled. What was cached so far stays: load it again to resume.`);
   }
 
   /** Persist a new entry with everything read so far: the loader accepted config and tokenizer and wants weights. */
@@ -104,7 +131,7 @@ export class CachedSource implements ModelSource {
     await this.queueWrite(chunks);
   }
 
-  /** Wait for every queued write; rethrows a failed one. */
+  /** Wait for every queued write. */
   private async flush(): Promise<void> {
     await this.writeChain;
   }
@@ -112,7 +139,7 @@ export class CachedSource implements ModelSource {
   private noteAbsent(file: string): void {
     const m = this.manifest as CacheManifest;
     if (!m.absent.includes(file)) m.absent.push(file);
-    void this.queueWrite([]).catch(() => {}); // the next chunk write reports a storage failure
+    void this.queueWrite([]);
   }
 
   async has(file: string): Promise<boolean> {
@@ -203,7 +230,8 @@ export class CachedSource implements ModelSource {
       yield* this.readChunks(file, entry, opened);
     } catch (err) {
       // Whatever arrived before the failure is stored before the error is reported, so a reload resumes after it.
-      await this.flush().catch(() => {});
+      await this.flush();
+      this.checkCancelled(); // an aborted fetch reads as the cancel it was
       throw err;
     }
   }
@@ -213,6 +241,7 @@ export class CachedSource implements ModelSource {
     const n = entry.checksums.length;
     let i = 0;
     while (i < n) {
+      this.checkCancelled();
       if (entry.checksums[i] !== null) {
         const bytes = this.unsaved.get(chunkKey(m.key, file, i)) ?? (await readChunk(m, file, i, this.store));
         this.bytesFromCache += bytes.byteLength;
@@ -236,12 +265,16 @@ export class CachedSource implements ModelSource {
           );
         }
         for (; i < run.end; i++) {
+          this.checkCancelled();
           const { start: s, end: e } = chunkSpan(entry, m.chunkBytes, i);
           const bytes = await reader.read(e - s);
           this.bytesDownloaded += bytes.byteLength;
-          entry.checksums[i] = crc32(bytes);
-          const written = this.queueWrite([{ file, index: i, bytes }]);
-          if (this.pendingWrites > MAX_PENDING_WRITES) await written;
+          // Uncached, a chunk stays missing (a second read fetches it again) and is not held in memory.
+          if (!this.storageNotice) {
+            entry.checksums[i] = crc32(bytes);
+            const written = this.queueWrite([{ file, index: i, bytes }]);
+            if (this.pendingWrites > MAX_PENDING_WRITES) await written;
+          }
           yield bytes;
         }
       } finally {

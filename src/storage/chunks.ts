@@ -52,6 +52,26 @@ export function newFileEntry(size: number, chunkBytes: number, etag?: string): C
   return entry;
 }
 
+/**
+ * What to store when `ours` is written over `stored` (another tab may have cached chunks meanwhile): ours, plus
+ * every chunk `stored` has of the same version of a file (same size and ETag), its other files and absent names.
+ * A chunk either manifest claims was written with it, so the merge never claims a chunk that is not there.
+ */
+export function mergeManifests(stored: CacheManifest | undefined, ours: CacheManifest): CacheManifest {
+  if (!stored || stored.chunkBytes !== ours.chunkBytes) return ours;
+  const files: Record<string, CachedFileEntry> = { ...ours.files };
+  for (const [name, theirs] of Object.entries(stored.files)) {
+    const mine = files[name];
+    if (!mine) files[name] = theirs;
+    else if (mine.size === theirs.size && (mine.etag ?? '') === (theirs.etag ?? '') && mine.checksums.length === theirs.checksums.length) {
+      files[name] = { ...mine, checksums: mine.checksums.map((c, i) => c ?? theirs.checksums[i]) };
+    }
+  }
+  const absent = [...new Set([...ours.absent, ...stored.absent])].filter((f) => !files[f]);
+  const weightFiles = ours.weightFiles ?? stored.weightFiles;
+  return { ...ours, files, absent, ...(weightFiles ? { weightFiles } : {}), createdAt: Math.min(ours.createdAt, stored.createdAt) };
+}
+
 /** Byte range [start, end) of chunk `index`. */
 export function chunkSpan(entry: CachedFileEntry, chunkBytes: number, index: number): { start: number; end: number } {
   if (!Number.isInteger(index) || index < 0 || index >= entry.checksums.length) {

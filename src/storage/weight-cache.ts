@@ -4,11 +4,12 @@
  *   `chunk|<key>|<file>|<index>`     → Uint8Array of one chunk (DEFAULT_CHUNK_BYTES, the last one shorter)
  * A chunk and the manifest that lists it are written in one transaction, so the manifest never claims a chunk
  * that is not there unless something outside the app damaged the database; reads verify length and checksum.
+ * Tabs share the records: each write merges with the stored manifest under the model's Web Lock.
  * Works on the main thread and in workers (the engine worker does every download and chunk write).
  */
-import { createStore, delMany, get, getMany, keys, setMany, type UseStore } from 'idb-keyval';
+import { createStore, delMany, get, getMany, keys, promisifyRequest, type UseStore } from 'idb-keyval';
 import { CacheCorruptError, CacheWriteError } from '../errors';
-import { chunkSpan, isModelComplete, manifestBytes, type CacheManifest, type CacheOrigin } from './chunks';
+import { chunkSpan, isModelComplete, manifestBytes, mergeManifests, type CacheManifest, type CacheOrigin } from './chunks';
 import { crc32 } from './crc32';
 
 /** IndexedDB database and object store names of the weight cache. */
@@ -37,12 +38,23 @@ export async function readManifest(key: string, store: UseStore = weightStore())
   return get<CacheManifest>(manifestKey(key), store);
 }
 
-/** Write a manifest and any chunks in one transaction. `manifest` should be a snapshot (it is cloned when the transaction runs). */
+/**
+ * Write a manifest and any chunks in one transaction. `manifest` should be a snapshot (it is cloned when the
+ * transaction runs). The manifest is merged with the stored one inside that transaction, and the write holds
+ * the model's Web Lock where there is one, so two tabs caching the same model never drop each other's chunks.
+ */
 export async function writeRecords(manifest: CacheManifest, chunks: Array<{ file: string; index: number; bytes: Uint8Array }>, store: UseStore = weightStore()): Promise<void> {
-  const entries: [IDBValidKey, unknown][] = chunks.map((c) => [chunkKey(manifest.key, c.file, c.index), tight(c.bytes)]);
-  entries.push([manifestKey(manifest.key), manifest]);
+  const write = () =>
+    store('readwrite', (s) => {
+      const read = s.get(manifestKey(manifest.key));
+      read.onsuccess = () => {
+        for (const c of chunks) s.put(tight(c.bytes), chunkKey(manifest.key, c.file, c.index));
+        s.put(mergeManifests(read.result as CacheManifest | undefined, manifest), manifestKey(manifest.key));
+      };
+      return promisifyRequest(s.transaction);
+    });
   try {
-    await setMany(entries, store);
+    await withModelLock(manifest.key, write);
   } catch (err) {
     const e = err as Error;
     const quota = e?.name === 'QuotaExceededError';
@@ -51,6 +63,13 @@ export async function writeRecords(manifest: CacheManifest, chunks: Array<{ file
         (quota ? 'The storage quota is full: delete cached models you no longer need, then load again.' : 'Check that site storage is allowed (it is off in some private windows), then load again.'),
     );
   }
+}
+
+/** Run `fn` holding the exclusive Web Lock of one cached model (every tab and worker of the origin), or at once where there are no Web Locks. */
+export async function withModelLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+  if (!locks?.request) return fn();
+  return locks.request(`kvtab-cache:${key}`, fn) as Promise<T>;
 }
 
 /** A view of its own buffer: IndexedDB clones the whole underlying ArrayBuffer of a view, not just the view. */
@@ -118,9 +137,11 @@ export async function listCachedModels(store: UseStore = weightStore()): Promise
 /** Delete a cached model: its manifest first (so a half-finished delete never looks complete), then every chunk record. */
 export async function deleteCachedModel(key: string, store: UseStore = weightStore()): Promise<void> {
   const prefix = `chunk|${key}|`;
-  const chunkKeys = (await keys<IDBValidKey>(store)).filter((k) => typeof k === 'string' && k.startsWith(prefix));
-  await delMany([manifestKey(key)], store);
-  await delMany(chunkKeys, store);
+  await withModelLock(key, async () => {
+    const chunkKeys = (await keys<IDBValidKey>(store)).filter((k) => typeof k === 'string' && k.startsWith(prefix));
+    await delMany([manifestKey(key)], store);
+    await delMany(chunkKeys, store);
+  });
 }
 
 /** Origin storage use and quota from navigator.storage.estimate(), or null where the browser has no such API. */

@@ -160,31 +160,36 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       compression.setLayerCount(info.numLayers);
       chat.setModel(info);
       if (info.weightNotice) chat.notice(info.weightNotice, 'info');
+      if (info.cacheNotice) chat.notice(info.cacheNotice, 'info');
       void client.api.stats().then((s) => meter.update(s));
       setView('chat');
     },
     onError: (message) => {
       chat.notice(`Model: ${message}`, 'error');
-      // A failed load may have replaced the previous model: ask the engine what is loaded now.
-      void client.api.stats().then(
-        (stats) => {
-          if (!stats.loaded) {
-            model = null;
-            readyText = 'No model loaded';
-            chat.setModel(null);
-          }
-          meter.update(stats);
-          showStatus(model ? readyText : 'No model loaded', model ? 'ready' : 'error');
-        },
-        () => showStatus('No model loaded', 'error'),
-      );
+      refreshLoaded();
     },
+    onCancelled: () => refreshLoaded(),
     onBusy: (busy) => {
       chat.setEngineBusy(busy);
       if (busy) showStatus('Loading a model…', 'loading');
       else if (modelStatus.dataset.state === 'loading') showStatus(readyText, model ? 'ready' : 'none');
     },
   });
+  /** A failed or cancelled load may have replaced the previous model: ask the engine what is loaded now. */
+  function refreshLoaded(): void {
+    void client.api.stats().then(
+      (stats) => {
+        if (!stats.loaded) {
+          model = null;
+          readyText = 'No model loaded';
+          chat.setModel(null);
+        }
+        meter.update(stats);
+        showStatus(model ? readyText : 'No model loaded', model ? 'ready' : 'error');
+      },
+      () => showStatus('No model loaded', 'error'),
+    );
+  }
   // After a reload, one click loads the last model again (from the weight cache when it was cached).
   const last = readLastModel();
   if (last && hasWebGpu) {

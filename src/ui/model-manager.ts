@@ -17,6 +17,7 @@ import { renderCatalog } from './model-catalog-view';
 import { checkGgufFile, ggufFilesOf, listHubFiles, renderGgufPicker } from './gguf-files';
 import { createHubSettings } from './hub-settings';
 import { checkModelFolder, fetchHubConfig, parseModelRef } from './model-validate';
+import { TabLock, tabNotice } from './tab-lock';
 import './model-manager.css';
 
 /** A model the engine has loaded. */
@@ -37,6 +38,8 @@ export interface ModelManagerHooks {
   onLoaded(model: LoadedModel): void;
   onError(message: string): void;
   onBusy?(busy: boolean): void;
+  /** The user cancelled a load (no error to show; the previous model may be gone). */
+  onCancelled?(): void;
 }
 
 /** What the app shell gets back. */
@@ -81,6 +84,15 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   const progress = el('progress', { id: 'load-progress', max: 1, value: 0 });
   const progressText = el('div', { id: 'load-progress-text', className: 'mm-progress-text', textContent: 'No model loaded.' });
   progressText.setAttribute('aria-live', 'polite');
+  const cancel = el('button', { id: 'load-cancel', type: 'button', className: 'mm-button mm-quiet', textContent: 'Cancel', hidden: true });
+  cancel.addEventListener('click', () => {
+    cancel.disabled = true;
+    progressText.textContent = 'Cancelling…';
+    void client.api.cancelLoad().catch(() => {});
+  });
+  const storageNotice = el('p', { id: 'model-storage-notice', className: 'mm-warning', role: 'status', hidden: true });
+  const tabs = new TabLock();
+  const otherTab = tabNotice();
   const errorMessage = el('p', { className: 'mm-error-text' });
   const errorAction = el('button', { id: 'model-error-action', type: 'button', className: 'mm-button', hidden: true });
   const errorClose = el('button', { type: 'button', className: 'mm-button mm-quiet', textContent: 'Dismiss' });
@@ -100,8 +112,10 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       demo,
       el('span', { className: 'mm-hint' }, 'stories260k, 1.1 MB, ships with the app: no download, no network. A tiny story model, not a chat model.'),
     ),
-    el('div', { className: 'mm-progress' }, progress, progressText),
+    el('div', { className: 'mm-progress' }, el('div', { className: 'mm-row' }, progress, cancel), progressText),
     errorBox,
+    otherTab.element,
+    storageNotice,
     hub.notices,
     el('div', { className: 'mm-cache' }, el('h3', {}, 'Cached models'), cache.list, cache.estimate),
     el('h3', {}, 'Models'),
@@ -197,15 +211,26 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     return undefined;
   }
 
-  async function load(spec: ModelSourceSpec, id: string): Promise<boolean> {
+  /** Load a spec; `anyway`: the user chose to load although another tab holds the engine. */
+  async function load(spec: ModelSourceSpec, id: string, anyway = false): Promise<boolean> {
     if (busy) return false;
     clearError();
+    otherTab.hide();
+    if (!anyway && (await tabs.otherTabHolds().catch(() => false))) {
+      progressText.textContent = 'Nothing was loaded.';
+      otherTab.show(() => void load(spec, id, true));
+      return false;
+    }
+    tabs.hold();
+    storageNotice.hidden = true;
     if (spec.kind === 'hub' && spec.token) {
       // The worker attaches the token only where the policy allows it; say so when it will not.
       spec = { ...spec, tokenPolicy: hub.auth().policy };
       hub.noteToken(spec.baseUrl ?? hub.baseUrl());
     }
     setBusy(true);
+    cancel.hidden = false;
+    cancel.disabled = false;
     progress.value = 0;
     progress.scrollIntoView({ block: 'nearest' });
     const tracker = new LoadProgressTracker();
@@ -230,16 +255,25 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
       progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.${info.weightNotice ? ` ${info.weightNotice}` : ''}`;
+      storageNotice.textContent = info.cacheNotice ?? '';
+      storageNotice.hidden = !info.cacheNotice;
       const key = cacheKeyOf(spec);
       const source: ModelSourceSpec = spec.kind === 'files' && key ? { kind: 'cache', key, file: spec.file } : spec.kind === 'hub' ? { ...spec, token: undefined, tokenPolicy: undefined } : spec;
       hooks.onLoaded({ modelId: id, source, info });
       return true;
     } catch (err) {
       finished = true;
-      progressText.textContent = `Loading ${id} failed.`;
-      showError(err, recovery(err, spec, id));
+      progress.value = 0;
+      if ((err as { name?: string })?.name === 'LoadCancelledError') {
+        progressText.textContent = `Loading ${id} was cancelled. Chunks cached so far stay: load it again to resume.`;
+        hooks.onCancelled?.();
+      } else {
+        progressText.textContent = `Loading ${id} failed.`;
+        showError(err, recovery(err, spec, id));
+      }
       return false;
     } finally {
+      cancel.hidden = true;
       setBusy(false);
       void cache.refresh();
     }

@@ -86,6 +86,8 @@ export interface ModelInfo {
   weightBytes: number;
   /** Why the weights were stored differently from what was asked (fitted to the weight memory limit). */
   weightNotice?: string;
+  /** Set when browser storage was full (or refused writes): the model loaded without caching. */
+  cacheNotice?: string;
   adapter: AdapterSummary;
   hasChatTemplate: boolean;
 }
@@ -246,6 +248,8 @@ export interface KvPositions {
 /** The worker's API. Callbacks must be wrapped with comlink's `proxy()` by the caller. */
 export interface EngineApi {
   load(source: ModelSourceSpec, options?: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** Cancel the running load (its `load` rejects with LoadCancelledError); nothing happens when none runs. */
+  cancelLoad(): void;
   /** `onContext` hears each ContextEvent as it happens (they are also listed in the result). */
   generate(
     input: string | ChatMessage[],
