@@ -2,7 +2,8 @@
  * UI entry: starts the engine worker and mounts the app (or the benchmark mode, `?bench=...`, or the
  * quality-evaluation mode, `?eval=...`).
  * The main thread never touches the GPU. Dev builds, or `?test-hooks` in the URL, expose `window.__kvtabTest`
- * for e2e fault tests (crashWorker: the engine worker dies as in a crash).
+ * for e2e fault tests (crashWorker: the engine worker dies as in a crash; loseDevice: the engine's GPU device is
+ * destroyed behind its back, as a driver reset would).
  */
 import { isBenchMode, runBenchMode } from './ui/bench-mode';
 import { isEvalMode, runEvalMode } from './ui/eval-mode';
@@ -16,7 +17,7 @@ else if (isEvalMode(query)) void runEvalMode(root, startEngineWorker(), query);
 else {
   const client = startEngineWorker();
   if (import.meta.env.DEV || query.has('test-hooks')) {
-    (window as unknown as { __kvtabTest: object }).__kvtabTest = { crashWorker: () => client.crashForTest() };
+    (window as unknown as { __kvtabTest: object }).__kvtabTest = { crashWorker: () => client.crashForTest(), loseDevice: () => client.api.debugLoseDevice() };
   }
   void mountApp(root, client).catch((err) => {
     root.textContent = `The app failed to start: ${(err as Error).message ?? String(err)}`;

@@ -43,6 +43,15 @@ export class CacheContents {
     return cache.length === this.slots.length && cache.nextPosition === this.fed.length;
   }
 
+  /** An independent copy (what a lost cache held, kept to refill its replacement). */
+  clone(): CacheContents {
+    const copy = new CacheContents();
+    copy.fed.push(...this.fed);
+    copy.slots.push(...this.slots);
+    for (const p of this.guarded) copy.guarded.add(p);
+    return copy;
+  }
+
   /** Tokens appended to the cache, at the next positions. */
   push(ids: readonly number[]): void {
     for (const id of ids) {

@@ -3,6 +3,7 @@
  * Runs wherever WebGPU is: in the app's dedicated Worker, and in Node (Dawn) for tests and benchmarks.
  */
 import { DeviceLostError, EngineBusyError, LoadCancelledError, NoModelLoadedError } from '../errors';
+import { trackedBytes } from '../gpu/buffers';
 import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
@@ -16,6 +17,7 @@ import type { ModelWeights } from '../model/weights';
 import type {
   ChatMessage,
   ContextEvent,
+  DeviceRecoveryEvent,
   EngineApi,
   EngineStats,
   GenerateParams,
@@ -41,6 +43,7 @@ import { planBudget } from './context-window';
 import { kvBytesAt } from './kv-sizing';
 import { PromptStructure } from './prompt-structure';
 import { refillHeld } from './refill';
+import { awaitLossReport, DeviceRecovery, lostDuringReply, whenIdle, type RecoveryPlan } from './device-recovery';
 
 const DEFAULT_PREFILL_CHUNK = 128;
 
@@ -86,6 +89,9 @@ export class Engine implements EngineApi {
   private readonly caches = new CacheBuilder();
   /** Prompt tokens dispatched in prefill steps since the model loaded (EngineStats.prefillTokensDispatched). */
   private prefillTokens = 0;
+  /** What the last load read, and how: a device loss reloads it from there. */
+  private lastLoad: { spec: ModelSourceSpec | ModelSource; options: LoadOptions } | null = null;
+  private readonly recovery = new DeviceRecovery();
 
   /** `gpuEntry` is navigator.gpu in browsers, or Dawn's `create([])` in Node. */
   constructor(private readonly gpuEntry?: GPU) {}
@@ -100,10 +106,7 @@ export class Engine implements EngineApi {
     this.gpu = await acquireDevice(this.gpuEntry, {
       allowF16,
       allowSubgroups,
-      onLost: (err) => {
-        this.lostError = err;
-        this.unloadModel();
-      },
+      onLost: (err) => this.deviceLost(err),
     });
     this.deviceKey = key;
     this.pipelines = new PipelineCache(this.gpu.device);
@@ -112,6 +115,11 @@ export class Engine implements EngineApi {
 
   /** Load a model: config first (validated before any download), then tokenizer, then weights. */
   async load(spec: ModelSourceSpec | ModelSource, options: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    await this.recovery.settled();
+    return this.loadModel(spec, options, onProgress);
+  }
+
+  private async loadModel(spec: ModelSourceSpec | ModelSource, options: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
     this.busy = 'load';
     const controller = new AbortController();
@@ -158,6 +166,7 @@ export class Engine implements EngineApi {
       };
       this.loaded = { config, tokenizer, weights, model, info, contents: new CacheContents(), structure: new PromptStructure(tokenizer), shape, kvDtype, kvMode, userMode: kvMode };
       this.prefillTokens = 0;
+      this.lastLoad = { spec, options: { ...options, ...(file ? { file } : {}) } };
       onProgress?.({ phase: 'ready', bytesDone: weights.bytes, bytesTotal: weights.bytes });
       return info;
     } catch (err) {
@@ -194,6 +203,7 @@ export class Engine implements EngineApi {
     onToken?: (t: TokenEvent) => void,
     onContext?: (e: ContextEvent) => void,
   ): Promise<GenerateResult> {
+    await this.recovery.settled();
     if (this.lostError) throw this.lostError;
     const loaded = this.loaded;
     if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
@@ -228,12 +238,16 @@ export class Engine implements EngineApi {
         onContext,
         onPrefill: (n) => (this.prefillTokens += n),
       });
+      if (this.lostError) throw this.lostError;
       return { ...result, contextEvents: [...plan.events, ...(result.contextEvents ?? [])] };
     } catch (err) {
+      // A failed map or submit can come before the loss that caused it is reported.
+      if (!this.lostError && this.gpu) await awaitLossReport(this.gpu.device.lost);
+      if (this.lostError) throw lostDuringReply(this.lostError);
       // A failed step leaves the cache in an unknown state: start the next request from scratch.
       loaded.model.kv.reset();
       loaded.contents.clear();
-      throw this.lostError ?? err;
+      throw err;
     } finally {
       this.busy = null;
     }
@@ -256,6 +270,7 @@ export class Engine implements EngineApi {
    * its position, so the conversation continues unchanged in the new mode. This becomes the user's mode.
    */
   async setKvMode(spec: KvModeSpec): Promise<EngineStats> {
+    await this.recovery.settled();
     if (this.lostError) throw this.lostError;
     const loaded = this.loaded;
     if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
@@ -294,7 +309,7 @@ export class Engine implements EngineApi {
   stats(): EngineStats {
     const l = this.loaded;
     if (!l) {
-      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0, prefillTokensDispatched: 0 };
+      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0, prefillTokensDispatched: 0, trackedBytes: trackedBytes() };
     }
     const kvLayers = l.model.kv.layerStats();
     const kvBytes = kvLayers.reduce((s, x) => s + x.total, 0);
@@ -314,6 +329,7 @@ export class Engine implements EngineApi {
       activationBytes: l.model.activationBytes,
       prefillTokensDispatched: this.prefillTokens,
       kvPositions: l.contents.report(),
+      trackedBytes: trackedBytes(),
     };
   }
 
@@ -419,8 +435,44 @@ export class Engine implements EngineApi {
     this.loaded = null;
   }
 
+  /**
+   * An unexpected loss: capture what the cache held and how the model was loaded, free the lost model, and
+   * (once the operation in flight has ended) reload it on a new device with its cache refilled.
+   */
+  private deviceLost(err: DeviceLostError): void {
+    this.lostError = err;
+    const l = this.loaded;
+    const last = this.lastLoad;
+    const plan: RecoveryPlan | null =
+      l && last ? { spec: last.spec, options: last.options, cache: { ...this.caches.describe(l.model.kv, l.shape.maxTokens), spec: l.kvMode }, userMode: l.userMode, contents: l.contents.clone() } : null;
+    this.unloadModel();
+    if (plan) this.recovery.start(() => this.recover(plan));
+  }
+
+  private async recover(plan: RecoveryPlan): Promise<{ tokensRestored: number; kvMode: string }> {
+    await whenIdle(() => this.busy === null);
+    await this.loadModel(plan.spec, { ...plan.options, kvMode: plan.userMode });
+    const l = this.loaded as Loaded;
+    l.model.kv.destroy();
+    await refillHeld(l.model, this.caches.build(this.gpu as GpuContext, l.shape, l.kvDtype, plan.cache), plan.contents, (n) => (this.prefillTokens += n));
+    await l.model.sync();
+    Object.assign(l, { contents: plan.contents, kvMode: plan.cache.spec, userMode: plan.userMode });
+    return { tokensRestored: plan.contents.held, kvMode: l.model.kv.mode };
+  }
+
+  /** Hear each recovery from an unexpected device loss. */
+  watchDevice(listener: (e: DeviceRecoveryEvent) => void): void {
+    this.recovery.watch(listener);
+  }
+
+  /** Test hook: destroy the device behind the engine's back, as a driver reset would. */
+  debugLoseDevice(): void {
+    this.gpu?.device.destroy();
+  }
+
   /** Free the model and the device. */
   async unload(): Promise<void> {
+    this.recovery.cancel();
     if (this.busy === 'generate') this.abort();
     this.unloadModel();
     this.gpu?.destroy();

@@ -10,6 +10,22 @@ export const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x4
 /** Storage buffers that are read and written by kernels and copied around. */
 export const STORAGE_USAGE = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
 
+/** Live bytes of every BufferGroup, by device (a leak shows as bytes left after their owners were freed). */
+const liveByDevice = new WeakMap<GPUDevice, { bytes: number }>();
+let liveTotal = 0;
+
+function track(device: GPUDevice, delta: number): void {
+  let entry = liveByDevice.get(device);
+  if (!entry) liveByDevice.set(device, (entry = { bytes: 0 }));
+  entry.bytes += delta;
+  liveTotal += delta;
+}
+
+/** Bytes held by live BufferGroup buffers on `device`, or on every device of this realm when omitted. */
+export function trackedBytes(device?: GPUDevice): number {
+  return device ? (liveByDevice.get(device)?.bytes ?? 0) : liveTotal;
+}
+
 /** A set of buffers with one owner. */
 export class BufferGroup {
   private readonly buffers = new Map<GPUBuffer, string>();
@@ -39,6 +55,7 @@ export class BufferGroup {
     }
     this.buffers.set(buffer, label);
     this.allocated += buffer.size;
+    track(this.device, buffer.size);
     return buffer;
   }
 
@@ -53,6 +70,7 @@ export class BufferGroup {
   release(buffer: GPUBuffer): void {
     if (!this.buffers.delete(buffer)) return;
     this.allocated -= buffer.size;
+    track(this.device, -buffer.size);
     buffer.destroy();
   }
 
@@ -65,6 +83,7 @@ export class BufferGroup {
   destroy(): void {
     for (const b of this.buffers.keys()) b.destroy();
     this.buffers.clear();
+    track(this.device, -this.allocated);
     this.allocated = 0;
   }
 }

@@ -2,6 +2,7 @@
  * Device acquisition: adapter limits and features are read once here and nowhere else.
  */
 import { DeviceLostError, WebGpuUnavailableError } from '../errors';
+import { trackedBytes } from './buffers';
 import type { AdapterSummary } from '../worker/api';
 
 /** Spec-default limits, used when an adapter reports nothing larger. */
@@ -57,6 +58,11 @@ export class GpuContext {
       maxBufferSize: this.caps.maxBufferSize,
       maxStorageBufferBindingSize: this.caps.maxStorageBufferBindingSize,
     };
+  }
+
+  /** Bytes its owners' BufferGroups hold on this device now. */
+  get trackedBytes(): number {
+    return trackedBytes(this.device);
   }
 
   /** True once destroy() ran; a loss after that is expected, not an error. */

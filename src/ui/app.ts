@@ -5,8 +5,8 @@
  * last model loads again). Desktop shows every part at once; phones show one view at a time, chosen
  * by the header tabs, with the meter above the chat.
  */
-import type { EngineClient } from '../worker/client';
-import type { ModelInfo } from '../worker/api';
+import { callback, type EngineClient } from '../worker/client';
+import type { DeviceRecoveryEvent, ModelInfo } from '../worker/api';
 import type { ModelSourceSpec } from '../model/source';
 import { ChatHistory } from '../storage/chat-history';
 import { ChatController } from './chat/chat-controller';
@@ -209,9 +209,27 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     showStatus('Engine stopped', 'error');
     crashBanner.show(err);
   });
+  // An unexpected GPU device loss: the engine reloads the model and refills the chat's cache on its own; say how it went.
+  const watchDevice = () =>
+    void client.api
+      .watchDevice(
+        callback((e: DeviceRecoveryEvent) => {
+          chat.notice(e.message, e.kind === 'recovered' ? 'info' : 'error');
+          if (e.kind === 'failed') {
+            model = null;
+            readyText = 'No model loaded';
+            chat.setModel(null);
+            showStatus('No model loaded', 'error');
+          }
+          void client.api.stats().then((s) => meter.update(s), () => {});
+        }),
+      )
+      .catch(() => {});
+  watchDevice();
   /** A fresh worker, then the last model again (hub models come from the IndexedDB cache). */
   async function restartEngine(): Promise<boolean> {
     client.restart();
+    watchDevice();
     showStatus('No model loaded', 'none');
     const last = lastLoaded ?? readLastModel();
     if (!last) {

@@ -231,7 +231,14 @@ export interface EngineStats {
   prefillTokensDispatched: number;
   /** Which tokens of the chat's token stream the cache holds (positions [start, end)), when a model is loaded. */
   kvPositions?: KvPositions;
+  /** Bytes every live BufferGroup in the engine holds (weights, KV, activations, plans): 0 once all is freed. */
+  trackedBytes: number;
 }
+
+/** How a recovery from an unexpected GPU device loss went (src/engine/device-recovery.ts). */
+export type DeviceRecoveryEvent =
+  | { kind: 'recovered'; message: string; tokensRestored: number; kvMode: string }
+  | { kind: 'failed'; message: string };
 
 /** The cache's view of the chat's token stream: position p is the p-th token fed since the cache was last empty. */
 export interface KvPositions {
@@ -268,6 +275,10 @@ export interface EngineApi {
   benchmarkKvModes(request: KvModeBenchRequest): Promise<KvModeBenchResult>;
   /** Run one KV-compression quality measurement (`npm run eval`) on a fresh cache of the task's mode. */
   measureQuality(task: QualityTask): Promise<QualityResult>;
+  /** Hear each recovery from an unexpected device loss (the model reloaded, the chat's cache restored). */
+  watchDevice(listener: (e: DeviceRecoveryEvent) => void): void;
+  /** Test hook: destroy the GPU device as an unexpected loss would (recovery follows). */
+  debugLoseDevice(): void;
 }
 
 /**

@@ -117,6 +117,8 @@ export class CacheMeter {
     d.updates = String(this.updates);
     // What the cache holds of the chat (positions, protected tokens) and the prefill work so far, for tests and tools.
     d.prefillTokens = String(stats.prefillTokensDispatched);
+    // Every byte the engine's buffer owners hold (weights, KV, activations, plans): a leak check reads it.
+    d.trackedBytes = String(stats.trackedBytes ?? 0);
     const at = stats.kvPositions;
     if (at) {
       d.nextPosition = String(at.nextPosition);
