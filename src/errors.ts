@@ -105,3 +105,27 @@ export class NonFiniteLogitsError extends EngineError {
     this.tokenIndex = tokenIndex;
   }
 }
+
+/**
+ * The memory plan refused a load before anything was allocated: the weights, activations and KV cache at the
+ * chosen context do not fit the GPU's limits or the user's budget. The message says what would fit.
+ */
+export class MemoryPlanError extends EngineError {
+  override name = 'MemoryPlanError';
+  /** What would fit: the largest context in the chosen mode, stronger KV modes, quantized weights. */
+  readonly fits: MemoryPlanFits;
+  constructor(message: string, fits: MemoryPlanFits) {
+    super(message);
+    this.fits = fits;
+  }
+}
+
+/** The alternatives a MemoryPlanError lists (absent = that change does not help). */
+export interface MemoryPlanFits {
+  /** The largest context (tokens) that fits with the chosen KV mode and weights. */
+  contextTokens?: number;
+  /** Stronger KV modes with the largest context each fits. */
+  kvModes?: Array<{ mode: string; contextTokens: number }>;
+  /** Weight storage choices that fit, with their bytes. */
+  weights?: Array<{ dtype: 'q8' | 'q4'; bytes: number }>;
+}

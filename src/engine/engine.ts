@@ -43,9 +43,10 @@ import { planBudget } from './context-window';
 import { kvBytesAt } from './kv-sizing';
 import { PromptStructure } from './prompt-structure';
 import { refillHeld } from './refill';
+import { withGpuErrors } from '../gpu/error-scopes';
 import { awaitLossReport, DeviceRecovery, lostDuringReply, whenIdle, type RecoveryPlan } from './device-recovery';
 
-const DEFAULT_PREFILL_CHUNK = 128;
+import { DEFAULT_PREFILL_CHUNK } from './memory-plan';
 
 /** A source spec in words, for messages. */
 function describeSpec(spec: ModelSourceSpec): string {
@@ -99,13 +100,14 @@ export class Engine implements EngineApi {
   private async device(options: LoadOptions): Promise<GpuContext> {
     const allowF16 = options.weightDtype !== 'f32' || options.kvDtype === 'f16';
     const allowSubgroups = options.useSubgroups ?? true;
-    const key = `${allowF16}|${allowSubgroups}`;
+    const key = `${allowF16}|${allowSubgroups}|${JSON.stringify(options.deviceLimits ?? {})}`;
     if (this.gpu && !this.lostError && this.deviceKey === key) return this.gpu;
     this.gpu?.destroy();
     this.lostError = null;
     this.gpu = await acquireDevice(this.gpuEntry, {
       allowF16,
       allowSubgroups,
+      limits: options.deviceLimits,
       onLost: (err) => this.deviceLost(err),
     });
     this.deviceKey = key;
@@ -138,14 +140,18 @@ export class Engine implements EngineApi {
       const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions, maxStepTokens: maxStep };
       const kvMode = options.kvMode ?? { mode: 'full' };
       let model: LlamaModel | null = null;
+      const kv = createKvCache(gpu.device, gpu.caps, shape, kvMode, kvDtype);
       try {
-        const kv = createKvCache(gpu.device, gpu.caps, shape, kvMode, kvDtype);
-        model = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
-        onProgress?.({ phase: 'compile', bytesDone: weights.bytes, bytesTotal: weights.bytes });
-        await this.warmUp(model, config);
+        model = await withGpuErrors(gpu.device, 'the activations and KV cache', async () => {
+          const m = new LlamaModel(gpu, this.pipelines as PipelineCache, config, weights, kv, variant, maxStep, options.allLogits ? maxStep : 1);
+          onProgress?.({ phase: 'compile', bytesDone: weights.bytes, bytesTotal: weights.bytes });
+          await this.warmUp(m, config);
+          return m;
+        }, (m) => m?.destroy());
         if (signal.aborted) throw new LoadCancelledError('cancelled');
       } catch (err) {
         model?.destroy();
+        kv.destroy();
         weights.destroy();
         throw err;
       }
@@ -159,6 +165,7 @@ export class Engine implements EngineApi {
         weightDtype: weights.dtypeSummary,
         weightFormat: parts.format,
         ...(parts.notice ? { weightNotice: parts.notice } : {}),
+        ...(parts.contextNotice ? { contextNotice: parts.contextNotice } : {}),
         ...(source.storageNotice ? { cacheNotice: source.storageNotice } : {}),
         weightBytes: weights.bytes,
         adapter: gpu.summary(),

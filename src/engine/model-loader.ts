@@ -12,7 +12,9 @@ import { configFromGguf, GGUF_ROPE_FREQS, hfNameOfGgufTensor } from '../model/gg
 import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
 import { loadGgufWeights } from '../model/gguf-weights';
 import { isBlockType } from '../gpu/block-types';
-import { planWeights, type PlannedTensor, type WeightPlan } from '../model/weight-plan';
+import { plannedBytes, planWeights, type PlannedTensor, type WeightPlan } from '../model/weight-plan';
+import { withGpuErrors } from '../gpu/error-scopes';
+import { planLoad } from './memory-plan';
 import type { ModelSource } from '../model/source';
 import { loadTokenizer, tokenizerFromJson, type ChatTokenizer } from '../model/tokenizer';
 import { expectedShapes, loadWeights, type ModelWeights } from '../model/weights';
@@ -28,6 +30,8 @@ export interface ModelParts {
   floatDtype: 'f32' | 'f16';
   /** Set when the storage was chosen to fit the weight memory limit (shown to the user). */
   notice?: string;
+  /** Set when the memory plan shortened the context (config.maxPositions is then the shortened context). */
+  contextNotice?: string;
 }
 
 /** Largest head size the attention kernels take. */
@@ -53,6 +57,16 @@ function weightChoice(options: LoadOptions, gpu: GpuContext, tensors: PlannedTen
 }
 
 /**
+ * The memory plan (engine/memory-plan.ts) for these weights: refuses a load that does not fit before any weight
+ * moves, or returns the config with its context shortened to what fits.
+ */
+function planFit(config: ModelConfig, options: LoadOptions, gpu: GpuContext, tensors: PlannedTensor[], plan: WeightPlan): { config: ModelConfig; contextNotice?: string } {
+  const alternatives = (['q8', 'q4'] as const).map((dtype) => ({ dtype, bytes: plannedBytes(tensors, plan.floatDtype, dtype) }));
+  const memory = planLoad({ config, options, caps: gpu.caps, weights: { bytes: plan.bytes, dtype: plan.quant ?? plan.floatDtype, alternatives } });
+  return { config: { ...config, maxPositions: memory.contextTokens }, contextNotice: memory.notice };
+}
+
+/**
  * Load config, tokenizer and weights. `file` names the GGUF file to read (else the folder is read in Hugging
  * Face layout); `device` opens the GPU once config and tokenizer passed.
  */
@@ -70,18 +84,27 @@ export async function loadModelParts(
   onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
   const tokenizer = await loadTokenizer(source, config.eosTokenIds);
   const gpu = await device();
-  const { floatDtype, quant, notice } = weightChoice(options, gpu, [...expectedShapes(config).values()].map(([rows, cols]) => ({ rows, cols, stored: 'float' as const })));
-  const weights = await loadWeights(
+  const tensors = [...expectedShapes(config).values()].map(([rows, cols]) => ({ rows, cols, stored: 'float' as const }));
+  const plan = weightChoice(options, gpu, tensors);
+  const { floatDtype, quant, notice } = plan;
+  const fit = planFit(config, options, gpu, tensors, plan);
+  const weights = await withGpuErrors(
     gpu.device,
-    gpu.caps,
-    source,
-    config,
-    floatDtype,
-    (done, total, f) => onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file: f, downloadedBytes: source.bytesDownloaded }),
-    signal,
-    quant,
+    'the weights',
+    () =>
+      loadWeights(
+        gpu.device,
+        gpu.caps,
+        source,
+        config,
+        floatDtype,
+        (done, total, f) => onProgress?.({ phase: 'weights', bytesDone: done, bytesTotal: total, file: f, downloadedBytes: source.bytesDownloaded }),
+        signal,
+        quant,
+      ),
+    (w) => w?.destroy(),
   );
-  return { config, tokenizer, weights, format: 'safetensors', floatDtype, notice };
+  return { ...fit, tokenizer, weights, format: 'safetensors', floatDtype, notice };
 }
 
 /**
@@ -138,10 +161,13 @@ async function loadGguf(
     const files = tokenizerFilesFromGguf(header.metadata);
     const tokenizer = await tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig, config.eosTokenIds, file);
     const gpu = await device();
-    const { floatDtype, quant, notice } = weightChoice(options, gpu, ggufPlannedTensors(header, config));
-    const weights = await loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal });
+    const tensors = ggufPlannedTensors(header, config);
+    const plan = weightChoice(options, gpu, tensors);
+    const { floatDtype, quant, notice } = plan;
+    const fit = planFit(config, options, gpu, tensors, plan);
+    const weights = await withGpuErrors(gpu.device, 'the weights', () => loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal }), (w) => w?.destroy());
     bytes();
-    return { config, tokenizer, weights, format: 'gguf', floatDtype, notice };
+    return { ...fit, tokenizer, weights, format: 'gguf', floatDtype, notice };
   } finally {
     await reader.cancel();
   }

@@ -26,6 +26,26 @@ export function trackedBytes(device?: GPUDevice): number {
   return device ? (liveByDevice.get(device)?.bytes ?? 0) : liveTotal;
 }
 
+/** The allocation limits BufferGroup enforces on a device: its own, or lower ones set at acquisition (tests, plans). */
+export interface AllocationLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+const deviceLimits = new WeakMap<GPUDevice, AllocationLimits>();
+
+/** Enforce `limits` (at most the device's own) on every BufferGroup allocation on `device`. */
+export function setAllocationLimits(device: GPUDevice, limits: AllocationLimits): void {
+  deviceLimits.set(device, limits);
+}
+
+/** The limits allocations on `device` are checked against. */
+export function allocationLimits(device: GPUDevice): AllocationLimits {
+  return deviceLimits.get(device) ?? { maxBufferSize: device.limits?.maxBufferSize ?? Infinity, maxStorageBufferBindingSize: device.limits?.maxStorageBufferBindingSize ?? Infinity };
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
 /** A set of buffers with one owner. */
 export class BufferGroup {
   private readonly buffers = new Map<GPUBuffer, string>();
@@ -44,12 +64,21 @@ export class BufferGroup {
   /** Allocate a storage buffer of `size` bytes (rounded up to 4). */
   create(label: string, size: number, usage: number = STORAGE_USAGE): GPUBuffer {
     const bytes = Math.max(4, Math.ceil(size / 4) * 4);
+    // A buffer over a limit would be an invalid (error) buffer that kernels read as garbage: refuse it here.
+    const limits = allocationLimits(this.device);
+    const limit = usage & Usage.STORAGE ? Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) : limits.maxBufferSize;
+    if (bytes > limit) {
+      throw new GpuOutOfMemoryError(
+        `${this.owner} ${label} needs one ${mib(bytes)} buffer, over this GPU's ${mib(limit)} ${usage & Usage.STORAGE ? 'storage binding' : 'buffer'} limit. ` +
+          'Try a shorter context, a stronger KV compression mode, or a smaller model.',
+      );
+    }
     let buffer: GPUBuffer;
     try {
       buffer = this.device.createBuffer({ label: `${this.owner}:${label}`, size: bytes, usage });
     } catch (err) {
       throw new GpuOutOfMemoryError(
-        `Could not allocate ${(bytes / 2 ** 20).toFixed(1)} MiB for ${this.owner} ${label}: ${(err as Error).message}. ` +
+        `Could not allocate ${mib(bytes)} for ${this.owner} ${label}: ${(err as Error).message}. ` +
           'Try a smaller model, a stronger KV compression mode, or a shorter context.',
       );
     }

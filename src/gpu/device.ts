@@ -2,6 +2,7 @@
  * Device acquisition: adapter limits and features are read once here and nowhere else.
  */
 import { DeviceLostError, WebGpuUnavailableError } from '../errors';
+import { setAllocationLimits } from './buffers';
 import { trackedBytes } from './buffers';
 import type { AdapterSummary } from '../worker/api';
 
@@ -21,6 +22,19 @@ export interface GpuCaps {
   maxComputeWorkgroupStorageSize: number;
   maxComputeInvocationsPerWorkgroup: number;
   maxComputeWorkgroupsPerDimension: number;
+  /**
+   * Estimated memory the GPU may give this tab, when anything hints at it (a lower limit set at acquisition, or
+   * the browser's coarse navigator.deviceMemory); the memory plan keeps weights + activations + KV under it.
+   */
+  memoryBytes?: number;
+}
+
+/** Limits lower than the adapter's, enforced by the engine (a smaller GPU simulated in tests, or a user's cap). */
+export interface DeviceLimitOverrides {
+  maxBufferSize?: number;
+  maxStorageBufferBindingSize?: number;
+  /** GPU memory to plan for (replaces the device memory estimate). */
+  memoryBytes?: number;
 }
 
 /** Options for {@link acquireDevice}. */
@@ -34,6 +48,11 @@ export interface DeviceOptions {
    * elsewhere; 'software' / 'hardware' force one (tests run both on any adapter).
    */
   schedule?: 'auto' | 'software' | 'hardware';
+  /**
+   * Lower limits than the adapter's. WebGPU never gives a device less than the spec defaults, so these are
+   * enforced by the engine: the plan and every BufferGroup allocation check against them.
+   */
+  limits?: DeviceLimitOverrides;
   /** Called once if the device is lost without us destroying it. */
   onLost?: (error: DeviceLostError) => void;
 }
@@ -105,6 +124,20 @@ export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
   return /swiftshader|llvmpipe|lavapipe|software|cpu/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
 }
 
+function lowered(limit: number, override: number | undefined): number {
+  return override !== undefined && override > 0 ? Math.min(limit, override) : limit;
+}
+
+/**
+ * Half of navigator.deviceMemory (GiB of RAM, rounded down and capped at 8 by browsers) as a coarse bound on the GPU
+ * memory a tab can use; WebGPU exposes no VRAM size. Absent in Node and in browsers that hide it.
+ */
+function browserMemoryEstimate(): number | undefined {
+  const gib = (globalThis.navigator as (Navigator & { deviceMemory?: number }) | undefined)?.deviceMemory;
+  // Half of it: the OS, the browser and other tabs share that memory (and integrated GPUs share it too).
+  return typeof gib === 'number' && gib > 0 ? (gib * 2 ** 30) / 2 : undefined;
+}
+
 /** Request an adapter and a device with the adapter's real buffer limits and the features we use. */
 export async function acquireDevice(gpuEntry?: GPU, options: DeviceOptions = {}): Promise<GpuContext> {
   const gpu = getGpu(gpuEntry);
@@ -141,12 +174,16 @@ export async function acquireDevice(gpuEntry?: GPU, options: DeviceOptions = {})
     subgroups,
     timestampQuery,
     softwareAdapter: options.schedule === 'software' || (options.schedule !== 'hardware' && isSoftwareAdapter(adapter)),
-    maxBufferSize,
-    maxStorageBufferBindingSize,
+    maxBufferSize: lowered(maxBufferSize, options.limits?.maxBufferSize),
+    maxStorageBufferBindingSize: lowered(maxStorageBufferBindingSize, options.limits?.maxStorageBufferBindingSize),
     maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
   };
+  caps.maxStorageBufferBindingSize = Math.min(caps.maxStorageBufferBindingSize, caps.maxBufferSize);
+  const memoryBytes = options.limits?.memoryBytes ?? browserMemoryEstimate();
+  if (memoryBytes !== undefined) caps.memoryBytes = memoryBytes;
+  setAllocationLimits(device, { maxBufferSize: caps.maxBufferSize, maxStorageBufferBindingSize: caps.maxStorageBufferBindingSize });
   const context = new GpuContext(device, caps, describe(adapter));
   void device.lost.then((info) => {
     if (context.isDestroyed) return;

@@ -70,3 +70,15 @@ export function allocationOf(cache: KvCache): KvAllocation {
   }
   return { total, components };
 }
+
+/** What a cache of `spec` capped at exactly `tokens` tokens allocates in all, and its largest single buffer. */
+export function kvFootprint(shape: KvShape, spec: KvModeSpec, tokens: number, kvDtype: 'f32' | 'f16'): { total: number; largestBuffer: number } {
+  if (tokens <= 0) return { total: 0, largestBuffer: 0 };
+  const cache = createKvCache(sizingDevice, sizingCaps(kvDtype), { ...shape, maxTokens: tokens }, spec, kvDtype);
+  try {
+    cache.reserve(tokens);
+    return { total: allocationOf(cache).total, largestBuffer: Math.max(0, ...cache.bufferSizes().map((b) => b.bytes)) };
+  } finally {
+    cache.destroy();
+  }
+}

@@ -57,6 +57,8 @@ export interface KvCache {
   readonly length: number;
   /** RoPE position of the next token appended: `length` plus the tokens evicted in place since the last reset. */
   readonly nextPosition: number;
+  /** Tokens the current allocation holds (growth happens past it). */
+  readonly allocatedTokens: number;
   /** Make room for `totalTokens` positions; grows in blocks, never per token. */
   reserve(totalTokens: number): void;
   /**

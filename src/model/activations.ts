@@ -12,6 +12,26 @@ export const MAX_QUEUED_STEPS = 16;
 /** Which logits a step computes. */
 export type LogitsMode = 'none' | 'last' | 'all';
 
+/** Bytes of each storage activation buffer for steps of up to `maxTokens` tokens (the memory plan reads these too). */
+export function activationSizes(config: ModelConfig, maxTokens: number, logitRows: number): Record<'ids' | 'x' | 'h' | 'qkv' | 'q' | 'k' | 'v' | 'attn' | 'partials' | 'gate' | 'up' | 'logits', number> {
+  const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize, vocabSize } = config;
+  const f = 4;
+  return {
+    ids: maxTokens * 4,
+    x: maxTokens * hiddenSize * f,
+    h: maxTokens * hiddenSize * f,
+    qkv: maxTokens * (numHeads + 2 * numKvHeads) * headDim * f,
+    q: maxTokens * numHeads * headDim * f,
+    k: maxTokens * numKvHeads * headDim * f,
+    v: maxTokens * numKvHeads * headDim * f,
+    attn: maxTokens * numHeads * headDim * f,
+    partials: SPLIT_MAX_TOKENS * numHeads * MAX_SPLITS * (2 + headDim) * f,
+    gate: maxTokens * intermediateSize * f,
+    up: maxTokens * intermediateSize * f,
+    logits: logitRows * vocabSize * f,
+  };
+}
+
 /** Activation buffers, owned here and destroyed together. */
 export class Activations {
   private readonly owner: BufferGroup;
@@ -40,25 +60,24 @@ export class Activations {
     readonly logitRows: number,
   ) {
     this.owner = new BufferGroup(device, 'activations');
-    const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize, vocabSize } = config;
-    const f = 4;
-    this.ids = this.owner.create('ids', maxTokens * 4);
-    this.x = this.owner.create('x', maxTokens * hiddenSize * f);
-    this.h = this.owner.create('h', maxTokens * hiddenSize * f);
-    this.qkv = this.owner.create('qkv', maxTokens * (numHeads + 2 * numKvHeads) * headDim * f);
-    this.q = this.owner.create('q', maxTokens * numHeads * headDim * f);
-    this.k = this.owner.create('k', maxTokens * numKvHeads * headDim * f);
-    this.v = this.owner.create('v', maxTokens * numKvHeads * headDim * f);
-    this.attn = this.owner.create('attn', maxTokens * numHeads * headDim * f);
-    this.partials = this.owner.create('attn-partials', SPLIT_MAX_TOKENS * numHeads * MAX_SPLITS * (2 + headDim) * f);
-    this.gate = this.owner.create('gate', maxTokens * intermediateSize * f);
-    this.up = this.owner.create('up', maxTokens * intermediateSize * f);
-    this.logits = this.owner.create('logits', logitRows * vocabSize * f);
+    const s = activationSizes(config, maxTokens, logitRows);
+    this.ids = this.owner.create('ids', s.ids);
+    this.x = this.owner.create('x', s.x);
+    this.h = this.owner.create('h', s.h);
+    this.qkv = this.owner.create('qkv', s.qkv);
+    this.q = this.owner.create('q', s.q);
+    this.k = this.owner.create('k', s.k);
+    this.v = this.owner.create('v', s.v);
+    this.attn = this.owner.create('attn', s.attn);
+    this.partials = this.owner.create('attn-partials', s.partials);
+    this.gate = this.owner.create('gate', s.gate);
+    this.up = this.owner.create('up', s.up);
+    this.logits = this.owner.create('logits', s.logits);
     this.token = this.owner.create('token', 4);
     this.tokenReadback = this.owner.create('token-readback', 4, Usage.MAP_READ | Usage.COPY_DST);
     this.tokenRing = this.owner.create('token-ring', MAX_QUEUED_STEPS * 4);
     this.tokenRingReadback = this.owner.create('token-ring-readback', MAX_QUEUED_STEPS * 4, Usage.MAP_READ | Usage.COPY_DST);
-    this.logitsReadback = this.owner.create('logits-readback', logitRows * vocabSize * f, Usage.MAP_READ | Usage.COPY_DST);
+    this.logitsReadback = this.owner.create('logits-readback', s.logits, Usage.MAP_READ | Usage.COPY_DST);
   }
 
   /** Bytes allocated for activations and staging. */

@@ -2,8 +2,10 @@
  * The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3, SmolLM2) on the GPU. `recordForward` reads like
  * the model's math; it is recorded once per step shape into a Plan and replayed.
  */
+import { GpuOutOfMemoryError } from '../errors';
 import { BufferGroup } from '../gpu/buffers';
 import type { GpuContext } from '../gpu/device';
+import { withGpuErrors } from '../gpu/error-scopes';
 import type { PipelineCache } from '../gpu/pipelines';
 import { Plan, Recorder, type StepProfile } from '../gpu/plan';
 import type { ShaderVariant } from '../gpu/shader-assembly';
@@ -104,6 +106,20 @@ export class LlamaModel {
     this.cache = next;
   }
 
+  /**
+   * Grow the cache to `total` slots inside GPU error scopes. A growth the GPU refuses (a buffer over a limit, or
+   * out of memory) frees the whole cache, which stays usable and starts empty, and throws GpuOutOfMemoryError.
+   */
+  private async growKv(total: number): Promise<void> {
+    try {
+      await withGpuErrors(this.gpu.device, `the KV cache for ${total} tokens`, () => this.kv.reserve(total));
+    } catch (err) {
+      // Frees the plans and every cache buffer; a destroyed cache is empty and allocates afresh on the next reserve.
+      if (err instanceof GpuOutOfMemoryError) this.replaceKv(this.cache);
+      throw err;
+    }
+  }
+
   /** Bytes of activations and model constants. */
   get activationBytes(): number {
     return this.act.bytes + this.fixed.bytes;
@@ -179,7 +195,7 @@ export class LlamaModel {
     const t0 = performance.now();
     const pos0 = this.kv.length;
     const ropePos0 = this.kv.nextPosition;
-    this.kv.reserve(pos0 + T);
+    if (pos0 + T > this.kv.allocatedTokens) await this.growKv(pos0 + T);
     const plan = this.plan(T, mode);
     const device = this.gpu.device;
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(tokens));
@@ -232,7 +248,7 @@ export class LlamaModel {
     const device = this.gpu.device;
     const pos0 = this.kv.length;
     const ropePos0 = this.kv.nextPosition;
-    this.kv.reserve(pos0 + steps);
+    if (pos0 + steps > this.kv.allocatedTokens) await this.growKv(pos0 + steps);
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
     for (let i = 0; i < steps; i++) {
       const plan = this.plan(1, 'last', pos0 + i);

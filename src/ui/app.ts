@@ -160,6 +160,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       compression.setLayerCount(info.numLayers);
       chat.setModel(info);
       if (info.weightNotice) chat.notice(info.weightNotice, 'info');
+      if (info.contextNotice) chat.notice(info.contextNotice, 'info');
       if (info.cacheNotice) chat.notice(info.cacheNotice, 'info');
       void client.api.stats().then((s) => meter.update(s));
       setView('chat');

@@ -29,6 +29,17 @@ export interface LoadOptions {
   kvDtype?: 'auto' | 'f32' | 'f16';
   /** Keep logits of every position of a step readable (tests and perplexity evaluation). */
   allLogits?: boolean;
+  /**
+   * Context (tokens) to plan GPU memory for (default: the model's max_position_embeddings). A chosen context that
+   * does not fit is refused (MemoryPlanError); the default one is shortened to what fits, with a notice.
+   */
+  contextTokens?: number;
+  /** GPU memory the whole model may take: weights + activations + KV cache at the context (memory plan). */
+  memoryBudgetBytes?: number;
+  /** GPU memory the KV cache may take at the context (memory plan; a turn's kvBudget still applies). */
+  kvBudgetBytes?: number;
+  /** Lower GPU limits than the adapter's, enforced by the engine (tests simulate a small GPU with these). */
+  deviceLimits?: { maxBufferSize?: number; maxStorageBufferBindingSize?: number; memoryBytes?: number };
 }
 
 /** Weight storage a user can choose at load. */
@@ -86,6 +97,8 @@ export interface ModelInfo {
   weightBytes: number;
   /** Why the weights were stored differently from what was asked (fitted to the weight memory limit). */
   weightNotice?: string;
+  /** Set when the memory plan shortened the context to fit the GPU (maxPositions is then the shortened context). */
+  contextNotice?: string;
   /** Set when browser storage was full (or refused writes): the model loaded without caching. */
   cacheNotice?: string;
   adapter: AdapterSummary;
