@@ -27,6 +27,8 @@ export interface HubServerOptions {
   onRequest?: (req: { method: string; url: string; headers: http.IncomingHttpHeaders }) => void;
   /** Answer file requests (`…/resolve/…`) with a 302 to this base URL plus the same path, as the hub redirects to its CDN. */
   redirectTo?: string;
+  /** Send file bodies at about this many bytes per second (a slow network, e.g. to cancel a load mid-download). */
+  bytesPerSecond?: number;
 }
 
 /** A running hub server. */
@@ -218,10 +220,11 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
     if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
     res.writeHead(range ? 206 : 200, headers);
     if (head || size === 0) return res.end();
-    const stream = fs.createReadStream(found.file, { start, end });
+    const stream = fs.createReadStream(found.file, { start, end, highWaterMark: 64 * 1024 });
     stream.on('error', (err) => res.destroy(err));
     res.on('close', () => stream.destroy());
-    stream.pipe(res);
+    if (opts.bytesPerSecond) throttle(stream, res, opts.bytesPerSecond);
+    else stream.pipe(res);
   };
 
   const server = http.createServer((req, res) => {
@@ -250,6 +253,16 @@ export function startHubServer(opts: HubServerOptions): Promise<HubServer> {
       });
     });
   });
+}
+
+/** Pipe `from` into `to` at about `bytesPerSecond`: each piece waits as long as its size takes at that rate. */
+function throttle(from: fs.ReadStream, to: http.ServerResponse, bytesPerSecond: number): void {
+  from.on('data', (piece) => {
+    from.pause();
+    to.write(piece);
+    setTimeout(() => from.resume(), (piece.length / bytesPerSecond) * 1000);
+  });
+  from.on('end', () => to.end());
 }
 
 /** CLI entry point: parses `--port`, `--host`, `--models` and serves until SIGINT/SIGTERM. */
