@@ -128,7 +128,7 @@ describe('out-of-memory faults', () => {
     }
   });
 
-  it('fault: oom — a real allocation failure (a buffer over the device maxBufferSize, bypassing the checks) is caught by the error scopes and becomes GpuOutOfMemoryError', async () => {
+  it('fault: oom — a real allocation failure (a buffer over the device maxBufferSize, bypassing the checks) is caught by the error scopes and becomes GpuOutOfMemoryError; other validation errors stay plain errors', async () => {
     const gpu = await acquireDevice(nodeGpu());
     try {
       const size = gpu.device.limits.maxBufferSize * 2 + 4;
@@ -138,6 +138,10 @@ describe('out-of-memory faults', () => {
       );
       expect(err).toBeInstanceOf(GpuOutOfMemoryError);
       expect(err.message).toMatch(/The GPU rejected an allocation while allocating a test buffer: .*max buffer size/i);
+      // A validation error that is not about sizes or limits is a bug, not out of memory: a plain Error with its message.
+      const bug = await rejection(withGpuErrors(gpu.device, 'a bad buffer', () => gpu.device.createBuffer({ size: 16, usage: 0x1 | 0x80 })));
+      expect(bug).not.toBeInstanceOf(GpuOutOfMemoryError);
+      expect(bug.message).toMatch(/GPU validation error while setting up a bad buffer: .*usage/i);
       // The device stays usable.
       expect(await withGpuErrors(gpu.device, 'a small buffer', () => gpu.device.createBuffer({ size: 16, usage: 0x80 }).size)).toBe(16);
     } finally {

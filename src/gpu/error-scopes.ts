@@ -9,9 +9,10 @@ import { EngineError, GpuOutOfMemoryError } from '../errors';
 const ADVICE = 'Try a smaller model, quantized weights (q8/q4), a stronger KV compression mode, or a shorter context.';
 
 /**
- * Run `fn` inside 'out-of-memory' and 'validation' error scopes and wait for their verdict. A reported error
- * becomes GpuOutOfMemoryError naming `what` (after `onError`, which frees what `fn` allocated); an exception
- * from `fn` propagates (a non-engine one wrapped the same way when a scope also reported).
+ * Run `fn` inside 'out-of-memory' and 'validation' error scopes and wait for their verdict. Out of memory, or a
+ * validation error about a size or limit, becomes GpuOutOfMemoryError naming `what`; another validation error
+ * becomes a plain Error with its message (after `onError`, which frees what `fn` allocated, either way). An
+ * engine error thrown by `fn` propagates as it is.
  */
 export async function withGpuErrors<T>(device: GPUDevice, what: string, fn: () => T | Promise<T>, onError?: (result: T | undefined) => void): Promise<T> {
   device.pushErrorScope('out-of-memory');
@@ -25,10 +26,21 @@ export async function withGpuErrors<T>(device: GPUDevice, what: string, fn: () =
   }
   const validation = await device.popErrorScope();
   const oom = await device.popErrorScope();
-  const reported = oom ?? validation;
+  // Only validation errors about sizes and limits are allocation failures; any other is a bug, reported as such.
+  const sizeError = validation && SIZE_ERROR.test(validation.message) ? validation : null;
+  const reported = oom ?? sizeError;
   if (thrown && (thrown instanceof EngineError || !reported)) throw thrown;
-  if (!reported) return result as T;
+  if (!reported) {
+    if (validation) {
+      onError?.(result);
+      throw new Error(`GPU validation error while setting up ${what}: ${validation.message}`);
+    }
+    return result as T;
+  }
   onError?.(result);
   const kind = oom ? 'ran out of memory' : 'rejected an allocation';
   throw new GpuOutOfMemoryError(`The GPU ${kind} while allocating ${what}: ${reported.message.split('\n')[0]}. ${ADVICE}`);
 }
+
+/** Validation messages (Dawn, Chrome) about buffer sizes and limits. */
+const SIZE_ERROR = /size|limit|exceed|memory/i;
