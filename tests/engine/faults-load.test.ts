@@ -51,7 +51,7 @@ describe('load faults', () => {
     await expect(load).rejects.toThrow(/local\/byte-llama-12l was cancelled/);
     expect(cancelledAt).toBeGreaterThan(0);
     expect(phases.some((p) => p.phase === 'compile' || p.phase === 'ready')).toBe(false);
-    expect(engine.stats()).toMatchObject({ loaded: false, weightBytes: 0 });
+    expect(engine.stats()).toMatchObject({ loaded: false, weightBytes: 0, trackedBytes: 0 }); // the partial weights were freed
     await engine.load(stories(), OPTIONS);
     await expectGolden();
   });
