@@ -254,7 +254,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
       progress.value = 1;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const how = spec.kind === 'url' ? 'shipped with the app' : downloaded > 0 ? `${formatSize(downloaded)} downloaded` : cacheKeyOf(spec) ? 'from the cache, no download' : 'downloaded';
-      progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.${info.weightNotice ? ` ${info.weightNotice}` : ''}`;
+      progressText.textContent = `Loaded ${id}: ${info.architecture}, ${info.numLayers} layers, ${info.weightDtype} weights (${formatSize(info.weightBytes)}) on ${info.adapter.description}; ${how}, ${seconds} s.${info.weightNotice ? ` ${info.weightNotice}` : ''}${info.contextNotice ? ` ${info.contextNotice}` : ''}`;
       storageNotice.textContent = info.cacheNotice ?? '';
       storageNotice.hidden = !info.cacheNotice;
       const key = cacheKeyOf(spec);
