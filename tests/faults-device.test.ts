@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHubServer, type HubServer } from '../scripts/hub-server';
 import { RECOVERED_TEXT } from '../src/engine/device-recovery';
 import type { DeviceRecoveryEvent } from '../src/worker/api';
-import { GOLDEN, nodeEngine, sharedModel } from './helpers/hub';
+import { GOLDEN, hubSpec, nodeEngine, sharedModel, startTestHub } from './helpers/hub';
 
 async function until(check: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
@@ -95,5 +95,53 @@ describe('fault: device lost', () => {
     const again = await engine.generate(g.prompt, { maxNewTokens: 16 });
     expect(again.tokenIds).toEqual(first.tokenIds);
     await engine.setKvMode({ mode: 'full' });
+  });
+});
+
+describe('fault: device lost, model source gone', () => {
+  const engine = nodeEngine();
+  afterAll(async () => engine.unload());
+
+  it('fault: device lost when the model cannot be read again: the recovery reports it, the chat gets the error, a new load works', async () => {
+    const events: DeviceRecoveryEvent[] = [];
+    engine.watchDevice((e) => events.push(e));
+    const gone = await startTestHub();
+    await engine.load(hubSpec(gone, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32' }); // no weight cache
+    await engine.generate(GOLDEN.onceUponATime.prompt, { maxNewTokens: 4 });
+    await gone.close();
+    engine.debugLoseDevice();
+    await until(() => events.length > 0);
+    expect(events[0].kind).toBe('failed');
+    expect(events[0].message).toMatch(/could not be reloaded: .*Load it again in the Model panel; your chat is kept\./);
+    expect(engine.stats().loaded).toBe(false);
+    await expect(engine.generate('Once upon a time', { maxNewTokens: 4 })).rejects.toMatchObject({ name: 'DeviceLostError' });
+
+    const hub = await startTestHub();
+    try {
+      await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32' });
+      const g = GOLDEN.onceUponATime;
+      expect((await engine.generate(g.prompt, { maxNewTokens: g.ids.length })).tokenIds).toEqual(g.ids);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('fault: device lost, then unloaded during the recovery: the engine ends unloaded with no bytes left and nothing reported', async () => {
+    const events: DeviceRecoveryEvent[] = [];
+    engine.watchDevice((e) => events.push(e));
+    const hub = await startTestHub();
+    try {
+      await engine.load(hubSpec(hub, 'local/stories260k'), { weightDtype: 'f32', kvDtype: 'f32' });
+      const reply = engine.generate(GOLDEN.tomAndSue.prompt, { maxNewTokens: 200, stopAtEos: false }, (t) => {
+        if (t.tokenId >= 0 && t.index === 2) engine.debugLoseDevice();
+      });
+      await expect(reply).rejects.toMatchObject({ name: 'DeviceLostError' });
+      await engine.unload();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(events).toEqual([]);
+      expect(engine.stats()).toMatchObject({ loaded: false, trackedBytes: 0 });
+    } finally {
+      await hub.close();
+    }
   });
 });

@@ -54,11 +54,16 @@ export async function whenIdle(idle: () => boolean): Promise<void> {
 export class DeviceRecovery {
   private readonly listeners = new Set<(e: DeviceRecoveryEvent) => void>();
   private running: Promise<void> | null = null;
-  private cancelled = false;
+  private stopped = false;
 
   /** Whether a recovery is under way. */
   get active(): boolean {
     return this.running !== null;
+  }
+
+  /** Whether the user unloaded since the last recovery started (it then reloads nothing and reports nothing). */
+  get cancelled(): boolean {
+    return this.stopped;
   }
 
   /** Hear each recovery's outcome; returns an unsubscribe function. */
@@ -69,7 +74,7 @@ export class DeviceRecovery {
 
   /** Run `work` (reload and restore, resolving to the tokens restored) and report how it went. */
   start(work: () => Promise<{ tokensRestored: number; kvMode: string }>): void {
-    this.cancelled = false;
+    this.stopped = false;
     const run = (async () => {
       let event: DeviceRecoveryEvent;
       try {
@@ -78,7 +83,7 @@ export class DeviceRecovery {
       } catch (err) {
         event = { kind: 'failed', message: `The GPU was reset and the model could not be reloaded: ${(err as Error).message ?? String(err)} Load it again in the Model panel; your chat is kept.` };
       }
-      if (this.cancelled) return;
+      if (this.stopped) return;
       for (const l of this.listeners) {
         try {
           l(event);
@@ -98,8 +103,8 @@ export class DeviceRecovery {
     while (this.running) await this.running;
   }
 
-  /** The user unloaded: a recovery under way reports nothing. */
+  /** The user unloaded: a recovery under way reloads nothing (unless already loading) and reports nothing. */
   cancel(): void {
-    this.cancelled = true;
+    this.stopped = true;
   }
 }

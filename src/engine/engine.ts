@@ -443,21 +443,24 @@ export class Engine implements EngineApi {
   }
 
   /**
-   * An unexpected loss: capture what the cache held and how the model was loaded, free the lost model, and
-   * (once the operation in flight has ended) reload it on a new device with its cache refilled.
+   * An unexpected loss: capture what the cache held and how the model was loaded; once the operation in flight
+   * has ended, free the lost model and reload it on a new device with its cache refilled.
    */
   private deviceLost(err: DeviceLostError): void {
     this.lostError = err;
     const l = this.loaded;
     const last = this.lastLoad;
-    const plan: RecoveryPlan | null =
-      l && last ? { spec: last.spec, options: last.options, cache: { ...this.caches.describe(l.model.kv, l.shape.maxTokens), spec: l.kvMode }, userMode: l.userMode, contents: l.contents.clone() } : null;
-    this.unloadModel();
-    if (plan) this.recovery.start(() => this.recover(plan));
+    if (!l || !last) return;
+    const cache = { ...this.caches.describe(l.model.kv, l.shape.maxTokens), spec: l.kvMode };
+    const plan: RecoveryPlan = { spec: last.spec, options: last.options, cache, userMode: l.userMode, contents: l.contents.clone() };
+    this.recovery.start(() => this.recover(plan));
   }
 
   private async recover(plan: RecoveryPlan): Promise<{ tokensRestored: number; kvMode: string }> {
+    // Until it ends, the operation in flight may still grow the lost model's buffers: free them after it.
     await whenIdle(() => this.busy === null);
+    this.unloadModel();
+    if (this.recovery.cancelled) throw new Error('unloaded');
     await this.loadModel(plan.spec, { ...plan.options, kvMode: plan.userMode });
     const l = this.loaded as Loaded;
     l.model.kv.destroy();
@@ -481,6 +484,7 @@ export class Engine implements EngineApi {
   async unload(): Promise<void> {
     this.recovery.cancel();
     if (this.busy === 'generate') this.abort();
+    await this.recovery.settled();
     this.unloadModel();
     this.gpu?.destroy();
     this.gpu = null;
