@@ -87,6 +87,7 @@ test.describe('load faults', () => {
     await expect(page.locator('#load-progress-text')).toContainText('Loading local/byte-llama-12l was cancelled', { timeout: 30_000 });
     await expect(cancel).toBeHidden();
     await expect(page.locator('#model-error')).toBeHidden();
+    await expect(page.locator('#model-status')).toHaveAttribute('data-state', 'none'); // a cancel is no error
     await page.screenshot({ path: 'e2e/screenshots/faults-load-cancelled.png' });
     const entry = (await cacheState(page)).find((m) => m.key.includes('byte-llama-12l'));
     expect(entry).toMatchObject({ bad: 0, complete: false });

@@ -169,7 +169,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       chat.notice(`Model: ${message}`, 'error');
       refreshLoaded();
     },
-    onCancelled: () => refreshLoaded(),
+    onCancelled: () => refreshLoaded(false),
     onBusy: (busy) => {
       chat.setEngineBusy(busy);
       if (busy) showStatus('Loading a model…', 'loading');
@@ -177,7 +177,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     },
   });
   /** A failed or cancelled load may have replaced the previous model: ask the engine what is loaded now. */
-  function refreshLoaded(): void {
+  function refreshLoaded(failed = true): void {
     void client.api.stats().then(
       (stats) => {
         if (!stats.loaded) {
@@ -186,7 +186,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
           chat.setModel(null);
         }
         meter.update(stats);
-        showStatus(model ? readyText : 'No model loaded', model ? 'ready' : 'error');
+        showStatus(model ? readyText : 'No model loaded', model ? 'ready' : failed ? 'error' : 'none');
       },
       () => showStatus('No model loaded', 'error'),
     );
