@@ -3,7 +3,6 @@
  * Runs wherever WebGPU is: in the app's dedicated Worker, and in Node (Dawn) for tests and benchmarks.
  */
 import { DeviceLostError, EngineBusyError, LoadCancelledError, NoModelLoadedError } from '../errors';
-import { trackedBytes } from '../gpu/buffers';
 import { acquireDevice, type GpuContext } from '../gpu/device';
 import { PipelineCache } from '../gpu/pipelines';
 import type { ShaderVariant } from '../gpu/shader-assembly';
@@ -13,7 +12,6 @@ import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { isGgufFile, sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
 import type { ChatTokenizer } from '../model/tokenizer';
-import type { ModelWeights } from '../model/weights';
 import type {
   ChatMessage,
   ContextEvent,
@@ -33,9 +31,11 @@ import type {
   SpeedRow,
   TokenEvent,
 } from '../worker/api';
-import { measureKvModeSpeed, measureSpeed } from './benchmark';
+import { measureSpeed } from './benchmark';
+import { describeSpec, engineStats, type Loaded } from './loaded';
+import { dispatchCountsOf, kvModeSpeedOf, qualityOf, withModeRestored } from './measurements';
 import { loadModelParts } from './model-loader';
-import { measureAllocation, runDivergenceTask, runQualityTask, type ModeCacheOptions, type ReferenceMemo } from './quality';
+import type { ReferenceMemo } from './quality';
 import { runGeneration } from './generation';
 import { CacheContents } from './cache-contents';
 import { CacheBuilder, type CacheRequest } from './cache-builder';
@@ -47,32 +47,6 @@ import { withGpuErrors } from '../gpu/error-scopes';
 import { awaitLossReport, DeviceRecovery, lostDuringReply, whenIdle, type RecoveryPlan } from './device-recovery';
 
 import { DEFAULT_PREFILL_CHUNK } from './memory-plan';
-
-/** A source spec in words, for messages. */
-function describeSpec(spec: ModelSourceSpec): string {
-  if (spec.kind === 'hub') return spec.file ? `${spec.repo}/${spec.file}` : spec.repo;
-  if (spec.kind === 'url') return spec.label ?? spec.baseUrl;
-  if (spec.kind === 'files') return spec.name;
-  return spec.key;
-}
-
-interface Loaded {
-  config: ModelConfig;
-  tokenizer: ChatTokenizer;
-  weights: ModelWeights;
-  model: LlamaModel;
-  info: ModelInfo;
-  /** Which tokens of the chat's token stream the cache holds, at which positions. */
-  contents: CacheContents;
-  /** Finds the protected tokens (system prompt, role markers) of chat prompts. */
-  structure: PromptStructure;
-  shape: KvShape;
-  kvDtype: 'f32' | 'f16';
-  /** The mode the cache is in (an escalation changes it). */
-  kvMode: KvModeSpec;
-  /** The mode the user chose (load, setKvMode): escalation starts from it and steps back down to it. */
-  userMode: KvModeSpec;
-}
 
 /** The engine. One model at a time; one operation at a time. */
 export class Engine implements EngineApi {
@@ -314,44 +288,32 @@ export class Engine implements EngineApi {
 
   /** Memory and cache statistics from real allocation sizes. */
   stats(): EngineStats {
-    const l = this.loaded;
-    if (!l) {
-      return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0, prefillTokensDispatched: 0, trackedBytes: trackedBytes() };
+    return engineStats(this.loaded, this.prefillTokens);
+  }
+
+  /**
+   * Run a measurement on the loaded model: refused while the device is lost, nothing is loaded or another
+   * operation runs; the chat's cache bookkeeping is dropped first. `exclusive` marks the engine busy meanwhile.
+   */
+  private async measuring<T>(fn: (loaded: Loaded, gpu: GpuContext) => Promise<T> | T, exclusive = true): Promise<T> {
+    if (this.lostError) throw this.lostError;
+    const loaded = this.loaded;
+    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
+    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
+    if (exclusive) this.busy = 'generate';
+    try {
+      return await fn(loaded, this.gpu as GpuContext);
+    } finally {
+      if (exclusive) this.busy = null;
     }
-    const kvLayers = l.model.kv.layerStats();
-    const kvBytes = kvLayers.reduce((s, x) => s + x.total, 0);
-    const kvFp16EquivalentBytes = l.model.kv.fp16EquivalentBytes();
-    const kvComponents: Record<string, number> = {};
-    for (const layer of kvLayers) for (const [name, bytes] of Object.entries(layer.components)) kvComponents[name] = (kvComponents[name] ?? 0) + bytes;
-    return {
-      loaded: true,
-      kvMode: l.model.kv.mode,
-      tokensHeld: l.model.kv.length,
-      kvBytes,
-      kvFp16EquivalentBytes,
-      kvCompressionRatio: kvBytes > 0 ? kvFp16EquivalentBytes / kvBytes : 0,
-      kvComponents,
-      kvLayers,
-      weightBytes: l.weights.bytes,
-      activationBytes: l.model.activationBytes,
-      prefillTokensDispatched: this.prefillTokens,
-      kvPositions: l.contents.report(),
-      trackedBytes: trackedBytes(),
-    };
   }
 
   /** Measure prefill/decode speed at each context length; the cache is left empty. */
   async benchmark(contexts: number[], decodeTokens: number): Promise<SpeedRow[]> {
-    const loaded = this.loaded;
-    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
-    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
-    this.busy = 'generate';
-    try {
-      loaded.contents.clear();
-      return await measureSpeed(loaded.model, contexts, decodeTokens, this.gpu);
-    } finally {
-      this.busy = null;
-    }
+    return this.measuring((l, gpu) => {
+      l.contents.clear();
+      return measureSpeed(l.model, contexts, decodeTokens, gpu);
+    });
   }
 
   /**
@@ -359,69 +321,27 @@ export class Engine implements EngineApi {
    * `tokens` positions; the loaded mode's empty cache is restored afterwards.
    */
   async dispatchCounts(modes: Array<{ label: string; spec: KvModeSpec }>, tokens = 512): Promise<Array<{ kvMode: string; dispatchesPerStep: number }>> {
-    if (this.lostError) throw this.lostError;
-    const loaded = this.loaded;
-    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
-    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
-    const gpu = this.gpu as GpuContext;
-    const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
-    try {
-      loaded.contents.clear();
-      return modes.map(({ label, spec }) => {
-        loaded.model.replaceKv(cacheFor(spec));
-        loaded.model.kv.reserve(Math.min(tokens, loaded.config.maxPositions));
-        return { kvMode: label, dispatchesPerStep: loaded.model.dispatchesPerStep(1) };
-      });
-    } finally {
-      if (!this.lostError) loaded.model.replaceKv(cacheFor(loaded.kvMode));
-    }
+    return this.measuring((l, gpu) => withModeRestored(l, gpu, () => dispatchCountsOf(l, gpu, modes, tokens), () => !this.lostError), false);
   }
 
   /** Per-KV-mode decode speed and attention GPU time; afterwards the cache is empty, in the loaded mode again. */
   async benchmarkKvModes(request: KvModeBenchRequest): Promise<KvModeBenchResult> {
-    if (this.lostError) throw this.lostError;
-    const loaded = this.loaded;
-    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
-    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
-    this.busy = 'generate';
-    const gpu = this.gpu as GpuContext;
-    const cacheFor = (spec: KvModeSpec) => createKvCache(gpu.device, gpu.caps, loaded.shape, spec, loaded.kvDtype);
-    try {
-      loaded.contents.clear();
-      return await measureKvModeSpeed(loaded.model, gpu, request, (spec) => loaded.model.replaceKv(cacheFor(spec)), (line) => console.log(`[kv-bench] ${line}`));
-    } finally {
-      if (!this.lostError) loaded.model.replaceKv(cacheFor(loaded.kvMode));
-      this.busy = null;
-    }
+    return this.measuring((l, gpu) => withModeRestored(l, gpu, () => kvModeSpeedOf(l, gpu, request), () => !this.lostError));
   }
 
   /** Run one quality measurement on a fresh cache of the task's KV mode; the chat history is dropped. */
   async measureQuality(task: QualityTask): Promise<QualityResult> {
-    if (this.lostError) throw this.lostError;
-    const loaded = this.loaded;
-    if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
-    if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}).`);
-    const gpu = this.gpu as GpuContext;
-    if (task.kind === 'bytes') {
-      return { kind: 'bytes', kv: measureAllocation(createKvCache(gpu.device, gpu.caps, loaded.shape, task.kvMode, task.kvDtype), loaded.shape, task.tokens) };
-    }
-    this.busy = 'generate';
-    try {
-      loaded.contents.clear();
-      const useMode = (spec: KvModeSpec, o: ModeCacheOptions = {}) => {
-        const shape = o.cap === undefined ? loaded.shape : { ...loaded.shape, maxTokens: o.cap };
-        loaded.model.replaceKv(createKvCache(gpu.device, gpu.caps, shape, spec, loaded.kvDtype, { saliency: o.saliency ?? false }));
-        loaded.kvMode = spec;
-      };
-      if (task.kind === 'divergence') return await runDivergenceTask(loaded.model, task, useMode, () => this.stats(), this.referenceMemo);
-      useMode(task.kvMode);
-      return await runQualityTask(loaded.model, loaded.tokenizer, task, () => this.stats());
-    } catch (err) {
-      loaded.model.kv.reset();
-      throw this.lostError ?? err;
-    } finally {
-      this.busy = null;
-    }
+    return this.measuring(
+      async (l, gpu) => {
+        try {
+          return await qualityOf(l, gpu, task, () => this.stats(), this.referenceMemo);
+        } catch (err) {
+          l.model.kv.reset();
+          throw this.lostError ?? err;
+        }
+      },
+      task.kind !== 'bytes',
+    );
   }
 
   /** The loaded model, for tests and benchmarks that drive steps directly. */
