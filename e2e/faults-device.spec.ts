@@ -7,6 +7,7 @@
  * navigator.storage.estimate() back to their baseline (50 of each, as in Node).
  */
 import { expect, test, type Page } from '@playwright/test';
+import { idbRecordCounts } from '../tests/helpers/idb-records';
 import { HUB, reply, send, sendAndWait, setSampling, shot, waitForModel } from './chat-helpers';
 
 const RECOVERED_TEXT = 'The GPU was reset; the model was reloaded and the conversation restored.';
@@ -45,25 +46,8 @@ const trackedBytes = async (page: Page) => Number(await page.locator('#cache-met
 
 /** Records in every IndexedDB store of the page's origin, and the storage estimate's usage. */
 async function storageState(page: Page): Promise<{ records: Record<string, number>; usage: number }> {
-  return page.evaluate(async () => {
-    const records: Record<string, number> = {};
-    for (const info of await indexedDB.databases()) {
-      const db = await new Promise<IDBDatabase>((resolve, reject) => {
-        const req = indexedDB.open(info.name as string);
-        req.onsuccess = () => resolve(req.result);
-        req.onerror = () => reject(req.error);
-      });
-      for (const store of [...db.objectStoreNames]) {
-        records[`${db.name}/${store}`] = await new Promise<number>((resolve, reject) => {
-          const req = db.transaction(store, 'readonly').objectStore(store).count();
-          req.onsuccess = () => resolve(req.result);
-          req.onerror = () => reject(req.error);
-        });
-      }
-      db.close();
-    }
-    return { records, usage: (await navigator.storage.estimate()).usage ?? 0 };
-  });
+  const records = await page.evaluate(idbRecordCounts);
+  return { records, usage: await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0) };
 }
 
 test('fault: device lost mid-generation: the partial reply and the chat are kept, the note shows, a new reply generates', async ({ page }) => {

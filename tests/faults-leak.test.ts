@@ -10,29 +10,9 @@ import { trackedBytes } from '../src/gpu/buffers';
 import type { ModelSourceSpec } from '../src/model/source';
 import type { KvModeSpec, LoadOptions } from '../src/worker/api';
 import { GOLDEN, nodeEngine, sharedModel } from './helpers/hub';
+import { idbRecordCounts } from './helpers/idb-records';
 
 const CYCLES = 50;
-
-/** Records in every store of every IndexedDB database, by "db/store". */
-async function idbRecords(): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const info of await indexedDB.databases()) {
-    const db = await new Promise<IDBDatabase>((resolve, reject) => {
-      const req = indexedDB.open(info.name as string);
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-    for (const store of [...db.objectStoreNames]) {
-      out[`${db.name}/${store}`] = await new Promise<number>((resolve, reject) => {
-        const req = db.transaction(store, 'readonly').objectStore(store).count();
-        req.onsuccess = () => resolve(req.result);
-        req.onerror = () => reject(req.error);
-      });
-    }
-    db.close();
-  }
-  return out;
-}
 
 describe('fault: leak', () => {
   const engine = nodeEngine();
@@ -58,7 +38,7 @@ describe('fault: leak', () => {
     await engine.generate(GOLDEN.onceUponATime.prompt, { maxNewTokens: 4 });
     await engine.unload();
     expect(trackedBytes()).toBe(baseBytes);
-    const baseRecords = await idbRecords();
+    const baseRecords = await idbRecordCounts();
     expect(Object.values(baseRecords).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
 
     for (let i = 0; i < CYCLES; i++) {
@@ -68,7 +48,7 @@ describe('fault: leak', () => {
       expect(trackedBytes()).toBe(baseBytes);
     }
     expect(engine.stats()).toMatchObject({ loaded: false, trackedBytes: baseBytes });
-    expect(await idbRecords()).toEqual(baseRecords);
+    expect(await idbRecordCounts()).toEqual(baseRecords);
   });
 
   it(`fault: leak: ${CYCLES} KV-mode switches mid-chat return tracked GPU bytes to baseline`, async () => {

@@ -5,7 +5,6 @@
  * same engine loads stories260k and generates the golden text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../scripts/hub-server';
 import { GpuOutOfMemoryError, MemoryPlanError } from '../src/errors';
 import { allocationLimits, BufferGroup, setAllocationLimits } from '../src/gpu/buffers';
 import { acquireDevice, type GpuContext } from '../src/gpu/device';
@@ -13,7 +12,7 @@ import { withGpuErrors } from '../src/gpu/error-scopes';
 import { FullKvCache } from '../src/kv/full-cache';
 import type { ModelSourceSpec } from '../src/model/source';
 import type { LoadOptions } from '../src/worker/api';
-import { GOLDEN, nodeEngine, startTestHub } from './helpers/hub';
+import { GOLDEN, useHubEngine } from './helpers/hub';
 import { nodeGpu } from './helpers/gpu';
 
 const KIB = 1024;
@@ -22,17 +21,10 @@ const OPTIONS = { weightDtype: 'f32', kvDtype: 'f32' } as const;
 /** stories260k at f32: one layer's K (or V) takes 4 kv heads × 8 × 4 B = 128 B a token, 64 KiB at its 512 context. */
 const SMALL_GPU: LoadOptions = { ...OPTIONS, prefillChunk: 32, deviceLimits: { maxStorageBufferBindingSize: 48 * KIB } };
 
-let hub: HubServer;
-const engine = nodeEngine();
-beforeAll(async () => {
-  hub = await startTestHub();
-});
-afterAll(async () => {
-  await engine.unload();
-  await hub?.close();
-});
+const ctx = useHubEngine();
+const engine = ctx.engine;
 
-const spec = (name: string): ModelSourceSpec => ({ kind: 'hub', repo: `local/${name}`, baseUrl: hub.baseUrl });
+const spec = (name: string): ModelSourceSpec => ({ kind: 'hub', repo: `local/${name}`, baseUrl: ctx.hub.baseUrl });
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   try {

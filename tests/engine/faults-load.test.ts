@@ -6,7 +6,6 @@
 import 'fake-indexeddb/auto';
 import { createStore, type UseStore } from 'idb-keyval';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HubServer } from '../../scripts/hub-server';
 import { LoadCancelledError } from '../../src/errors';
 import { hubCacheKey, type ModelSourceSpec } from '../../src/model/source';
 import { CachedSource, STORAGE_FULL_NOTICE } from '../../src/storage/cached-source';
@@ -14,19 +13,12 @@ import { isModelComplete } from '../../src/storage/chunks';
 import { HubUpstream } from '../../src/storage/upstream';
 import { readChunk, readManifest } from '../../src/storage/weight-cache';
 import type { LoadProgress } from '../../src/worker/api';
-import { GOLDEN, nodeEngine, startTestHub } from '../helpers/hub';
+import { GOLDEN, useHubEngine } from '../helpers/hub';
 
 const OPTIONS = { weightDtype: 'f32', kvDtype: 'f32' } as const;
 
-let hub: HubServer;
-const engine = nodeEngine();
-beforeAll(async () => {
-  hub = await startTestHub();
-});
-afterAll(async () => {
-  await engine.unload();
-  await hub?.close();
-});
+const ctx = useHubEngine();
+const engine = ctx.engine;
 
 async function expectGolden(): Promise<void> {
   const g = GOLDEN.onceUponATime;
@@ -34,13 +26,13 @@ async function expectGolden(): Promise<void> {
   expect(result.tokenIds).toEqual(g.ids.slice(0, 20));
 }
 
-const stories = (): ModelSourceSpec => ({ kind: 'hub', repo: 'local/stories260k', baseUrl: hub.baseUrl });
+const stories = (): ModelSourceSpec => ({ kind: 'hub', repo: 'local/stories260k', baseUrl: ctx.hub.baseUrl });
 
 describe('load faults', () => {
   it('fault: cancel — cancelLoad during the weight upload of byte-llama-12l rejects with LoadCancelledError; then stories260k loads and generates the golden text', async () => {
     const phases: LoadProgress[] = [];
     let cancelledAt = -1;
-    const load = engine.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl }, OPTIONS, (p) => {
+    const load = engine.load({ kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: ctx.hub.baseUrl }, OPTIONS, (p) => {
       phases.push(p);
       if (p.phase === 'weights' && cancelledAt < 0 && p.bytesDone > 0) {
         cancelledAt = p.bytesDone;
@@ -65,12 +57,12 @@ describe('load faults', () => {
   });
 
   it('fault: cancel — a cached load cancelled mid-download keeps valid chunks; the next load resumes from them and generates the golden text', async () => {
-    const spec: ModelSourceSpec = { kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: hub.baseUrl, cache: true };
+    const spec: ModelSourceSpec = { kind: 'hub', repo: 'local/byte-llama-12l', baseUrl: ctx.hub.baseUrl, cache: true };
     const load = engine.load(spec, OPTIONS, (p) => {
       if (p.phase === 'weights' && p.bytesDone >= 3 * 2 ** 20) engine.cancelLoad();
     });
     await expect(load).rejects.toBeInstanceOf(LoadCancelledError);
-    const key = hubCacheKey('local/byte-llama-12l', hub.baseUrl);
+    const key = hubCacheKey('local/byte-llama-12l', ctx.hub.baseUrl);
     const m = (await readManifest(key))!;
     const weights = m.files['model.safetensors'];
     const stored = weights.checksums.filter((c) => c !== null).length;
@@ -90,8 +82,8 @@ describe('load faults', () => {
     const inner = createStore('faults-load-quota', 'chunks');
     let writes = 0;
     const full: UseStore = (mode, cb) => (mode === 'readwrite' && ++writes > 2 ? Promise.reject(new DOMException('The quota has been exceeded.', 'QuotaExceededError')) : inner(mode, cb));
-    const origin = { kind: 'hub' as const, repo: 'local/stories260k', baseUrl: hub.baseUrl, revision: 'main' };
-    const source = new CachedSource('hub:quota-test', { label: 'local/stories260k', origin }, new HubUpstream('local/stories260k', hub.baseUrl), full, 65_536);
+    const origin = { kind: 'hub' as const, repo: 'local/stories260k', baseUrl: ctx.hub.baseUrl, revision: 'main' };
+    const source = new CachedSource('hub:quota-test', { label: 'local/stories260k', origin }, new HubUpstream('local/stories260k', ctx.hub.baseUrl), full, 65_536);
     const info = await engine.load(source, OPTIONS);
     expect(info.cacheNotice).toBe(STORAGE_FULL_NOTICE);
     await expectGolden();

@@ -27,6 +27,26 @@ export function nodeEngine(): Engine {
   return new Engine(nodeGpu());
 }
 
+/** A Node engine and a test hub started before the enclosing suite's tests; after them the engine is unloaded and the hub closed. */
+export function useHubEngine(): { readonly engine: Engine; readonly hub: HubServer } {
+  const engine = nodeEngine();
+  let hub: HubServer | null = null;
+  beforeAll(async () => {
+    hub = await startTestHub();
+  });
+  afterAll(async () => {
+    await engine.unload();
+    await hub?.close();
+  });
+  return {
+    engine,
+    get hub() {
+      if (!hub) throw new Error('the test hub starts in beforeAll');
+      return hub;
+    },
+  };
+}
+
 /**
  * A Node engine with `repo` loaded from a test hub before the enclosing suite's tests, unloaded after them.
  * Read `.engine` inside tests (it is set by beforeAll).
