@@ -201,6 +201,11 @@ export class MergedKvCache extends GrowingKvCache {
     }
   }
 
+  /** The base layout's step key: its flush passes are dispatched only on steps that flush (the pairs' run every step). */
+  override stepKey(pos0: number, tokens: number): string {
+    return this.base.stepKey(pos0, tokens);
+  }
+
   override commit(tokens: number): void {
     super.commit(tokens);
     this.base.commit(tokens);
