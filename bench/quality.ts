@@ -13,7 +13,7 @@
  * Flags: --quick (stories260k only, 5 passkey trials), --no-sweep (no frontier sweep), --node-only, --browser-only, --modes a,b (labels;
  *   full is always run), --passkey-trials N (default 20), --no-reference (skip the CPU-reference perplexities
  *   of the Chromium subset), --out DIR (default bench/results), --render (only rewrite quality.md and the plot
- *   from the quality.json in the output folder).
+ *   from the quality.json in the output folder), --compact (drop the per-position scores from that quality.json).
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
 import { execFileSync } from 'node:child_process';
@@ -84,6 +84,22 @@ function renderOnly(): void {
   process.stdout.write(md);
 }
 
+/**
+ * Outcomes as quality.json keeps them: a divergence task's per-position scores (4 × N numbers) are summarized
+ * in the summary rows, so the file keeps only their count; everything else is kept as measured.
+ */
+function compact(outcomes: JobOutcome[]): JobOutcome[] {
+  return outcomes.map((o) => (o.result?.kind === 'divergence' ? { ...o, result: { ...o.result, scores: { nll: [], nllRef: [], kl: [], top1: [] }, positionsScored: o.result.scores.nll.length } } : o));
+}
+
+/** `--compact`: drop the per-position scores from an existing quality.json (the summary already holds their statistics). */
+function compactOnly(): void {
+  const file = path.join(OUT_DIR, 'quality.json');
+  const report = JSON.parse(fs.readFileSync(file, 'utf8')) as { outcomes: Record<string, JobOutcome[]> };
+  for (const k of Object.keys(report.outcomes)) report.outcomes[k] = compact(report.outcomes[k]);
+  fs.writeFileSync(file, JSON.stringify(report, null, 1) + '\n');
+}
+
 /** kv-frontier.svg: the main judge's pooled rows at N, ratio against mean KL. */
 function writeFrontier(summary: Summary, facts: RunFacts): void {
   const rows = summary.perplexity.filter((r) => r.model === MAIN_JUDGE && r.text === 'pooled' && r.n === MAIN_N);
@@ -112,6 +128,7 @@ function retrievingContexts(p: ModelPlan, plan: ModelJobs[], outcomes: JobOutcom
 
 async function main(): Promise<void> {
   if (flag('render')) return renderOnly();
+  if (flag('compact')) return compactOnly();
   const t0 = performance.now();
   // Taken before anything is built: the numbers are those of this source state.
   const commit = git(['rev-parse', 'HEAD']);
@@ -210,7 +227,7 @@ async function main(): Promise<void> {
     seed: SEED,
   };
   fs.mkdirSync(OUT_DIR, { recursive: true });
-  const report = { ...facts, modes, summary, outcomes: { node: nodeOutcomes, chromium: browserOutcomes, reference: referenceOutcomes } };
+  const report = { ...facts, modes, summary, outcomes: { node: compact(nodeOutcomes), chromium: compact(browserOutcomes), reference: compact(referenceOutcomes) } };
   fs.writeFileSync(path.join(OUT_DIR, 'quality.json'), JSON.stringify(report, null, 1) + '\n');
   const md = markdown(summary, facts);
   fs.writeFileSync(path.join(OUT_DIR, 'quality.md'), md);
