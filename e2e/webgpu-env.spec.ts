@@ -90,6 +90,11 @@ async function inWorker(page: Page, fn: (arg: any) => Promise<unknown>, arg?: un
   );
 }
 
+// These probes start Blob workers, which the app's Content-Security-Policy (worker-src 'self') forbids on its
+// pages; they check the browser environment, not the app, so they run with CSP bypassed (e2e/token-safety.spec.ts
+// checks that the app itself runs under its CSP without a violation).
+test.use({ bypassCSP: true });
+
 test.beforeEach(async ({ page }) => {
   await page.goto('/', { waitUntil: 'domcontentloaded' });
 });
