@@ -16,10 +16,10 @@ export function meetsQuality(r: QualityRow, maxDeltaPct = 2, maxKl = 0.02): bool
   return Math.abs(r.deltaPct) <= maxDeltaPct && r.klMean <= maxKl && r.klMeanLastQuarter <= maxKl;
 }
 
-/** The largest ratio among rows meeting the quality bar, and the best (lowest-KL) row at ≥ `ratio`. */
-export function frontierAnswers(rows: QualityRow[], ratio = 8): { bestRatioAtQuality: QualityRow | null; bestQualityAtRatio: QualityRow | null } {
+/** The largest ratio among rows that `passes` (default: the quality bar on the row itself), and the best (lowest-KL) row at ≥ `ratio`. */
+export function frontierAnswers(rows: QualityRow[], ratio = 8, passes: (r: QualityRow) => boolean = (r) => meetsQuality(r)): { bestRatioAtQuality: QualityRow | null; bestQualityAtRatio: QualityRow | null } {
   const sized = rows.filter((r) => r.ratioF16 !== null);
-  const good = sized.filter((r) => meetsQuality(r)).sort((a, b) => (b.ratioF16 as number) - (a.ratioF16 as number));
+  const good = sized.filter(passes).sort((a, b) => (b.ratioF16 as number) - (a.ratioF16 as number));
   const big = sized.filter((r) => (r.ratioF16 as number) >= ratio).sort((a, b) => a.klMean - b.klMean);
   return { bestRatioAtQuality: good[0] ?? null, bestQualityAtRatio: big[0] ?? null };
 }
