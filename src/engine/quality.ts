@@ -40,20 +40,30 @@ function freshCache(model: LlamaModel, tokens: number): void {
 
 /**
  * Teacher-forced logits: the model reads ids[0..n) in steps of maxStepTokens, each attending to the (compressed)
- * cache of the earlier steps plus itself; row i (f32 [n, vocab]) is the next-token logits after ids[0..i].
+ * cache of the earlier steps plus itself; row i (f32 [n, vocab]) is the next-token logits after ids[0..i]. Without
+ * `window` the cache is reserved to exactly n; with it, the cache may evict around each chunk (evictingLogits).
  */
-export async function teacherForcedLogits(model: LlamaModel, ids: readonly number[], n = ids.length): Promise<Float32Array> {
+export async function teacherForcedLogits(model: LlamaModel, ids: readonly number[], n = ids.length, window?: ChunkWindow): Promise<Float32Array> {
   const vocab = model.config.vocabSize;
-  freshCache(model, n);
+  if (window) model.kv.reset();
+  else freshCache(model, n);
   const out = new Float32Array(n * vocab);
   for (let p0 = 0; p0 < n; p0 += model.maxStepTokens) {
     const chunk = ids.slice(p0, Math.min(n, p0 + model.maxStepTokens));
+    await window?.beforeChunk(chunk.length);
     const { logits } = await model.forward(chunk, 'all-logits');
     if (!logits) throw new Error('an all-logits step returned no logits');
+    window?.afterChunk(chunk);
     out.set(logits.subarray(0, chunk.length * vocab), p0 * vocab);
   }
-  if (model.kv.length !== n) throw new Error(`the cache holds ${model.kv.length} tokens after ${n}`);
+  if (!window && model.kv.length !== n) throw new Error(`the cache holds ${model.kv.length} tokens after ${n}`);
   return out;
+}
+
+/** What an evicting read does around each chunk: make room before it, record its tokens after it. */
+interface ChunkWindow {
+  beforeChunk(tokens: number): Promise<void>;
+  afterChunk(ids: readonly number[]): void;
 }
 
 /**
@@ -212,27 +222,21 @@ export async function runDivergenceTask(
  * maxStepTokens that would not fit, the cache evicts (sinks and, with 'saliency', the most-attended slots kept;
  * in place where the layout can, else by re-prefilling what it keeps), exactly as a budgeted chat does.
  */
-export async function evictingLogits(
+export function evictingLogits(
   model: LlamaModel,
   ids: readonly number[],
   n: number,
   evict: { limitTokens: number; policy: EvictionPolicy; sinks?: number },
   report: (e: ContextEvent) => void,
 ): Promise<Float32Array> {
-  const vocab = model.config.vocabSize;
   const contents = new CacheContents();
-  model.kv.reset();
   const window = new CacheWindow({
     model, contents, limit: evict.limitTokens, maxContext: model.config.maxPositions, sinks: evict.sinks ?? DEFAULT_SINK_TOKENS, policy: evict.policy, report, shouldStop: () => false, onPrefill: () => {},
   });
-  const out = new Float32Array(n * vocab);
-  for (let p0 = 0; p0 < n; p0 += model.maxStepTokens) {
-    const chunk = ids.slice(p0, Math.min(n, p0 + model.maxStepTokens));
-    if (!(await window.makeRoom(chunk.length, 'prompt'))) throw new Error('eviction stopped');
-    const { logits } = await model.forward(chunk, 'all-logits');
-    if (!logits) throw new Error('an all-logits step returned no logits');
-    contents.push(chunk);
-    out.set(logits.subarray(0, chunk.length * vocab), p0 * vocab);
-  }
-  return out;
+  return teacherForcedLogits(model, ids, n, {
+    beforeChunk: async (tokens) => {
+      if (!(await window.makeRoom(tokens, 'prompt'))) throw new Error('eviction stopped');
+    },
+    afterChunk: (chunk) => contents.push(chunk),
+  });
 }

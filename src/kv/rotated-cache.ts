@@ -57,10 +57,9 @@ export class RotatedKvCache implements KvCache {
     return this.inner.nextPosition;
   }
 
-  /** Tokens the inner layout's allocation holds (tests read it from layouts that have one). */
+  /** Tokens the inner layout's allocation holds. */
   get allocatedTokens(): number {
-    const inner = this.inner as KvCache & { allocatedTokens?: number };
-    return inner.allocatedTokens ?? this.inner.length;
+    return this.inner.allocatedTokens;
   }
 
   get canRewind(): boolean {
