@@ -2,6 +2,7 @@
  * What the engine holds for a loaded model (the Loaded record), and the statistics it reports from it.
  */
 import { trackedBytes } from '../gpu/buffers';
+import { summedLayers } from '../kv/sizing';
 import type { KvShape } from '../kv/types';
 import type { ModelConfig } from '../model/config';
 import type { LlamaModel } from '../model/llama';
@@ -44,10 +45,8 @@ export function engineStats(l: Loaded | null, prefillTokensDispatched: number): 
     return { loaded: false, kvMode: 'none', tokensHeld: 0, kvBytes: 0, kvFp16EquivalentBytes: 0, kvCompressionRatio: 0, kvComponents: {}, kvLayers: [], weightBytes: 0, activationBytes: 0, prefillTokensDispatched: 0, trackedBytes: trackedBytes() };
   }
   const kvLayers = l.model.kv.layerStats();
-  const kvBytes = kvLayers.reduce((s, x) => s + x.total, 0);
+  const { total: kvBytes, components: kvComponents } = summedLayers(kvLayers);
   const kvFp16EquivalentBytes = l.model.kv.fp16EquivalentBytes();
-  const kvComponents: Record<string, number> = {};
-  for (const layer of kvLayers) for (const [name, bytes] of Object.entries(layer.components)) kvComponents[name] = (kvComponents[name] ?? 0) + bytes;
   return {
     loaded: true,
     kvMode: l.model.kv.mode,

@@ -26,9 +26,7 @@ export function rowNll(logits: Float32Array, offset: number, vocab: number, targ
 
 /** KV bytes from engine stats (real allocation sizes). */
 function statsBytes(stats: EngineStats): QualityKvBytes {
-  const components: Record<string, number> = {};
-  for (const l of stats.kvLayers) for (const [k, v] of Object.entries(l.components)) components[k] = (components[k] ?? 0) + v;
-  return { tokens: stats.tokensHeld, kvBytes: stats.kvBytes, fp16Bytes: stats.kvFp16EquivalentBytes, components };
+  return { tokens: stats.tokensHeld, kvBytes: stats.kvBytes, fp16Bytes: stats.kvFp16EquivalentBytes, components: stats.kvComponents };
 }
 
 /** Empty the cache and size its allocation for exactly `tokens` positions, so its bytes are the cost of N tokens. */

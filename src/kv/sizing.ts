@@ -6,7 +6,7 @@
  * layouts' own allocation rules (growth blocks, rings, scales, retained slots, rotation signs).
  */
 import type { GpuCaps } from '../gpu/device';
-import type { KvModeSpec } from '../worker/api';
+import type { KvLayerStats, KvModeSpec } from '../worker/api';
 import { createKvCache } from './factory';
 import type { CacheOptions } from './growing-cache';
 import type { KvCache, KvShape } from './types';
@@ -50,11 +50,15 @@ export interface KvAllocation {
  * engine builds under a budget). Throws when the mode cannot be built for this shape.
  */
 export function kvAllocation(shape: KvShape, spec: KvModeSpec, tokens: number, kvDtype: 'f32' | 'f16', options: CacheOptions = {}, caps: GpuCaps = sizingCaps(kvDtype)): KvAllocation {
-  if (tokens <= 0) return { total: 0, components: {} };
+  return tokens <= 0 ? { total: 0, components: {} } : sized(shape, spec, tokens, kvDtype, options, caps, allocationOf);
+}
+
+/** Build the real layout on the sizing device, reserve `tokens`, read it, and free it. */
+function sized<T>(shape: KvShape, spec: KvModeSpec, tokens: number, kvDtype: 'f32' | 'f16', options: CacheOptions, caps: GpuCaps, read: (cache: KvCache) => T): T {
   const cache = createKvCache(sizingDevice, caps, shape, spec, kvDtype, options);
   try {
     cache.reserve(tokens);
-    return allocationOf(cache);
+    return read(cache);
   } finally {
     cache.destroy();
   }
@@ -62,9 +66,14 @@ export function kvAllocation(shape: KvShape, spec: KvModeSpec, tokens: number, k
 
 /** A cache's allocated bytes, summed over its layerStats(), by component. */
 export function allocationOf(cache: KvCache): KvAllocation {
+  return summedLayers(cache.layerStats());
+}
+
+/** Per-layer stats summed: total bytes and bytes by component. */
+export function summedLayers(layers: readonly KvLayerStats[]): KvAllocation {
   const components: Record<string, number> = {};
   let total = 0;
-  for (const l of cache.layerStats()) {
+  for (const l of layers) {
     total += l.total;
     for (const [k, v] of Object.entries(l.components)) components[k] = (components[k] ?? 0) + v;
   }
@@ -74,11 +83,8 @@ export function allocationOf(cache: KvCache): KvAllocation {
 /** What a cache of `spec` capped at exactly `tokens` tokens allocates in all, and its largest single buffer. */
 export function kvFootprint(shape: KvShape, spec: KvModeSpec, tokens: number, kvDtype: 'f32' | 'f16'): { total: number; largestBuffer: number } {
   if (tokens <= 0) return { total: 0, largestBuffer: 0 };
-  const cache = createKvCache(sizingDevice, sizingCaps(kvDtype), { ...shape, maxTokens: tokens }, spec, kvDtype);
-  try {
-    cache.reserve(tokens);
-    return { total: allocationOf(cache).total, largestBuffer: Math.max(0, ...cache.bufferSizes().map((b) => b.bytes)) };
-  } finally {
-    cache.destroy();
-  }
+  return sized({ ...shape, maxTokens: tokens }, spec, tokens, kvDtype, {}, sizingCaps(kvDtype), (cache) => ({
+    total: allocationOf(cache).total,
+    largestBuffer: Math.max(0, ...cache.bufferSizes().map((b) => b.bytes)),
+  }));
 }
