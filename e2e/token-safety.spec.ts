@@ -25,6 +25,8 @@ async function enterToken(page: Page, token: string, hosts?: string): Promise<vo
 async function loadRepo(page: Page, repo: string): Promise<void> {
   await page.fill('#model-id-input', repo);
   await page.click('#model-id-load');
+  // The status still reads 'ready' for the previous model until the new load starts: wait for this repo's name.
+  await expect(page.locator('#model-status')).toContainText(repo, { timeout: 150_000 });
   await expect(page.locator('#model-status')).toHaveAttribute('data-state', 'ready', { timeout: 150_000 });
 }
 
