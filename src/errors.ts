@@ -4,12 +4,74 @@
  * its `name`: minified production bundles rename classes, so `new.target.name` would read e.g. "M".
  */
 
-/** Base class: every error the engine raises on purpose. */
+/** OpenAI's error `type` values that kvtab uses (an error body is `{ error: { message, type, code, param } }`). */
+export type OpenAiErrorType = 'invalid_request_error' | 'not_found_error' | 'rate_limit_error' | 'server_error';
+
+/** How each named error reads in OpenAI terms: its `type`, its `code`, and the HTTP status the fetch API answers with. */
+export interface OpenAiErrorKind {
+  type: OpenAiErrorType;
+  code: string;
+  status: number;
+}
+
+const KINDS: Record<string, OpenAiErrorKind> = {
+  InvalidRequestError: { type: 'invalid_request_error', code: 'invalid_value', status: 400 },
+  ModelNotFoundError: { type: 'not_found_error', code: 'model_not_found', status: 404 },
+  ContextOverflowError: { type: 'invalid_request_error', code: 'context_length_exceeded', status: 400 },
+  KvBudgetTooSmallError: { type: 'invalid_request_error', code: 'kv_budget_too_small', status: 400 },
+  NoModelLoadedError: { type: 'invalid_request_error', code: 'model_not_loaded', status: 409 },
+  EngineBusyError: { type: 'rate_limit_error', code: 'engine_busy', status: 429 },
+  WebGpuUnavailableError: { type: 'server_error', code: 'webgpu_unavailable', status: 503 },
+  ModelFormatError: { type: 'invalid_request_error', code: 'model_format', status: 422 },
+  ModelFileMissingError: { type: 'not_found_error', code: 'model_file_missing', status: 404 },
+  UnsupportedArchitectureError: { type: 'invalid_request_error', code: 'unsupported_architecture', status: 422 },
+  UnsupportedDtypeError: { type: 'invalid_request_error', code: 'unsupported_dtype', status: 422 },
+  GpuOutOfMemoryError: { type: 'server_error', code: 'gpu_out_of_memory', status: 507 },
+  MemoryPlanError: { type: 'server_error', code: 'memory_plan', status: 507 },
+  DeviceLostError: { type: 'server_error', code: 'device_lost', status: 503 },
+  WorkerCrashedError: { type: 'server_error', code: 'worker_crashed', status: 503 },
+  CacheCorruptError: { type: 'server_error', code: 'cache_corrupt', status: 500 },
+  DownloadInterruptedError: { type: 'server_error', code: 'download_interrupted', status: 502 },
+  CacheWriteError: { type: 'server_error', code: 'cache_write', status: 507 },
+  LoadCancelledError: { type: 'invalid_request_error', code: 'load_cancelled', status: 499 },
+  NonFiniteLogitsError: { type: 'server_error', code: 'non_finite_logits', status: 500 },
+};
+
+/** The OpenAI reading of an error by its `name` (errors that crossed the worker keep only name and message). */
+export function openAiErrorKind(name: string): OpenAiErrorKind {
+  return KINDS[name] ?? { type: 'server_error', code: 'internal_error', status: 500 };
+}
+
+/** Base class: every error the engine raises on purpose. `type` and `code` are OpenAI's error fields. */
 export class EngineError extends Error {
   constructor(message: string) {
     super(message);
     this.name = new.target.name;
   }
+  /** OpenAI error type, e.g. `invalid_request_error`. */
+  get type(): OpenAiErrorType {
+    return openAiErrorKind(this.name).type;
+  }
+  /** OpenAI-style error code, e.g. `context_length_exceeded`. */
+  get code(): string {
+    return openAiErrorKind(this.name).code;
+  }
+}
+
+/** A library request is malformed (missing messages, an unknown role, an unsupported parameter). */
+export class InvalidRequestError extends EngineError {
+  override name = 'InvalidRequestError';
+  /** The request field at fault (OpenAI's `param`). */
+  readonly param: string | null;
+  constructor(message: string, param: string | null = null) {
+    super(message);
+    this.param = param;
+  }
+}
+
+/** A request names a model this engine has not loaded. */
+export class ModelNotFoundError extends EngineError {
+  override name = 'ModelNotFoundError';
 }
 
 /** The browser (or Node binding) offers no WebGPU at all. */

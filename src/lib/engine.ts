@@ -1,0 +1,219 @@
+/**
+ * The library entry: `createEngine()` gives an engine with an OpenAI-shaped API (and WebLLM's names where it
+ * has one): `load` / `reload`, `chat.completions.create`, `completions.create`, `models.list`, `kv.*`,
+ * `interruptGenerate`, `unload`. The engine runs in its own worker unless told otherwise (src/lib/backend.ts).
+ */
+import { InvalidRequestError, ModelNotFoundError, NoModelLoadedError } from '../errors';
+import type { ModelSourceSpec } from '../model/source';
+import type { EngineStats, KvBudget, KvModeSpec, LoadProgress, ModelInfo } from '../worker/api';
+import type { EngineClient } from '../worker/client';
+import { backendOfClient, createBackend, type Backend, type BackendOptions } from './backend';
+import { parseKvMode } from './kv-mode';
+import { chatMessages, generateParamsOf } from './requests';
+import { reply, ReplyLock } from './reply';
+import { chatChunks, chatCompletion, newMeta, textChunks, textCompletion } from './shapes';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParams,
+  Completion,
+  CompletionCreateParams,
+  EngineLoadOptions,
+  InitProgressReport,
+  ModelList,
+  ModelRef,
+  SamplingParams,
+} from './types';
+
+/** Options of createEngine. */
+export interface CreateEngineOptions extends BackendOptions {
+  /** Internal: run on an existing worker client (the app's). */
+  client?: EngineClient;
+}
+
+/** A stream of chunks that can also be stopped (WebLLM and OpenAI's streams iterate the same way). */
+export type ChunkStream<T> = AsyncIterable<T> & { controller: AbortController };
+
+/** `chat.completions.create`: a stream of chunks when `stream` is true, else one chat.completion. */
+export interface ChatCompletions {
+  create(req: ChatCompletionCreateParams & { stream: true }): Promise<ChunkStream<ChatCompletionChunk>>;
+  create(req: ChatCompletionCreateParams & { stream?: false | null }): Promise<ChatCompletion>;
+  create(req: ChatCompletionCreateParams): Promise<ChunkStream<ChatCompletionChunk> | ChatCompletion>;
+}
+
+/** `completions.create`: plain continuation of `prompt`. */
+export interface Completions {
+  create(req: CompletionCreateParams & { stream: true }): Promise<ChunkStream<Completion>>;
+  create(req: CompletionCreateParams & { stream?: false | null }): Promise<Completion>;
+  create(req: CompletionCreateParams): Promise<ChunkStream<Completion> | Completion>;
+}
+
+/** The engine the library gives. */
+export interface KvtabEngine {
+  /** Load a model (replacing the loaded one). `onProgress` hears bytes, phases and WebLLM-style progress. */
+  load(model: ModelRef, options?: EngineLoadOptions, onProgress?: (p: InitProgressReport) => void): Promise<ModelInfo>;
+  /** WebLLM's name for load. */
+  reload(model: ModelRef, options?: EngineLoadOptions, onProgress?: (p: InitProgressReport) => void): Promise<ModelInfo>;
+  /** The loaded model, or null. */
+  readonly model: ModelInfo | null;
+  /** The loaded model's id in requests and models.list (the repo id it was loaded by); '' when none. */
+  readonly modelId: string;
+  chat: { completions: ChatCompletions };
+  completions: Completions;
+  models: { list(): Promise<ModelList> };
+  kv: {
+    /** Live cache statistics (bytes by component and layer, ratio to fp16, tokens held). */
+    stats(): Promise<EngineStats>;
+    /** Switch the KV mode mid-chat (a spec, or a name such as `kivi-2+rot`); the cached tokens are re-filled in it. */
+    setMode(spec: KvModeSpec | string): Promise<EngineStats>;
+    /** Bytes the KV cache may take in the next replies (or a full KvBudget; null: no budget). */
+    setBudget(budget: number | KvBudget | null): void;
+  };
+  /** Stop the running reply at the next token (it ends with finish_reason `abort`). */
+  interruptGenerate(): Promise<void>;
+  /** Cancel a running load. */
+  cancelLoad(): Promise<void>;
+  unload(): Promise<void>;
+  /** A one-line speed summary of the last reply (WebLLM's name). */
+  runtimeStatsText(): Promise<string>;
+  /** The worker client when the engine runs in a worker: crash events and restart. */
+  readonly client: EngineClient | null;
+  /** Stop the engine (and its worker). */
+  terminate(): void;
+}
+
+function sourceOf(model: ModelRef, options: EngineLoadOptions): ModelSourceSpec {
+  if (typeof model !== 'string') return model;
+  const gguf = /^([^/:\s]+\/[^/:\s]+)[/:](.+\.gguf)$/i.exec(model);
+  const repo = gguf ? gguf[1] : model;
+  if (!/^[^/\s]+\/[^/\s]+$/.test(repo)) throw new InvalidRequestError(`"${model}" is not a hub repo id (org/name, or org/name/file.gguf).`, 'model');
+  const cache = options.cache ?? typeof indexedDB !== 'undefined';
+  return { kind: 'hub', repo, ...(options.hubUrl ? { baseUrl: options.hubUrl } : {}), ...(cache ? { cache } : {}), ...(gguf ? { file: gguf[2] } : {}) };
+}
+
+function progressReport(p: LoadProgress, started: number): InitProgressReport {
+  const progress = p.phase === 'ready' ? 1 : p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : 0;
+  const text = p.phase === 'weights' ? `Loading weights: ${(100 * progress).toFixed(0)}%${p.file ? ` (${p.file})` : ''}` : p.phase === 'ready' ? 'Ready.' : `Loading ${p.phase}…`;
+  return { ...p, progress, timeElapsed: (performance.now() - started) / 1000, text };
+}
+
+/** Create an engine. In browsers it runs in its own worker; pass `{ worker: false, gpu }` to run it in this thread (Node). */
+export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
+  const backendReady: Promise<Backend> = options.client ? Promise.resolve(backendOfClient(options.client)) : createBackend(options);
+  let backend: Backend | null = null;
+  void backendReady.then((b) => (backend = b), () => {});
+  const lock = new ReplyLock();
+  let model: ModelInfo | null = null;
+  /** The loaded model's id: the repo id it was loaded by (the label for other sources). */
+  let modelId = '';
+  let budget: KvBudget | null = null;
+  let lastUsage = '';
+  const api = async () => (await backendReady).api;
+
+  const modelFor = (req: SamplingParams): string => {
+    if (!model) throw new NoModelLoadedError('No model is loaded. Call engine.load(model) first.');
+    if (req.model && req.model !== modelId && req.model !== model.label) throw new ModelNotFoundError(`The model "${req.model}" is not loaded (the loaded model is "${modelId}"). Load it with engine.load first.`);
+    return modelId;
+  };
+
+  function run<T, S>(
+    req: SamplingParams,
+    prefix: 'chatcmpl' | 'cmpl',
+    input: () => Parameters<typeof reply>[2],
+    stream: (pieces: ReturnType<typeof reply>, meta: ReturnType<typeof newMeta>) => AsyncGenerator<S>,
+    whole: (pieces: ReturnType<typeof reply>, meta: ReturnType<typeof newMeta>) => Promise<T>,
+  ): Promise<ChunkStream<S> | T> {
+    return (async () => {
+      const b = await backendReady;
+      const meta = newMeta(prefix, modelFor(req), !!req.stream_options?.include_kv_stats);
+      const chatStops = prefix === 'chatcmpl';
+      const params = generateParamsOf(req, chatStops, budget);
+      const controller = new AbortController();
+      const signal = req.signal ? AbortSignal.any([req.signal, controller.signal]) : controller.signal;
+      const pieces = reply(b, lock, input(), params, signal);
+      const noted = (async function* () {
+        for await (const p of pieces) {
+          if (p.kind === 'done') lastUsage = `prefill: ${p.result.prefillTokensPerSecond.toFixed(1)} tok/s, decode: ${p.result.decodeTokensPerSecond.toFixed(1)} tok/s`;
+          yield p;
+        }
+      })();
+      if (!req.stream) return whole(noted, meta);
+      const chunks = stream(noted, meta);
+      return Object.assign(chunks, { controller }) as ChunkStream<S>;
+    })();
+  }
+
+  const load = async (ref: ModelRef, opts: EngineLoadOptions = {}, onProgress?: (p: InitProgressReport) => void): Promise<ModelInfo> => {
+    const b = await backendReady;
+    const { hubUrl: _hub, cache: _cache, ...loadOptions } = opts;
+    const started = performance.now();
+    const listener = onProgress ? b.callback((p: LoadProgress) => onProgress(progressReport(p, started))) : undefined;
+    model = null;
+    // A load waits for a running reply to finish, as replies wait for each other.
+    const release = await lock.acquire();
+    try {
+      const spec = sourceOf(ref, opts);
+      model = await b.api.load(spec, loadOptions, listener);
+      modelId = typeof ref === 'string' ? ref : spec.kind === 'hub' ? (spec.file ? `${spec.repo}/${spec.file}` : spec.repo) : model.label;
+      return model;
+    } finally {
+      release();
+    }
+  };
+
+  const engine: KvtabEngine = {
+    load,
+    reload: load,
+    get model() {
+      return model;
+    },
+    get modelId() {
+      return model ? modelId : '';
+    },
+    chat: {
+      completions: {
+        create: ((req: ChatCompletionCreateParams) => run(req, 'chatcmpl', () => chatMessages(req), chatChunks, chatCompletion)) as ChatCompletions['create'],
+      },
+    },
+    completions: {
+      create: ((req: CompletionCreateParams) =>
+        run(
+          req,
+          'cmpl',
+          () => {
+            if (typeof req.prompt !== 'string') throw new InvalidRequestError('prompt must be a string.', 'prompt');
+            return req.prompt;
+          },
+          textChunks,
+          textCompletion,
+        )) as Completions['create'],
+    },
+    models: {
+      async list() {
+        const data: ModelList['data'] = [];
+        if (model) data.push({ id: modelId, object: 'model', created: 0, owned_by: 'kvtab' });
+        return { object: 'list', data };
+      },
+    },
+    kv: {
+      stats: async () => (await api()).stats(),
+      setMode: async (spec) => (await api()).setKvMode(typeof spec === 'string' ? parseKvMode(spec) : spec),
+      setBudget(b) {
+        if (b !== null && typeof b === 'number' && !(b > 0)) throw new InvalidRequestError('A KV budget is a positive number of bytes.', 'budget');
+        budget = b === null ? null : typeof b === 'number' ? { bytes: b, autoEscalate: true } : b;
+      },
+    },
+    interruptGenerate: async () => (await api()).abort(),
+    cancelLoad: async () => (await api()).cancelLoad(),
+    unload: async () => {
+      model = null;
+      await (await api()).unload();
+    },
+    runtimeStatsText: async () => lastUsage,
+    get client() {
+      return backend?.client ?? options.client ?? null;
+    },
+    terminate: () => void backendReady.then((b) => b.terminate()),
+  };
+  return engine;
+}

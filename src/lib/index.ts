@@ -1,0 +1,43 @@
+/**
+ * kvtab as a library: an LLM engine on WebGPU with a compressed KV cache, behind an OpenAI-shaped API.
+ *
+ *   import { createEngine } from 'kvtab';
+ *   const engine = createEngine();
+ *   await engine.load('HuggingFaceTB/SmolLM2-135M-Instruct');
+ *   for await (const chunk of await engine.chat.completions.create({ messages, stream: true }))
+ *     out.textContent += chunk.choices[0]?.delta.content ?? '';
+ *
+ * `engineFetch(engine)` serves the same engine as `/v1/chat/completions`, `/v1/completions` and `/v1/models`
+ * for the official `openai` client. Errors are the named classes below, each with OpenAI's `type` and `code`.
+ */
+export { createEngine } from './engine';
+export type { ChatCompletions, Completions, ChunkStream, CreateEngineOptions, KvtabEngine } from './engine';
+export { engineFetch, errorBody } from './fetch';
+export { parseKvMode } from './kv-mode';
+export { CHAT_STOP_STRINGS } from './requests';
+export * from './types';
+export {
+  CacheCorruptError,
+  CacheWriteError,
+  ContextOverflowError,
+  DeviceLostError,
+  DownloadInterruptedError,
+  EngineBusyError,
+  EngineError,
+  GpuOutOfMemoryError,
+  InvalidRequestError,
+  KvBudgetTooSmallError,
+  LoadCancelledError,
+  MemoryPlanError,
+  ModelFileMissingError,
+  ModelFormatError,
+  ModelNotFoundError,
+  NoModelLoadedError,
+  NonFiniteLogitsError,
+  UnsupportedArchitectureError,
+  UnsupportedDtypeError,
+  WebGpuUnavailableError,
+  WorkerCrashedError,
+  openAiErrorKind,
+} from '../errors';
+export type { OpenAiErrorKind, OpenAiErrorType } from '../errors';

@@ -1,0 +1,130 @@
+/**
+ * Reply pieces → OpenAI shapes: `chat.completion.chunk`s / a `chat.completion`, and `text_completion`s.
+ * Every chunk carries the `kv` extension; the last one carries finish_reason and usage.
+ */
+import type { EngineStats, FinishReason, GenerateResult } from '../worker/api';
+import type { ReplyPiece } from './reply';
+import type { ChatCompletion, ChatCompletionChunk, ChatFinishReason, Completion, CompletionUsage, KvChunkInfo } from './types';
+
+/** Identifies the engine build in `system_fingerprint`. */
+export const FINGERPRINT = 'kvtab';
+
+/** What every response of one request shares. */
+export interface ReplyMeta {
+  id: string;
+  created: number;
+  model: string;
+  /** Put full EngineStats in each chunk's kv.stats. */
+  fullStats: boolean;
+}
+
+export function newMeta(prefix: 'chatcmpl' | 'cmpl', model: string, fullStats: boolean): ReplyMeta {
+  const id = `${prefix}-${crypto.randomUUID?.() ?? Math.random().toString(36).slice(2)}`;
+  return { id, created: Math.floor(Date.now() / 1000), model, fullStats };
+}
+
+/** OpenAI's reason for the engine's. */
+export function finishReasonOf(reason: FinishReason): ChatFinishReason {
+  if (reason === 'abort') return 'abort';
+  if (reason === 'length' || reason === 'context') return 'length';
+  return 'stop';
+}
+
+export function kvInfo(stats: EngineStats, meta: ReplyMeta, events: ReplyPiece['events']): KvChunkInfo {
+  const info: KvChunkInfo = { mode: stats.kvMode, tokens: stats.tokensHeld, bytes: stats.kvBytes, fp16_bytes: stats.kvFp16EquivalentBytes, ratio: stats.kvCompressionRatio };
+  if (events.length) info.events = events;
+  if (meta.fullStats) info.stats = stats;
+  return info;
+}
+
+export function usageOf(result: GenerateResult, firstTokenMs: number, totalMs: number): CompletionUsage {
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.tokenIds.length,
+    total_tokens: result.promptTokens + result.tokenIds.length,
+    extra: {
+      prefill_tokens_per_s: result.prefillTokensPerSecond,
+      decode_tokens_per_s: result.decodeTokensPerSecond,
+      time_to_first_token_s: firstTokenMs / 1000,
+      e2e_latency_s: totalMs / 1000,
+      finish: result.finishReason,
+      token_ids: result.tokenIds,
+    },
+  };
+}
+
+/** The chat chunks of a reply: a role chunk, one content chunk per token with text (or events), and the finish chunk. */
+export async function* chatChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<ChatCompletionChunk> {
+  const base = { id: meta.id, object: 'chat.completion.chunk' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+  let first = true;
+  for await (const p of pieces) {
+    if (p.kind === 'token') {
+      if (!p.token.text && !p.events.length && !first) continue;
+      const delta = first ? { role: 'assistant' as const, content: p.token.text } : { content: p.token.text };
+      first = false;
+      const chunk: ChatCompletionChunk = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] };
+      if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
+      yield chunk;
+    } else {
+      yield {
+        ...base,
+        choices: [{ index: 0, delta: first ? { role: 'assistant', content: '' } : {}, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }],
+        usage: usageOf(p.result, p.firstTokenMs, p.totalMs),
+        kv: kvInfo(p.stats, meta, p.events),
+      };
+    }
+  }
+}
+
+/** The text-completion chunks of a reply. */
+export async function* textChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<Completion> {
+  const base = { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+  for await (const p of pieces) {
+    if (p.kind === 'token') {
+      if (!p.token.text && !p.events.length) continue;
+      const chunk: Completion = { ...base, choices: [{ index: 0, text: p.token.text, logprobs: null, finish_reason: null }] };
+      if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
+      yield chunk;
+    } else {
+      yield { ...base, choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }], usage: usageOf(p.result, p.firstTokenMs, p.totalMs), kv: kvInfo(p.stats, meta, p.events) };
+    }
+  }
+}
+
+/** Read a whole reply: its last piece (the result's text is the reply) and every context event. */
+async function collect(pieces: AsyncIterable<ReplyPiece>): Promise<{ text: string; done: Extract<ReplyPiece, { kind: 'done' }>; events: ReplyPiece['events'] }> {
+  const events: ReplyPiece['events'] = [];
+  for await (const p of pieces) {
+    events.push(...p.events);
+    if (p.kind === 'done') return { text: p.result.text, done: p, events };
+  }
+  throw new Error('The reply ended without a result.');
+}
+
+export async function chatCompletion(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): Promise<ChatCompletion> {
+  const { text, done, events } = await collect(pieces);
+  return {
+    id: meta.id,
+    object: 'chat.completion',
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: FINGERPRINT,
+    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReasonOf(done.result.finishReason) }],
+    usage: usageOf(done.result, done.firstTokenMs, done.totalMs),
+    kv: kvInfo(done.stats, meta, events),
+  };
+}
+
+export async function textCompletion(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): Promise<Completion> {
+  const { text, done, events } = await collect(pieces);
+  return {
+    id: meta.id,
+    object: 'text_completion',
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: FINGERPRINT,
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReasonOf(done.result.finishReason) }],
+    usage: usageOf(done.result, done.firstTokenMs, done.totalMs),
+    kv: kvInfo(done.stats, meta, events),
+  };
+}
