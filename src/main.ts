@@ -12,6 +12,7 @@ import { startEngineWorker } from './worker/client';
 
 const root = document.getElementById('app') as HTMLElement;
 const query = new URLSearchParams(location.search);
+if (import.meta.env.PROD && !isBenchMode(query) && !isEvalMode(query)) void import('./ui/app-update').then((m) => m.startAppUpdates()); // offline shell + update notice
 if (isBenchMode(query)) void runBenchMode(root, startEngineWorker(), query);
 else if (isEvalMode(query)) void runEvalMode(root, startEngineWorker(), query);
 else {
