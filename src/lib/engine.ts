@@ -101,7 +101,14 @@ function progressReport(p: LoadProgress, started: number): InitProgressReport {
 export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
   const backendReady: Promise<Backend> = options.client ? Promise.resolve(backendOfClient(options.client)) : createBackend(options);
   let backend: Backend | null = null;
-  void backendReady.then((b) => (backend = b), () => {});
+  void backendReady.then(
+    (b) => {
+      backend = b;
+      // A crashed worker has nothing loaded; a restart starts empty too.
+      b.client?.onCrash(() => (model = null));
+    },
+    () => {},
+  );
   const lock = new ReplyLock();
   let model: ModelInfo | null = null;
   /** The loaded model's id: the repo id it was loaded by (the label for other sources). */
@@ -148,14 +155,20 @@ export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
     const { hubUrl: _hub, cache: _cache, ...loadOptions } = opts;
     const started = performance.now();
     const listener = onProgress ? b.callback((p: LoadProgress) => onProgress(progressReport(p, started))) : undefined;
-    model = null;
+    const previous = { model, modelId };
     // A load waits for a running reply to finish, as replies wait for each other.
     const release = await lock.acquire();
     try {
+      model = null;
       const spec = sourceOf(ref, opts);
       model = await b.api.load(spec, loadOptions, listener);
       modelId = typeof ref === 'string' ? ref : spec.kind === 'hub' ? (spec.file ? `${spec.repo}/${spec.file}` : spec.repo) : model.label;
       return model;
+    } catch (err) {
+      // A failed or cancelled load may have left the previous model in place.
+      const still = await b.api.stats().then((st) => st.loaded, () => false);
+      if (still && previous.model) ({ model, modelId } = previous);
+      throw err;
     } finally {
       release();
     }

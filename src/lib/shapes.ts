@@ -1,6 +1,7 @@
 /**
  * Reply pieces → OpenAI shapes: `chat.completion.chunk`s / a `chat.completion`, and `text_completion`s.
- * Every chunk carries the `kv` extension; the last one carries finish_reason and usage.
+ * Every chunk carries the `kv` extension; the last one carries finish_reason and usage. One chunk per
+ * generated token, so a consumer can count them.
  */
 import type { EngineStats, FinishReason, GenerateResult } from '../worker/api';
 import type { ReplyPiece } from './reply';
@@ -53,40 +54,56 @@ export function usageOf(result: GenerateResult, firstTokenMs: number, totalMs: n
   };
 }
 
-/** The chat chunks of a reply: a role chunk, one content chunk per token with text (or events), and the finish chunk. */
+/**
+ * The chat chunks of a reply: one per generated token (its text may be empty while a character is incomplete;
+ * the first also carries the role), then the finish chunk with any text the stop-string check held back.
+ */
 export async function* chatChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<ChatCompletionChunk> {
   const base = { id: meta.id, object: 'chat.completion.chunk' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
   let first = true;
+  let tail = '';
+  const carried: ReplyPiece['events'] = [];
   for await (const p of pieces) {
     if (p.kind === 'token') {
-      if (!p.token.text && !p.events.length && !first) continue;
+      if (p.token.tokenId < 0) {
+        tail += p.token.text;
+        carried.push(...p.events);
+        continue;
+      }
       const delta = first ? { role: 'assistant' as const, content: p.token.text } : { content: p.token.text };
       first = false;
       const chunk: ChatCompletionChunk = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] };
       if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
       yield chunk;
     } else {
+      const delta = first ? { role: 'assistant' as const, content: tail } : tail ? { content: tail } : {};
       yield {
         ...base,
-        choices: [{ index: 0, delta: first ? { role: 'assistant', content: '' } : {}, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }],
+        choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }],
         usage: usageOf(p.result, p.firstTokenMs, p.totalMs),
-        kv: kvInfo(p.stats, meta, p.events),
+        kv: kvInfo(p.stats, meta, [...carried, ...p.events]),
       };
     }
   }
 }
 
-/** The text-completion chunks of a reply. */
+/** The text-completion chunks of a reply, one per generated token, as chatChunks. */
 export async function* textChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<Completion> {
   const base = { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+  let tail = '';
+  const carried: ReplyPiece['events'] = [];
   for await (const p of pieces) {
     if (p.kind === 'token') {
-      if (!p.token.text && !p.events.length) continue;
+      if (p.token.tokenId < 0) {
+        tail += p.token.text;
+        carried.push(...p.events);
+        continue;
+      }
       const chunk: Completion = { ...base, choices: [{ index: 0, text: p.token.text, logprobs: null, finish_reason: null }] };
       if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
       yield chunk;
     } else {
-      yield { ...base, choices: [{ index: 0, text: '', logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }], usage: usageOf(p.result, p.firstTokenMs, p.totalMs), kv: kvInfo(p.stats, meta, p.events) };
+      yield { ...base, choices: [{ index: 0, text: tail, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }], usage: usageOf(p.result, p.firstTokenMs, p.totalMs), kv: kvInfo(p.stats, meta, [...carried, ...p.events]) };
     }
   }
 }

@@ -8,7 +8,7 @@ import type { ModelSourceSpec } from '../model/source';
 import { hubCacheKey, importCacheKey } from '../model/source';
 import { deleteCachedModel } from '../storage/weight-cache';
 import type { LoadOptions, LoadProgress, ModelInfo, WeightChoice } from '../worker/api';
-import { callback, type EngineClient } from '../worker/client';
+import type { KvtabEngine } from '../lib/engine';
 import { el, errorText, field } from './dom';
 import { formatCount, formatSize, LoadProgressTracker } from './load-progress';
 import { renderCacheList } from './model-cache-view';
@@ -56,7 +56,7 @@ const DEMO_PATH = 'models/stories260k/';
 const DEMO_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
 
 /** Mount the panel into `container`. */
-export function mountModelManager(container: HTMLElement, client: EngineClient, hooks: ModelManagerHooks): ModelManager {
+export function mountModelManager(container: HTMLElement, engine: KvtabEngine, hooks: ModelManagerHooks): ModelManager {
   const query = new URLSearchParams(location.search);
   const hub = createHubSettings();
   const modelId = el('input', { id: 'model-id-input', placeholder: 'org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct', spellcheck: false, value: query.get('model') ?? '' });
@@ -88,7 +88,7 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
   cancel.addEventListener('click', () => {
     cancel.disabled = true;
     progressText.textContent = 'Cancelling…';
-    void client.api.cancelLoad().catch(() => {});
+    void engine.cancelLoad().catch(() => {});
   });
   const storageNotice = el('p', { id: 'model-storage-notice', className: 'mm-warning', role: 'status', hidden: true });
   const tabs = new TabLock();
@@ -237,19 +237,19 @@ export function mountModelManager(container: HTMLElement, client: EngineClient, 
     let downloaded = 0;
     const started = performance.now();
     let finished = false;
-    const onProgress = callback((p: LoadProgress) => {
+    const onProgress = (p: LoadProgress) => {
       // Progress arrives on its own message channel and can trail the load's result: ignore it once done.
       if (finished) return;
       if (p.downloadedBytes !== undefined) downloaded = p.downloadedBytes;
       const view = tracker.update(p, performance.now());
       progress.value = view.fraction;
       progressText.textContent = view.text;
-    });
+    };
     try {
       if (spec.kind === 'hub' && spec.cache) void navigator.storage?.persist?.().catch(() => false);
       const limit = Number(weightLimit.value);
       const options = { ...hooks.loadOptions(), weightDtype: weightSelect.value as WeightChoice, ...(limit > 0 ? { weightBudgetBytes: limit * 2 ** 20 } : {}) };
-      const info = await client.api.load(spec, options, onProgress);
+      const info = await engine.load(spec, options, onProgress);
       finished = true;
       progress.value = 1;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);

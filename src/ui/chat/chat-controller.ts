@@ -1,11 +1,10 @@
 /**
  * The chat's behaviour: send, stream (text, tokens/s, cache meter), stop, regenerate, edit-and-resend,
  * new/open/delete chats, notices, and persistence of every change (throttled while tokens stream).
- * All engine calls go through the worker client.
+ * Replies go through the library's OpenAI-shaped API (reply-stream.ts), as other apps' do.
  */
 import { addSample, chatTitle, newChat, newId, ThrottledSaver, type ChatEntry, type ChatHistory, type ChatRecord } from '../../storage/chat-history';
-import type { EngineClient } from '../../worker/client';
-import { callback } from '../../worker/client';
+import type { KvtabEngine } from '../../lib/engine';
 import type { ContextEvent, EngineStats, GenerateResult, KvModeSpec, ModelInfo, TokenEvent } from '../../worker/api';
 import { errorText } from '../dom';
 import type { CacheMeter } from '../meter/cache-meter';
@@ -15,10 +14,11 @@ import { ChatView } from './chat-view';
 import { HistoryList } from './history-list';
 import { describeContextEvent, describeModeSwitch } from './notices';
 import { buildPrompt, promptFormatFor } from './prompt';
+import { streamReply } from './reply-stream';
 
 /** What the controller needs from the app. */
 export interface ChatDeps {
-  client: EngineClient;
+  engine: KvtabEngine;
   settings: AppSettings;
   history: ChatHistory;
   meter: CacheMeter;
@@ -51,7 +51,7 @@ export class ChatController {
     this.view = new ChatView(
       {
         send: (text) => void this.send(text),
-        stop: () => void this.deps.client.api.abort(),
+        stop: () => void this.deps.engine.interruptGenerate(),
         regenerate: () => void this.regenerate(),
         editAndResend: (id, text) => void this.editAndResend(id, text),
         canAct: () => this.canGenerate(),
@@ -137,9 +137,9 @@ export class ChatController {
       this.pendingKv = spec;
       return null;
     }
-    const api = this.deps.client.api;
-    const before = await api.stats();
-    const after = await api.setKvMode(spec);
+    const kv = this.deps.engine.kv;
+    const before = await kv.stats();
+    const after = await kv.setMode(spec);
     this.deps.meter.update(after);
     if (before.kvMode !== after.kvMode || before.kvBytes !== after.kvBytes) {
       this.notice(describeModeSwitch(before.kvMode, after.kvMode, before.kvBytes, after.kvBytes, after.tokensHeld));
@@ -224,7 +224,7 @@ export class ChatController {
 
   /** Delete a chat (stopping its reply first). */
   async remove(id: string): Promise<void> {
-    if (this.turn?.chat.id === id) await this.deps.client.api.abort();
+    if (this.turn?.chat.id === id) await this.deps.engine.interruptGenerate();
     this.chats = this.chats.filter((c) => c.id !== id);
     await this.deps.history.remove(id).catch(() => {});
     if (this.chat.id === id) this.chat = this.chats[0] ?? newChat();
@@ -305,7 +305,7 @@ export class ChatController {
     };
     let result: GenerateResult | null = null;
     try {
-      result = await this.deps.client.api.generate(input, generateParams(settings, promptFormatFor(settings, model.hasChatTemplate) === 'chat'), callback(onToken), callback(onContext));
+      result = await streamReply(this.deps.engine, input, generateParams(settings, promptFormatFor(settings, model.hasChatTemplate) === 'chat'), onToken, onContext);
       entry.status = result.finishReason === 'abort' ? 'stopped' : 'done';
       entry.finishReason = result.finishReason;
       entry.tokens = result.tokenIds.length;
@@ -329,9 +329,8 @@ export class ChatController {
   }
 
   private async afterTurn(chat: ChatRecord, entry: ChatEntry, result: GenerateResult | null): Promise<void> {
-    const api = this.deps.client.api;
     try {
-      const stats = await api.stats();
+      const stats = await this.deps.engine.kv.stats();
       this.deps.meter.update(stats);
       if (stats.loaded) entry.kvMode = stats.kvMode;
     } catch {
