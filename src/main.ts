@@ -1,5 +1,5 @@
 /**
- * UI entry: starts the engine worker and mounts the app (or the benchmark mode, `?bench=...`, or the
+ * UI entry: starts the engine worker and mounts the app on the library's engine (src/lib) over it (or the benchmark mode, `?bench=...`, or the
  * quality-evaluation mode, `?eval=...`).
  * The main thread never touches the GPU. Dev builds, or `?test-hooks` in the URL, expose `window.__kvtabTest`
  * for e2e fault tests (crashWorker: the engine worker dies as in a crash; loseDevice: the engine's GPU device is
@@ -8,6 +8,7 @@
 import { isBenchMode, runBenchMode } from './ui/bench-mode';
 import { isEvalMode, runEvalMode } from './ui/eval-mode';
 import { mountApp } from './ui/app';
+import { createEngine } from './lib/engine';
 import { startEngineWorker } from './worker/client';
 
 const root = document.getElementById('app') as HTMLElement;
@@ -20,7 +21,7 @@ else {
   if (import.meta.env.DEV || query.has('test-hooks')) {
     (window as unknown as { __kvtabTest: object }).__kvtabTest = { crashWorker: () => client.crashForTest(), loseDevice: () => client.api.debugLoseDevice() };
   }
-  void mountApp(root, client).catch((err) => {
+  void mountApp(root, createEngine({ client })).catch((err) => {
     root.textContent = `The app failed to start: ${(err as Error).message ?? String(err)}`;
     console.error(err);
   });

@@ -5,6 +5,7 @@
  * last model loads again). Desktop shows every part at once; phones show one view at a time, chosen
  * by the header tabs, with the meter above the chat.
  */
+import type { KvtabEngine } from '../lib/engine';
 import { callback, type EngineClient } from '../worker/client';
 import type { DeviceRecoveryEvent, ModelInfo } from '../worker/api';
 import type { ModelSourceSpec } from '../model/source';
@@ -29,8 +30,12 @@ export const NO_WEBGPU_MESSAGE =
   'desktop or Android, or another browser with WebGPU turned on (on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu). ' +
   'Your saved chats and settings still work.';
 
-/** Mount the app into `root`. */
-export async function mountApp(root: HTMLElement, client: EngineClient): Promise<void> {
+/**
+ * Mount the app into `root`. `engine` is the library's engine (src/lib) on the app's worker client: replies,
+ * loads and cache calls go through its public API; the client itself is used for crashes, restarts and device loss.
+ */
+export async function mountApp(root: HTMLElement, engine: KvtabEngine): Promise<void> {
+  const client = engine.client as EngineClient;
   const settingsStore = new SettingsStore();
   const settings = await settingsStore.load();
   const save = () => void settingsStore.save(settings).catch((err) => console.warn('Saving settings failed:', err));
@@ -85,7 +90,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   const panel = el('section', { id: 'settings-panel', className: 'app-panel' }, panelTabs, ...Object.values(pages));
 
   const chat = new ChatController({
-    client,
+    engine,
     settings,
     history: new ChatHistory(),
     meter,
@@ -106,7 +111,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   setTab('model');
 
   let model: ModelInfo | null = null;
-  mountGenerationPanel(pages.generation, settings, () => {
+  const generation = mountGenerationPanel(pages.generation, settings, () => {
     save();
     chat.refreshFormat();
     if (model) chat.setModel(model);
@@ -139,7 +144,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
     modelStatus.textContent = text;
     modelStatus.dataset.state = state;
   };
-  const manager = mountModelManager(pages.model, client, {
+  const manager = mountModelManager(pages.model, engine, {
     loadOptions: () => ({ kvMode: kvSpecFromSettings(settings.kv), weightDtype: settings.weights }),
     weightChoice: () => settings.weights,
     weightLimitMiB: () => settings.weightLimitMiB,
@@ -162,7 +167,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
       if (info.weightNotice) chat.notice(info.weightNotice, 'info');
       if (info.contextNotice) chat.notice(info.contextNotice, 'info');
       if (info.cacheNotice) chat.notice(info.cacheNotice, 'info');
-      void client.api.stats().then((s) => meter.update(s));
+      void engine.kv.stats().then((s) => meter.update(s));
       setView('chat');
     },
     onError: (message) => {
@@ -178,7 +183,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
   });
   /** A failed or cancelled load may have replaced the previous model: ask the engine what is loaded now. */
   function refreshLoaded(failed = true): void {
-    void client.api.stats().then(
+    void engine.kv.stats().then(
       (stats) => {
         if (!stats.loaded) {
           model = null;
@@ -222,7 +227,7 @@ export async function mountApp(root: HTMLElement, client: EngineClient): Promise
             chat.setModel(null);
             showStatus('No model loaded', 'error');
           }
-          void client.api.stats().then((s) => meter.update(s), () => {});
+          void engine.kv.stats().then((s) => meter.update(s), () => {});
         }),
       )
       .catch(() => {});
