@@ -9,6 +9,7 @@ import type { ShaderVariant } from '../gpu/shader-assembly';
 import { createKvCache, fullPrecisionKvDtype } from '../kv/factory';
 import type { KvShape } from '../kv/types';
 import type { ModelConfig } from '../model/config';
+import { withGenerationDefaults } from '../model/generation-config';
 import { LlamaModel } from '../model/llama';
 import { isGgufFile, sourceFromSpec, type ModelSource, type ModelSourceSpec } from '../model/source';
 import type { ChatTokenizer } from '../model/tokenizer';
@@ -144,6 +145,8 @@ export class Engine implements EngineApi {
         weightBytes: weights.bytes,
         adapter: gpu.summary(),
         hasChatTemplate: tokenizer.hasChatTemplate,
+        generationDefaults: parts.generationDefaults,
+        eosTokenIds: [...tokenizer.eosTokenIds],
       };
       this.loaded = { config, tokenizer, weights, model, info, contents: new CacheContents(), structure: new PromptStructure(tokenizer), shape, kvDtype, kvMode, userMode: kvMode };
       this.prefillTokens = 0;
@@ -176,11 +179,12 @@ export class Engine implements EngineApi {
    * Generate a completion of a prompt, or the assistant's reply to a chat, streaming tokens. Under a memory
    * budget (params.kvBudget) the mode may be escalated (or step back down to the user's mode) and a full cache
    * evicts tokens (in place where the layout can; params.kvBudget.eviction chooses which), keeping the system
-   * prompt and the template's role markers; `onContext` hears each such event.
+   * prompt and the template's role markers; `onContext` hears each such event. Sampling fields left undefined
+   * take the model's generation defaults (ModelInfo.generationDefaults).
    */
   async generate(
     input: string | ChatMessage[],
-    params: GenerateParams = {},
+    requested: GenerateParams = {},
     onToken?: (t: TokenEvent) => void,
     onContext?: (e: ContextEvent) => void,
   ): Promise<GenerateResult> {
@@ -189,6 +193,7 @@ export class Engine implements EngineApi {
     const loaded = this.loaded;
     if (!loaded) throw new NoModelLoadedError('No model is loaded. Pick a model and press Load first.');
     if (this.busy) throw new EngineBusyError(`The engine is busy (${this.busy}). Wait for it to finish or press Stop.`);
+    const params = withGenerationDefaults(requested, loaded.info.generationDefaults);
     this.busy = 'generate';
     this.abortRequested = false;
     try {

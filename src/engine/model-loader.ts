@@ -1,12 +1,14 @@
 /**
  * Reads a model's config, tokenizer and weights from a source, in that order, so a bad config or tokenizer
- * fails before weights move: from a Hugging Face folder (config.json, tokenizer.json, *.safetensors), or from
+ * fails before weights move: from a Hugging Face folder (config.json, optional generation_config.json,
+ * tokenizer.json, *.safetensors), or from
  * one GGUF file, whose header carries the config and the tokenizer and whose tensors follow in the same stream.
  */
 import { ModelFormatError } from '../errors';
 import type { GpuContext } from '../gpu/device';
 import { ByteStreamReader } from '../model/byte-reader';
 import { parseModelConfig, type ModelConfig } from '../model/config';
+import { ENGINE_GENERATION_DEFAULTS, readGenerationConfig } from '../model/generation-config';
 import { readGgufHeader, type GgufHeader } from '../model/gguf';
 import { configFromGguf, GGUF_ROPE_FREQS, hfNameOfGgufTensor } from '../model/gguf-config';
 import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
@@ -18,7 +20,7 @@ import { planLoad } from './memory-plan';
 import type { ModelSource } from '../model/source';
 import { loadTokenizer, tokenizerFromJson, type ChatTokenizer } from '../model/tokenizer';
 import { expectedShapes, loadWeights, type ModelWeights } from '../model/weights';
-import type { LoadOptions, LoadProgress } from '../worker/api';
+import type { GenerationDefaults, LoadOptions, LoadProgress } from '../worker/api';
 
 /** What a load produced. */
 export interface ModelParts {
@@ -26,6 +28,8 @@ export interface ModelParts {
   tokenizer: ChatTokenizer;
   weights: ModelWeights;
   format: 'safetensors' | 'gguf';
+  /** Sampling defaults: the folder's generation_config.json, else the engine's (GGUF files carry none here). */
+  generationDefaults: GenerationDefaults;
   /** Element type of float weights (norms, biases, unquantized matrices); the shaders' `wt`. */
   floatDtype: 'f32' | 'f16';
   /** Set when the storage was chosen to fit the weight memory limit (shown to the user). */
@@ -80,7 +84,14 @@ export async function loadModelParts(
 ): Promise<ModelParts> {
   if (file) return loadGguf(source, file, options, device, onProgress, signal);
   onProgress?.({ phase: 'config', bytesDone: 0, bytesTotal: 0 });
-  const config = checkConfig(parseModelConfig(parseJson(await source.text('config.json'), 'config.json')));
+  const parsed = checkConfig(parseModelConfig(parseJson(await source.text('config.json'), 'config.json')));
+  const generation = await readGenerationConfig(source);
+  // The EOS set: config.json's and generation_config.json's eos_token_id (the tokenizer adds its eos_token).
+  const config: ModelConfig = {
+    ...parsed,
+    bosTokenId: parsed.bosTokenId ?? generation?.bosTokenId ?? null,
+    eosTokenIds: [...new Set([...parsed.eosTokenIds, ...(generation?.eosTokenIds ?? [])])],
+  };
   onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
   const tokenizer = await loadTokenizer(source, config.eosTokenIds);
   const gpu = await device();
@@ -104,7 +115,7 @@ export async function loadModelParts(
       ),
     (w) => w?.destroy(),
   );
-  return { ...fit, tokenizer, weights, format: 'safetensors', floatDtype, notice };
+  return { ...fit, tokenizer, weights, format: 'safetensors', generationDefaults: generation?.defaults ?? ENGINE_GENERATION_DEFAULTS, floatDtype, notice };
 }
 
 /**
@@ -167,7 +178,7 @@ async function loadGguf(
     const fit = planFit(config, options, gpu, tensors, plan);
     const weights = await withGpuErrors(gpu.device, 'the weights', () => loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal }), (w) => w?.destroy());
     bytes();
-    return { ...fit, tokenizer, weights, format: 'gguf', floatDtype, notice };
+    return { ...fit, tokenizer, weights, format: 'gguf', generationDefaults: ENGINE_GENERATION_DEFAULTS, floatDtype, notice };
   } finally {
     await reader.cancel();
   }

@@ -3,6 +3,7 @@
  * Pure: no DOM, no GPU.
  */
 import { ModelFormatError, UnsupportedArchitectureError } from '../errors';
+import { tokenIdList } from './generation-config';
 
 /** Architectures whose forward pass this engine implements. */
 export const SUPPORTED_ARCHITECTURES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
@@ -111,8 +112,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     );
   }
   const headDim = positiveInt(cfg, 'head_dim', hiddenSize / numHeads);
-  const eos = cfg['eos_token_id'];
-  const eosTokenIds = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
+  const eosTokenIds = tokenIdList(cfg['eos_token_id'], 'config.json', 'eos_token_id');
   const bos = cfg['bos_token_id'];
 
   return {

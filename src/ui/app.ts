@@ -164,6 +164,7 @@ export async function mountApp(root: HTMLElement, engine: KvtabEngine): Promise<
       meter.setAdapterF16(info.adapter.f16);
       compression.setLayerCount(info.numLayers);
       chat.setModel(info);
+      generation.setModelDefaults(info.generationDefaults);
       if (info.weightNotice) chat.notice(info.weightNotice, 'info');
       if (info.contextNotice) chat.notice(info.contextNotice, 'info');
       if (info.cacheNotice) chat.notice(info.cacheNotice, 'info');

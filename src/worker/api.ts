@@ -103,6 +103,28 @@ export interface ModelInfo {
   cacheNotice?: string;
   adapter: AdapterSummary;
   hasChatTemplate: boolean;
+  /** The sampling a GenerateParams field left undefined gets (generation_config.json, else the engine's greedy). */
+  generationDefaults: GenerationDefaults;
+  /**
+   * Ids that end generation: the tokenizer's eos_token ∪ config.json's eos_token_id ∪ generation_config.json's
+   * eos_token_id (GGUF: tokenizer.ggml.eos/eot/eom_token_id).
+   */
+  eosTokenIds: number[];
+}
+
+/**
+ * A model's default sampling, in GenerateParams terms (0 = greedy, topK 0 = off, topP 1 = off, penalty 1 = off).
+ * `source`: read from the model's generation_config.json (transformers semantics: without do_sample it is
+ * greedy; see src/model/generation-config.ts), or the engine's own defaults when the model has none.
+ */
+export interface GenerationDefaults {
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  /** The file's max_new_tokens; absent: the engine's 256. */
+  maxNewTokens?: number;
+  source: 'generation_config.json' | 'engine';
 }
 
 /** Adapter facts shown to the user and recorded in benchmarks. */
@@ -121,13 +143,20 @@ export interface ChatMessage {
   content: string;
 }
 
-/** Sampling and stopping parameters. Defaults: greedy, no penalty, 256 new tokens. */
+/**
+ * Sampling and stopping parameters. Explicit values always win; a sampling field left undefined (maxNewTokens,
+ * temperature, topK, topP, repetitionPenalty) takes the loaded model's ModelInfo.generationDefaults (its
+ * generation_config.json), and what those leave out the engine's defaults: greedy, no penalty, 256 new tokens.
+ */
 export interface GenerateParams {
   maxNewTokens?: number;
   /** 0 = greedy. */
   temperature?: number;
+  /** 0 = off. */
   topK?: number;
+  /** 1 = off. */
   topP?: number;
+  /** 1 = off. */
   repetitionPenalty?: number;
   seed?: number;
   stop?: string[];

@@ -29,9 +29,10 @@ describe('buildPrompt', () => {
 });
 
 describe('settings → engine parameters', () => {
-  it('defaults to greedy, no budget, live stats, no stop strings for plain continuation', () => {
+  it('defaults to the model\'s sampling, no budget, live stats, no stop strings for plain continuation', () => {
     const p = generateParams(defaultSettings(), false);
-    expect(p).toEqual({ maxNewTokens: 256, temperature: 0, topP: 1, topK: 0, streamStats: true });
+    // The model's sampling by default (tests/ui/generation-settings.test.ts covers custom values).
+    expect(p).toEqual({ maxNewTokens: 256, streamStats: true });
   });
   it('adds chat stop strings, a fixed seed and the budget in bytes', () => {
     const s = defaultSettings();

@@ -3,11 +3,16 @@
  * persisted in IndexedDB through idb-keyval, and how they become engine parameters.
  */
 import { createStore, get, set, type UseStore } from 'idb-keyval';
-import type { EvictionPolicy, GenerateParams, KvBudget, WeightChoice } from '../../worker/api';
+import type { EvictionPolicy, GenerateParams, GenerationDefaults, KvBudget, WeightChoice } from '../../worker/api';
 import { defaultKvSettings, KV_MODES, type KvSettings } from './kv-modes';
 
 /** Sampling parameters as the user sets them. */
 export interface SamplingSettings {
+  /**
+   * Use the loaded model's recommended sampling (its generation_config.json, ModelInfo.generationDefaults) for
+   * temperature, top-p and top-k instead of the values below, which are kept for when this is off.
+   */
+  useModelDefaults: boolean;
   /** 0 = greedy. */
   temperature: number;
   /** 1 = off. */
@@ -37,11 +42,14 @@ export interface AppSettings {
   weightLimitMiB: number | null;
 }
 
-/** First-visit settings: greedy decoding, so the offline demo reproduces the model's golden text. */
+/**
+ * First-visit settings: the model's recommended sampling (greedy for models without one, so the offline demo
+ * reproduces its golden text); the custom values start greedy.
+ */
 export function defaultSettings(): AppSettings {
   return {
     systemPrompt: '',
-    sampling: { temperature: 0, topP: 1, topK: 0, maxTokens: 256, seed: null },
+    sampling: { useModelDefaults: true, temperature: 0, topP: 1, topK: 0, maxTokens: 256, seed: null },
     promptFormat: 'auto',
     outputFormat: 'markdown',
     kv: defaultKvSettings(),
@@ -55,20 +63,46 @@ export function defaultSettings(): AppSettings {
 /** Stop strings of common chat templates, so a reply ends at its end-of-turn marker even when it is not EOS. */
 export const CHAT_STOP_STRINGS = ['<|im_end|>', '<|im_start|>', '<|eot_id|>', '<|end|>', '</s>'];
 
-/** Engine parameters for one reply. */
+/**
+ * Engine parameters for one reply. With `sampling.useModelDefaults`, temperature, top-p and top-k are left
+ * undefined so the engine applies the model's generation defaults; the repetition penalty always is the model's.
+ */
 export function generateParams(s: AppSettings, chatTemplate: boolean): GenerateParams {
-  const params: GenerateParams = {
-    maxNewTokens: s.sampling.maxTokens,
-    temperature: s.sampling.temperature,
-    topP: s.sampling.topP,
-    topK: s.sampling.topK,
-    streamStats: s.liveMeter,
-  };
+  const params: GenerateParams = { maxNewTokens: s.sampling.maxTokens };
+  if (!s.sampling.useModelDefaults) Object.assign(params, { temperature: s.sampling.temperature, topP: s.sampling.topP, topK: s.sampling.topK });
+  params.streamStats = s.liveMeter;
   if (s.sampling.seed !== null) params.seed = s.sampling.seed;
   if (chatTemplate) params.stop = CHAT_STOP_STRINGS;
   const budget = budgetOf(s);
   if (budget) params.kvBudget = budget;
   return params;
+}
+
+/** The sampling a reply gets, and from where, as the generation panel shows it. */
+export interface SamplingInEffect {
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  /** 'model': the loaded model's generation_config.json; 'engine': greedy, the model has none (or none is loaded); 'custom': the user's values. */
+  source: 'model' | 'engine' | 'custom';
+}
+
+/** What generateParams' reply samples with, given the loaded model's defaults (null: no model loaded yet). */
+export function samplingInEffect(s: SamplingSettings, defaults: GenerationDefaults | null): SamplingInEffect {
+  const repetitionPenalty = defaults?.repetitionPenalty ?? 1;
+  if (!s.useModelDefaults) return { temperature: s.temperature, topP: s.topP, topK: s.topK, repetitionPenalty, source: 'custom' };
+  if (!defaults) return { temperature: 0, topP: 1, topK: 0, repetitionPenalty, source: 'engine' };
+  const { temperature, topP, topK } = defaults;
+  return { temperature, topP, topK, repetitionPenalty, source: defaults.source === 'generation_config.json' ? 'model' : 'engine' };
+}
+
+/** Sampling stored by a version without `useModelDefaults`: values other than the old greedy defaults were the user's choice. */
+function storedSampling(d: SamplingSettings, stored: Partial<SamplingSettings> | undefined): SamplingSettings {
+  const merged = { ...d, ...stored };
+  if (typeof stored?.useModelDefaults === 'boolean') return merged;
+  const changed = merged.temperature !== 0 || merged.topP !== 1 || merged.topK !== 0;
+  return { ...merged, useModelDefaults: !changed };
 }
 
 /** The memory budget in engine terms, or undefined when off. */
@@ -78,14 +112,14 @@ export function budgetOf(s: AppSettings): KvBudget | undefined {
 }
 
 /** Merge stored settings over the defaults (fields added later get their defaults). */
-function withDefaults(stored: Partial<AppSettings> | undefined): AppSettings {
+export function withDefaults(stored: Partial<AppSettings> | undefined): AppSettings {
   const d = defaultSettings();
   if (!stored) return d;
   const kv = stored.kv && KV_MODES.includes(stored.kv.mode) ? { mode: stored.kv.mode, params: { ...d.kv.params, ...stored.kv.params } } : d.kv;
   return {
     ...d,
     ...stored,
-    sampling: { ...d.sampling, ...stored.sampling },
+    sampling: storedSampling(d.sampling, stored.sampling),
     budget: { ...d.budget, ...stored.budget },
     kv,
     weights: (['auto', 'f32', 'f16', 'q8', 'q4'] as const).find((w) => w === stored.weights) ?? d.weights,
