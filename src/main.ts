@@ -8,7 +8,8 @@
 import { isBenchMode, runBenchMode } from './ui/bench-mode';
 import { isEvalMode, runEvalMode } from './ui/eval-mode';
 import { mountApp } from './ui/app';
-import { createEngine } from './lib/engine';
+import { backendOfClient } from './lib/backend';
+import { engineOn } from './lib/engine';
 import { startEngineWorker } from './worker/client';
 
 const root = document.getElementById('app') as HTMLElement;
@@ -21,7 +22,7 @@ else {
   if (import.meta.env.DEV || query.has('test-hooks')) {
     (window as unknown as { __kvtabTest: object }).__kvtabTest = { crashWorker: () => client.crashForTest(), loseDevice: () => client.api.debugLoseDevice() };
   }
-  void mountApp(root, createEngine({ client })).catch((err) => {
+  void mountApp(root, engineOn(backendOfClient(client))).catch((err) => {
     root.textContent = `The app failed to start: ${(err as Error).message ?? String(err)}`;
     console.error(err);
   });

@@ -70,17 +70,17 @@ function spawnLibraryWorker(): WorkerLike {
   return new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'kvtab-engine' });
 }
 
-/** A backend as the options ask. */
-export async function createBackend(options: BackendOptions): Promise<Backend> {
-  const want = options.worker ?? typeof Worker === 'function';
-  if (want === false) {
-    // Imported here so that worker-mode bundles keep the engine out of the main thread.
-    const { Engine } = await import('../engine/engine');
-    const engine = new Engine(options.gpu);
-    return { api: retyped(engine as unknown as AsyncEngineApi), callback: (fn) => fn, client: null, terminate: () => void engine.unload() };
-  }
-  const spawn = want === true ? spawnLibraryWorker : typeof want === 'function' ? want : () => want;
+/** A backend on a worker: the library's own (`true`), one given, or one made by a function. */
+export function workerBackend(worker: true | WorkerLike | (() => WorkerLike)): Backend {
+  const spawn = worker === true ? spawnLibraryWorker : typeof worker === 'function' ? worker : () => worker;
   return backendOfClient(createEngineClient(spawn));
+}
+
+/** A backend that runs the engine in this thread (loaded on demand, so worker-mode bundles leave the engine out). */
+export async function inThreadBackend(gpu?: GPU): Promise<Backend> {
+  const { Engine } = await import('../engine/engine');
+  const engine = new Engine(gpu);
+  return { api: retyped(engine as unknown as AsyncEngineApi), callback: (fn) => fn, client: null, terminate: () => void engine.unload() };
 }
 
 /** A backend over an existing worker client (the app's, which also handles its crashes and restarts). */

@@ -7,7 +7,7 @@ import { InvalidRequestError, ModelNotFoundError, NoModelLoadedError } from '../
 import type { ModelSourceSpec } from '../model/source';
 import type { EngineStats, KvBudget, KvModeSpec, LoadProgress, ModelInfo } from '../worker/api';
 import type { EngineClient } from '../worker/client';
-import { backendOfClient, createBackend, type Backend, type BackendOptions } from './backend';
+import type { Backend } from './backend';
 import { parseKvMode } from './kv-mode';
 import { chatMessages, generateParamsOf } from './requests';
 import { reply, ReplyLock } from './reply';
@@ -24,12 +24,6 @@ import type {
   ModelRef,
   SamplingParams,
 } from './types';
-
-/** Options of createEngine. */
-export interface CreateEngineOptions extends BackendOptions {
-  /** Internal: run on an existing worker client (the app's). */
-  client?: EngineClient;
-}
 
 /** A stream of chunks that can also be stopped (WebLLM and OpenAI's streams iterate the same way). */
 export type ChunkStream<T> = AsyncIterable<T> & { controller: AbortController };
@@ -97,9 +91,9 @@ function progressReport(p: LoadProgress, started: number): InitProgressReport {
   return { ...p, progress, timeElapsed: (performance.now() - started) / 1000, text };
 }
 
-/** Create an engine. In browsers it runs in its own worker; pass `{ worker: false, gpu }` to run it in this thread (Node). */
-export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
-  const backendReady: Promise<Backend> = options.client ? Promise.resolve(backendOfClient(options.client)) : createBackend(options);
+/** The library's engine on a backend (src/lib/index.ts's createEngine picks one; the app passes its worker client's). */
+export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEngine {
+  const backendReady = Promise.resolve(backendOrPromise);
   let backend: Backend | null = null;
   void backendReady.then(
     (b) => {
@@ -224,7 +218,7 @@ export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
     },
     runtimeStatsText: async () => lastUsage,
     get client() {
-      return backend?.client ?? options.client ?? null;
+      return backend?.client ?? null;
     },
     terminate: () => void backendReady.then((b) => b.terminate()),
   };

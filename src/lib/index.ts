@@ -10,8 +10,22 @@
  * `engineFetch(engine)` serves the same engine as `/v1/chat/completions`, `/v1/completions` and `/v1/models`
  * for the official `openai` client. Errors are the named classes below, each with OpenAI's `type` and `code`.
  */
-export { createEngine } from './engine';
-export type { ChatCompletions, Completions, ChunkStream, CreateEngineOptions, KvtabEngine } from './engine';
+import { inThreadBackend, workerBackend, type BackendOptions } from './backend';
+import { engineOn, type KvtabEngine } from './engine';
+
+/** Options of createEngine: where the engine runs. */
+export type CreateEngineOptions = BackendOptions;
+
+/**
+ * Create an engine. In browsers it runs in its own worker (`worker: true`, the default where Worker exists);
+ * `{ worker: false, gpu }` runs it in this thread (Node with the `webgpu` package, or inside your own worker).
+ */
+export function createEngine(options: CreateEngineOptions = {}): KvtabEngine {
+  const worker = options.worker ?? typeof Worker === 'function';
+  return engineOn(worker === false ? inThreadBackend(options.gpu) : workerBackend(worker));
+}
+
+export type { ChatCompletions, Completions, ChunkStream, KvtabEngine } from './engine';
 export { engineFetch, errorBody } from './fetch';
 export { parseKvMode } from './kv-mode';
 export { CHAT_STOP_STRINGS } from './requests';
