@@ -50,7 +50,7 @@ export function asEngineError(err: unknown): unknown {
   return typed;
 }
 
-function retyped(api: AsyncEngineApi): AsyncEngineApi {
+export function retyped(api: AsyncEngineApi): AsyncEngineApi {
   return new Proxy(api, {
     get(target, prop) {
       const fn = (target as unknown as Record<string | symbol, unknown>)[prop];
@@ -74,13 +74,6 @@ function spawnLibraryWorker(): WorkerLike {
 export function workerBackend(worker: true | WorkerLike | (() => WorkerLike)): Backend {
   const spawn = worker === true ? spawnLibraryWorker : typeof worker === 'function' ? worker : () => worker;
   return backendOfClient(createEngineClient(spawn));
-}
-
-/** A backend that runs the engine in this thread (loaded on demand, so worker-mode bundles leave the engine out). */
-export async function inThreadBackend(gpu?: GPU): Promise<Backend> {
-  const { Engine } = await import('../engine/engine');
-  const engine = new Engine(gpu);
-  return { api: retyped(engine as unknown as AsyncEngineApi), callback: (fn) => fn, client: null, terminate: () => void engine.unload() };
 }
 
 /** A backend over an existing worker client (the app's, which also handles its crashes and restarts). */

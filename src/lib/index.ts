@@ -10,7 +10,8 @@
  * `engineFetch(engine)` serves the same engine as `/v1/chat/completions`, `/v1/completions` and `/v1/models`
  * for the official `openai` client. Errors are the named classes below, each with OpenAI's `type` and `code`.
  */
-import { inThreadBackend, workerBackend, type BackendOptions } from './backend';
+import { workerBackend, type BackendOptions } from './backend';
+import { inThreadBackend } from './in-thread';
 import { engineOn, type KvtabEngine } from './engine';
 
 /** Options of createEngine: where the engine runs. */
