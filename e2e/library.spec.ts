@@ -69,7 +69,19 @@ test('library in Chromium: the openai client streams the golden stories260k comp
         const err = e as { status: number; code: string; type: string; constructor: { name: string } };
         error = { status: err.status, code: err.code, type: err.type, cls: err.constructor.name };
       }
+      // An error thrown in the worker arrives as its named class, with OpenAI's type and code.
+      const { engine, lib } = (window as unknown as { kv: { engine: any; lib: any } }).kv;
+      engine.kv.setBudget(64);
+      let budgetError: unknown = null;
+      try {
+        await engine.completions.create({ prompt, max_tokens: 2 });
+      } catch (e) {
+        const err = e as { name: string; code: string; type: string };
+        budgetError = { name: err.name, cls: e instanceof lib.KvBudgetTooSmallError, base: e instanceof lib.EngineError, code: err.code, type: err.type };
+      }
+      engine.kv.setBudget(null);
       return {
+        budgetError,
         models,
         text: pieces.join(''),
         first7: pieces.slice(0, 7).join(''),
@@ -97,6 +109,7 @@ test('library in Chromium: the openai client streams the golden stories260k comp
   expect(out.stopped.finish).toBe('stop');
   expect(out.seen).toBeLessThan(300);
   expect(out.after).toBe(out.first5);
+  expect(out.budgetError).toEqual({ name: 'KvBudgetTooSmallError', cls: true, base: true, code: 'kv_budget_too_small', type: 'invalid_request_error' });
   expect(out.error).toEqual({ status: 404, code: 'model_not_found', type: 'not_found_error', cls: 'NotFoundError' });
 });
 

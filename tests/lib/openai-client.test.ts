@@ -124,6 +124,18 @@ describe('openai client → engineFetch, stories260k (f32)', () => {
     await expect(client.completions.create({ model, prompt: 'x', temperature: -1 })).rejects.toMatchObject({ status: 400, param: 'temperature' });
   });
 
+  it('a KV budget too small for any window is KvBudgetTooSmallError (400 kv_budget_too_small); the engine stays usable', async () => {
+    engine.kv.setBudget(64);
+    try {
+      await expect(engine.completions.create({ prompt: golden.prompt, max_tokens: 2 })).rejects.toMatchObject({ name: 'KvBudgetTooSmallError', code: 'kv_budget_too_small', type: 'invalid_request_error' });
+      await expect(client.completions.create({ model, prompt: golden.prompt, max_tokens: 2 })).rejects.toMatchObject({ status: 400, code: 'kv_budget_too_small' });
+    } finally {
+      engine.kv.setBudget(null);
+    }
+    const ok = await client.completions.create({ model, prompt: golden.prompt, max_tokens: 3, temperature: 0 });
+    expect(ok.choices[0].text).toBe(tokenizer.decode(golden.ids.slice(0, 3)));
+  });
+
   it('concurrent requests queue instead of failing', async () => {
     const [a, b] = await Promise.all([
       client.completions.create({ model, prompt: golden.prompt, max_tokens: 12, temperature: 0 }),
