@@ -27,32 +27,6 @@ const port = process.env.PORT ? Number(process.env.PORT) : undefined;
 const buildStamp = process.env.KVTAB_BUILD_STAMP ?? 'local';
 const ortStub = fileURLToPath(new URL('./src/vendor/onnxruntime-stub.ts', import.meta.url));
 
-/**
- * The app always runs the engine in its worker (src/main.ts: `createEngine({ client })`), but the library's
- * backend (src/lib/backend.ts) can also run it on the calling thread, through a lazy `import('../engine/engine')`.
- * In the app build that import would emit a second copy of the engine and of transformers.js (about 170 kB
- * gzip) that the app never loads but the service worker would precache; here it resolves to a module whose
- * Engine throws. The library's own build (vite.lib.config.ts) keeps the real one. If backend.ts stops importing
- * it this way the plugin matches nothing, and the size report catches the weight.
- */
-const engineFile = fileURLToPath(new URL('./src/engine/engine.ts', import.meta.url));
-const libBackendFile = fileURLToPath(new URL('./src/lib/backend.ts', import.meta.url));
-const NO_IN_THREAD_ENGINE = '\0kvtab-app-no-in-thread-engine';
-const appWorkerOnlyEngine: Plugin = {
-  name: 'kvtab-app-worker-only-engine',
-  apply: 'build',
-  enforce: 'pre',
-  async resolveId(source, importer, options) {
-    if (importer !== libBackendFile || !source.includes('engine')) return null;
-    const resolved = await this.resolve(source, importer, { ...options, skipSelf: true });
-    return resolved?.id === engineFile ? NO_IN_THREAD_ENGINE : null;
-  },
-  load(id) {
-    if (id !== NO_IN_THREAD_ENGINE) return null;
-    return `export class Engine { constructor() { throw new Error('The kvtab app build runs the engine in its worker only; createEngine({ worker: false }) needs the library build (npm run build:lib).'); } }`;
-  },
-};
-
 const devInlineStyles: Plugin = {
   name: 'kvtab-dev-csp',
   apply: 'serve',
@@ -62,7 +36,6 @@ const devInlineStyles: Plugin = {
 export default defineConfig({
   plugins: [
     devInlineStyles,
-    appWorkerOnlyEngine,
     VitePWA({
       strategies: 'generateSW',
       registerType: 'prompt',
