@@ -141,8 +141,17 @@ test('offline demo fetches nothing else: only same-origin app assets and /models
   const seen: Request[] = [];
   context.on('request', (r) => seen.push(r)); // the page, the engine worker and the service worker
 
+  /** Wait until the page's own start-up traffic (the Model tab's size look-ups on the hub) is over. */
+  const settle = async (): Promise<void> => {
+    for (let n = -1; n !== seen.length; ) {
+      n = seen.length;
+      await Promise.all(seen.map((r) => r.response().catch(() => null)));
+      await page.waitForTimeout(500);
+    }
+  };
   /** Run the demo and a reply; return the requests made meanwhile. */
   const runDemo = async (): Promise<Request[]> => {
+    await settle();
     const from = seen.length;
     await page.click('#tab-model');
     await page.click('#demo-load');
