@@ -95,14 +95,14 @@ function progressReport(p: LoadProgress, started: number): InitProgressReport {
 export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEngine {
   const backendReady = Promise.resolve(backendOrPromise);
   let backend: Backend | null = null;
-  void backendReady.then(
-    (b) => {
-      backend = b;
-      // A crashed worker has nothing loaded; a restart starts empty too.
-      b.client?.onCrash(() => (model = null));
-    },
-    () => {},
-  );
+  const attach = (b: Backend) => {
+    backend = b;
+    // A crashed worker has nothing loaded; a restart starts empty too.
+    b.client?.onCrash(() => (model = null));
+  };
+  // A backend given as it is (a worker client) is there at once: `client` must not wait for a tick.
+  if (backendOrPromise instanceof Promise) void backendOrPromise.then(attach, () => {});
+  else attach(backendOrPromise);
   const lock = new ReplyLock();
   let model: ModelInfo | null = null;
   /** The loaded model's id: the repo id it was loaded by (the label for other sources). */

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ContextOverflowError, EngineError, InvalidRequestError, KvBudgetTooSmallError, MemoryPlanError, openAiErrorKind } from '../../src/errors';
-import { asEngineError } from '../../src/lib/backend';
+import { asEngineError, type Backend } from '../../src/lib/backend';
+import { engineOn } from '../../src/lib/engine';
 import { errorBody } from '../../src/lib/fetch';
 import { parseKvMode } from '../../src/lib/kv-mode';
 import { CHAT_STOP_STRINGS, chatMessages, generateParamsOf } from '../../src/lib/requests';
@@ -102,5 +103,17 @@ describe('errors', () => {
 
   it('finish reasons: the engine reasons in OpenAI terms', () => {
     expect(['eos', 'stop', 'length', 'context', 'abort'].map((r) => finishReasonOf(r as never))).toEqual(['stop', 'stop', 'length', 'length', 'abort']);
+  });
+});
+
+describe('engineOn', () => {
+  it('a backend given as it is (the app passes its worker client) is there at once, before any await', () => {
+    const crashListeners: Array<() => void> = [];
+    const client = { onCrash: (l: () => void) => (crashListeners.push(l), () => {}) };
+    const backend = { api: {}, callback: (f: unknown) => f, client, terminate: () => {} } as unknown as Backend;
+    const engine = engineOn(backend);
+    expect(engine.client).toBe(client);
+    expect(crashListeners).toHaveLength(1);
+    expect(engine.model).toBeNull();
   });
 });
