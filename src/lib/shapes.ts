@@ -54,57 +54,54 @@ export function usageOf(result: GenerateResult, firstTokenMs: number, totalMs: n
   };
 }
 
+/** One streamed step of a reply, before it takes a chunk's shape: a token's text, or the end. */
+type Step =
+  | { kind: 'token'; text: string; first: boolean; kv?: KvChunkInfo }
+  | { kind: 'done'; tail: string; first: boolean; finish: ChatFinishReason; usage: CompletionUsage; kv: KvChunkInfo };
+
 /**
- * The chat chunks of a reply: one per generated token (its text may be empty while a character is incomplete;
- * the first also carries the role), then the finish chunk with any text the stop-string check held back.
+ * The steps of a reply: one per generated token (its text may be empty while a character is incomplete), then
+ * the end with any text the stop-string check held back (and the events that came with it).
  */
-export async function* chatChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<ChatCompletionChunk> {
-  const base = { id: meta.id, object: 'chat.completion.chunk' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+async function* steps(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<Step> {
   let first = true;
   let tail = '';
   const carried: ReplyPiece['events'] = [];
   for await (const p of pieces) {
-    if (p.kind === 'token') {
-      if (p.token.tokenId < 0) {
-        tail += p.token.text;
-        carried.push(...p.events);
-        continue;
-      }
-      const delta = first ? { role: 'assistant' as const, content: p.token.text } : { content: p.token.text };
-      first = false;
-      const chunk: ChatCompletionChunk = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] };
-      if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
-      yield chunk;
+    if (p.kind === 'done') {
+      yield { kind: 'done', tail, first, finish: finishReasonOf(p.result.finishReason), usage: usageOf(p.result, p.firstTokenMs, p.totalMs), kv: kvInfo(p.stats, meta, [...carried, ...p.events]) };
+    } else if (p.token.tokenId < 0) {
+      tail += p.token.text;
+      carried.push(...p.events);
     } else {
-      const delta = first ? { role: 'assistant' as const, content: tail } : tail ? { content: tail } : {};
-      yield {
-        ...base,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }],
-        usage: usageOf(p.result, p.firstTokenMs, p.totalMs),
-        kv: kvInfo(p.stats, meta, [...carried, ...p.events]),
-      };
+      yield { kind: 'token', text: p.token.text, first, ...(p.token.stats ? { kv: kvInfo(p.token.stats, meta, p.events) } : {}) };
+      first = false;
     }
   }
 }
 
-/** The text-completion chunks of a reply, one per generated token, as chatChunks. */
+/** The chat chunks of a reply: one per generated token (the first also carries the role), then the finish chunk. */
+export async function* chatChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<ChatCompletionChunk> {
+  const base = { id: meta.id, object: 'chat.completion.chunk' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+  for await (const s of steps(pieces, meta)) {
+    const text = s.kind === 'token' ? s.text : s.tail;
+    const delta = s.first ? { role: 'assistant' as const, content: text } : text || s.kind === 'token' ? { content: text } : {};
+    const finish = s.kind === 'done' ? s.finish : null;
+    const chunk: ChatCompletionChunk = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    if (s.kind === 'done') chunk.usage = s.usage;
+    if (s.kv) chunk.kv = s.kv;
+    yield chunk;
+  }
+}
+
+/** The text-completion chunks of a reply, one per generated token, then the finish chunk. */
 export async function* textChunks(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): AsyncGenerator<Completion> {
   const base = { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
-  let tail = '';
-  const carried: ReplyPiece['events'] = [];
-  for await (const p of pieces) {
-    if (p.kind === 'token') {
-      if (p.token.tokenId < 0) {
-        tail += p.token.text;
-        carried.push(...p.events);
-        continue;
-      }
-      const chunk: Completion = { ...base, choices: [{ index: 0, text: p.token.text, logprobs: null, finish_reason: null }] };
-      if (p.token.stats) chunk.kv = kvInfo(p.token.stats, meta, p.events);
-      yield chunk;
-    } else {
-      yield { ...base, choices: [{ index: 0, text: tail, logprobs: null, finish_reason: finishReasonOf(p.result.finishReason) }], usage: usageOf(p.result, p.firstTokenMs, p.totalMs), kv: kvInfo(p.stats, meta, [...carried, ...p.events]) };
-    }
+  for await (const s of steps(pieces, meta)) {
+    const chunk: Completion = { ...base, choices: [{ index: 0, text: s.kind === 'token' ? s.text : s.tail, logprobs: null, finish_reason: s.kind === 'done' ? s.finish : null }] };
+    if (s.kind === 'done') chunk.usage = s.usage;
+    if (s.kv) chunk.kv = s.kv;
+    yield chunk;
   }
 }
 
