@@ -17,7 +17,8 @@ import { buildSizeReport } from './scripts/build-size-report';
  * .wasm is emitted.
  *
  * Offline shell: vite-plugin-pwa (Workbox generateSW) writes `dist/sw.js`, which precaches index.html, every JS
- * chunk (the engine worker and transformers.js's chunk too), the CSS and the demo model under `models/`.
+ * chunk (the engine worker and transformers.js's chunk too) and the CSS; the demo model under `models/` is cached
+ * the first time it is used (runtime CacheFirst).
  * No web app manifest (`manifest: false`): the goal is opening offline, not installing. `registerType: 'prompt'`:
  * a new build's service worker waits until the user presses Reload in the notice (src/ui/app-update.ts, which
  * registers it in production builds only). `KVTAB_BUILD_STAMP` (env) names the build; it ends up as
@@ -43,11 +44,22 @@ export default defineConfig({
       manifest: false,
       devOptions: { enabled: false },
       workbox: {
-        globPatterns: ['**/*.{js,css,html}', 'models/**/*'],
-        // The demo model's safetensors is 1.2 MB; room for it (and the 0.5 MB transformers.js chunk) with margin.
+        globPatterns: ['**/*.{js,css,html}'],
+        // The 0.4 MB transformers.js chunk, with margin.
         maximumFileSizeToCacheInBytes: 4 * 1024 * 1024,
         navigateFallback: 'index.html',
         cleanupOutdatedCaches: true,
+        // The first visit is controlled as soon as the worker is active, so a demo run on it is cached already.
+        clientsClaim: true,
+        // The demo model (1.2 MB) is cached when it is first used, not precached: a first visit that never runs
+        // the demo downloads only the app shell. Its files are fetched whole (no ranges), so CacheFirst fits.
+        runtimeCaching: [
+          {
+            urlPattern: ({ url, sameOrigin }) => sameOrigin && url.pathname.includes('/models/'),
+            handler: 'CacheFirst',
+            options: { cacheName: 'kvtab-demo-model', cacheableResponse: { statuses: [200] } },
+          },
+        ],
       },
     }),
     buildSizeReport({ jsGzipLimit: 300_000 }),

@@ -3,11 +3,11 @@
  * tests can stop: the built app (`dist/`, which playwright.config.ts's webServer has just built) served by
  * e2e/fixtures/static-server.ts, and a local hub (scripts/hub-server.ts).
  *   (a) after one visit, with both servers stopped, the page reloads, a hub model cached in IndexedDB loads and
- *       chats, and so does the offline demo;
+ *       chats, and so does the offline demo run on that visit (cached by the service worker when first used);
  *   (b) a new build on the server is installed in the background; the next visit shows "A new version of kvtab
  *       is ready — Reload", and Reload puts the new build in control;
  *   (c) the offline demo fetches only the app's own assets and the demo model's files under /models/ (nothing
- *       cross-origin, no .wasm), and once the service worker controls the page, nothing reaches the network.
+ *       cross-origin, no .wasm), and once it has run under the service worker, nothing reaches the network.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +36,7 @@ test.afterEach(async () => {
   hub = null;
 });
 
-/** Open the app and wait until its service worker is active and controls the page (one reload: no clientsClaim). */
+/** Open the app and wait until its service worker is active and controls the page (clientsClaim; a reload if not). */
 async function openControlled(page: Page, url: string): Promise<void> {
   await page.goto(url);
   await expect(page.locator('#chat-input')).toBeVisible();
@@ -69,6 +69,10 @@ test('offline: after one visit the app opens and generates with both servers sto
   await loadHubModel(page, 'local/stories260k');
   await expect(page.locator('#load-progress-text')).toContainText('Loaded local/stories260k');
   const online = await chatOnce(page, 'Once upon a time');
+  // The demo, run once online, is cached by the service worker as it loads.
+  await page.click('#tab-model');
+  await page.click('#demo-load');
+  await expect(page.locator('#load-progress-text')).toContainText('Loaded stories260k (offline demo)', { timeout: 60_000 });
 
   // Both servers gone: the service worker serves the app, IndexedDB the weights.
   await app.close();
@@ -87,7 +91,7 @@ test('offline: after one visit the app opens and generates with both servers sto
   await page.click('#new-chat');
   expect(await chatOnce(page, 'Once upon a time')).toBe(online);
 
-  // The demo model shipped with the app comes from the precache, too.
+  // The demo model shipped with the app comes from the service worker's cache.
   await page.click('#tab-model');
   await page.click('#demo-load');
   await expect(page.locator('#load-progress-text')).toContainText('Loaded stories260k (offline demo)', { timeout: 60_000 });
@@ -167,10 +171,11 @@ test('offline demo fetches nothing else: only same-origin app assets and /models
     return u.pathname === '/' || u.pathname === '/index.html' || u.pathname === '/sw.js' || /^\/workbox-[\w-]+\.js$/.test(u.pathname) || /^\/assets\/[\w.-]+\.(js|css)$/.test(u.pathname);
   };
 
-  // First visit: the page is not controlled yet; the demo's files come from the server (and the service
-  // worker precaches the app meanwhile).
+  // First visit: the service worker precaches the app and takes control (clientsClaim); the demo's files then
+  // come from the server through it, and it caches them.
   await page.goto(`${origin}/?hub=${encodeURIComponent(hubUrl)}`);
   await expect(page.locator('#chat-input')).toBeVisible();
+  await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller?.state ?? null), { timeout: 30_000 }).toBe('activated');
   const first = await runDemo();
   const firstUrls = first.map((r) => r.url());
   expect(firstUrls.filter((u) => new URL(u).pathname.startsWith('/models/')).length).toBeGreaterThan(0);
@@ -180,7 +185,7 @@ test('offline demo fetches nothing else: only same-origin app assets and /models
   const others = seen.filter((r) => !allowed(r) && !r.url().startsWith(`${hubUrl}/`)).map((r) => r.url());
   expect(others, 'nothing else cross-origin or .wasm during the whole visit').toEqual([]);
 
-  // Controlled: the same demo run is answered entirely by the service worker's precache.
+  // Next visit: the same demo run is answered entirely by the service worker's cache.
   await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
   });
