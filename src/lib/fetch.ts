@@ -66,35 +66,56 @@ async function readBody(request: Request): Promise<Record<string, unknown>> {
   return body as Record<string, unknown>;
 }
 
+/** The error a real fetch rejects with when its signal aborts before the response. */
+function abortError(signal: AbortSignal): unknown {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error && reason.name === 'AbortError' ? reason : new DOMException('This operation was aborted', 'AbortError');
+}
+
+/** `answer`, or an AbortError as soon as `signal` aborts first (as a real fetch does; the reply itself stops too). */
+function abortable(answer: Promise<Response>, signal: AbortSignal | null | undefined): Promise<Response> {
+  if (!signal) return answer;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    answer.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** A `fetch` that serves the OpenAI API from `engine`. Any path ending in the routes works, so any baseURL does. */
 export function engineFetch(engine: KvtabEngine): typeof fetch {
-  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+  return (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
-    const path = new URL(request.url).pathname.replace(/\/+$/, '');
-    const signal = init?.signal ?? request.signal;
-    try {
-      if (path.endsWith('/models')) {
-        if (request.method !== 'GET') return json(405, errorBody(new InvalidRequestError(`${request.method} ${path}: use GET.`)).body);
-        return json(200, await engine.models.list());
-      }
-      const model = /\/models\/([^/]+(?:\/[^/]+)?)$/.exec(path);
-      if (model) {
-        const list = await engine.models.list();
-        const found = list.data.find((m) => m.id === decodeURIComponent(model[1]));
-        return found ? json(200, found) : json(404, { error: { message: `The model "${model[1]}" is not loaded.`, type: 'not_found_error', code: 'model_not_found', param: 'model' } });
-      }
-      const chat = path.endsWith('/chat/completions');
-      if (!chat && !path.endsWith('/completions')) return json(404, { error: { message: `No route for ${request.method} ${path}.`, type: 'not_found_error', code: 'unknown_url', param: null } });
-      if (request.method !== 'POST') return json(405, errorBody(new InvalidRequestError(`${request.method} ${path}: use POST.`)).body);
-      const body = { ...(await readBody(request)), signal } as unknown as ChatCompletionCreateParams & CompletionCreateParams;
-      if (body.stream) {
-        const chunks = chat ? await engine.chat.completions.create({ ...body, stream: true }) : await engine.completions.create({ ...body, stream: true });
-        return await sse(chunks);
-      }
-      return json(200, chat ? await engine.chat.completions.create({ ...body, stream: false }) : await engine.completions.create({ ...body, stream: false }));
-    } catch (err) {
-      if (!(err instanceof EngineError)) console.warn('kvtab fetch:', err);
-      return failure(err);
-    }
+    return abortable(serve(engine, request, init?.signal ?? request.signal), init?.signal ?? request.signal);
   };
+}
+
+/** Answer one request. */
+async function serve(engine: KvtabEngine, request: Request, signal: AbortSignal | null | undefined): Promise<Response> {
+  const path = new URL(request.url).pathname.replace(/\/+$/, '');
+  try {
+    if (path.endsWith('/models')) {
+      if (request.method !== 'GET') return json(405, errorBody(new InvalidRequestError(`${request.method} ${path}: use GET.`)).body);
+      return json(200, await engine.models.list());
+    }
+    const model = /\/models\/([^/]+(?:\/[^/]+)?)$/.exec(path);
+    if (model) {
+      const list = await engine.models.list();
+      const found = list.data.find((m) => m.id === decodeURIComponent(model[1]));
+      return found ? json(200, found) : json(404, { error: { message: `The model "${model[1]}" is not loaded.`, type: 'not_found_error', code: 'model_not_found', param: 'model' } });
+    }
+    const chat = path.endsWith('/chat/completions');
+    if (!chat && !path.endsWith('/completions')) return json(404, { error: { message: `No route for ${request.method} ${path}.`, type: 'not_found_error', code: 'unknown_url', param: null } });
+    if (request.method !== 'POST') return json(405, errorBody(new InvalidRequestError(`${request.method} ${path}: use POST.`)).body);
+    const body = { ...(await readBody(request)), signal: signal ?? undefined } as unknown as ChatCompletionCreateParams & CompletionCreateParams;
+    if (body.stream) {
+      const chunks = chat ? await engine.chat.completions.create({ ...body, stream: true }) : await engine.completions.create({ ...body, stream: true });
+      return await sse(chunks);
+    }
+    return json(200, chat ? await engine.chat.completions.create({ ...body, stream: false }) : await engine.completions.create({ ...body, stream: false }));
+  } catch (err) {
+    if (!(err instanceof EngineError)) console.warn('kvtab fetch:', err);
+    return failure(err);
+  }
 }
