@@ -44,7 +44,10 @@ export interface Completions {
 
 /** The engine the library gives. */
 export interface KvtabEngine {
-  /** Load a model (replacing the loaded one). `onProgress` hears bytes, phases and WebLLM-style progress. */
+  /**
+   * Load a model (replacing the loaded one; a running reply is stopped first). `onProgress` hears bytes, phases and
+   * WebLLM-style progress.
+   */
   load(model: ModelRef, options?: EngineLoadOptions, onProgress?: (p: InitProgressReport) => void): Promise<ModelInfo>;
   /** WebLLM's name for load. */
   reload(model: ModelRef, options?: EngineLoadOptions, onProgress?: (p: InitProgressReport) => void): Promise<ModelInfo>;
@@ -150,7 +153,8 @@ export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEng
     const started = performance.now();
     const listener = onProgress ? b.callback((p: LoadProgress) => onProgress(progressReport(p, started))) : undefined;
     const previous = { model, modelId };
-    // A load waits for a running reply to finish, as replies wait for each other.
+    // A load replaces the model: a running reply is stopped (finish_reason abort), then the load takes its turn.
+    if (lock.busy) await b.api.abort();
     const release = await lock.acquire();
     try {
       model = null;

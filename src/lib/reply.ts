@@ -57,11 +57,20 @@ class AsyncQueue<T> {
 /** Serializes replies on one engine. */
 export class ReplyLock {
   private tail: Promise<void> = Promise.resolve();
+  private holders = 0;
+  /** Whether a reply (or load) holds or waits for the lock. */
+  get busy(): boolean {
+    return this.holders > 0;
+  }
   /** Resolves with a release function once the previous holders released. */
   acquire(): Promise<() => void> {
     let release!: () => void;
+    this.holders++;
     const held = new Promise<void>((r) => (release = r));
-    const ready = this.tail.then(() => release);
+    const ready = this.tail.then(() => () => {
+      this.holders--;
+      release();
+    });
     this.tail = this.tail.then(() => held);
     return ready;
   }

@@ -136,6 +136,22 @@ describe('openai client → engineFetch, stories260k (f32)', () => {
     expect(ok.choices[0].text).toBe(tokenizer.decode(golden.ids.slice(0, 3)));
   });
 
+  it('a load during a streamed reply stops the reply (finish_reason abort), then loads; the next reply is golden', async () => {
+    const stream = await engine.completions.create({ prompt: golden.prompt, max_tokens: 400, temperature: 0, stream: true });
+    const chunks = [];
+    let loading: Promise<unknown> | null = null;
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      if (chunks.length === 2) loading = engine.load(model, { hubUrl: hub.baseUrl, weightDtype: 'f32', kvDtype: 'f32' });
+    }
+    await loading;
+    expect(chunks.at(-1)?.choices[0].finish_reason).toBe('abort');
+    expect(chunks.at(-1)?.usage?.completion_tokens).toBeLessThan(400);
+    expect(engine.modelId).toBe(model);
+    const after = await client.completions.create({ model, prompt: golden.prompt, max_tokens: 10, temperature: 0 });
+    expect(after.choices[0].text).toBe(tokenizer.decode(golden.ids.slice(0, 10)));
+  });
+
   it('concurrent requests queue instead of failing', async () => {
     const [a, b] = await Promise.all([
       client.completions.create({ model, prompt: golden.prompt, max_tokens: 12, temperature: 0 }),
