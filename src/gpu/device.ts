@@ -22,6 +22,8 @@ export interface GpuCaps {
   maxComputeWorkgroupStorageSize: number;
   maxComputeInvocationsPerWorkgroup: number;
   maxComputeWorkgroupsPerDimension: number;
+  /** Storage buffers one shader stage may bind (the fused decode kernel binds two per layer it runs); 8 when absent. */
+  maxStorageBuffersPerShaderStage?: number;
   /**
    * Estimated memory the GPU may give this tab, when anything hints at it (a lower limit set at acquisition, or
    * the browser's coarse navigator.deviceMemory); the memory plan keeps weights + activations + KV under it.
@@ -179,6 +181,7 @@ export async function acquireDevice(gpuEntry?: GPU, options: DeviceOptions = {})
     maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
   };
   caps.maxStorageBufferBindingSize = Math.min(caps.maxStorageBufferBindingSize, caps.maxBufferSize);
   const memoryBytes = options.limits?.memoryBytes ?? browserMemoryEstimate();

@@ -7,6 +7,7 @@ import attentionFull from '../../shaders/attention_full.wgsl?raw';
 import attentionMerged from '../../shaders/attention_merged.wgsl?raw';
 import attentionQuant from '../../shaders/attention_quant.wgsl?raw';
 import attentionZip from '../../shaders/attention_zip.wgsl?raw';
+import decodeFused from '../../shaders/decode_fused.wgsl?raw';
 import elementwise from '../../shaders/elementwise.wgsl?raw';
 import embed from '../../shaders/embed.wgsl?raw';
 import gemv from '../../shaders/gemv.wgsl?raw';
@@ -42,6 +43,7 @@ export const SHADERS = {
   attention_merged: attentionMerged,
   attention_quant: attentionQuant,
   attention_zip: attentionZip,
+  decode_fused: decodeFused,
   elementwise,
   embed,
   gemv,

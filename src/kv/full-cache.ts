@@ -85,6 +85,14 @@ export class FullKvCache extends GrowingKvCache {
     });
   }
 
+  /**
+   * Per layer K and V for the fused decode step (src/kernels/fused-decode.ts), which appends and attends in
+   * this layout itself; null while the cache has no buffers or tracks saliency (that needs its score passes).
+   */
+  fusedLayers(): ReadonlyArray<Readonly<LayerBuffers>> | null {
+    return this.saliency || this.buffers.length === 0 ? null : this.buffers;
+  }
+
   override evictionRules(): EvictionRules {
     return { block: 1, multiple: 1, frontier: this.held };
   }

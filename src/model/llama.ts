@@ -11,8 +11,10 @@ import { Plan, Recorder, type StepProfile } from '../gpu/plan';
 import type { ShaderVariant } from '../gpu/shader-assembly';
 import { StepUniform } from '../gpu/uniforms';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
+import { FusedDecode } from '../kernels/fused-decode';
 import { gatedProjection, linear, normedProjection } from '../kernels/linear';
 import { argmax, embed, splitQkvRope } from '../kernels/pointwise';
+import { FullKvCache } from '../kv/full-cache';
 import type { KvCache } from '../kv/types';
 import { Activations, MAX_QUEUED_STEPS, type LogitsMode } from './activations';
 import type { ModelConfig } from './config';
@@ -69,6 +71,10 @@ export class LlamaModel {
   /** Per layer: [bq; bk; bv] in one buffer for the fused projection (Qwen2), or undefined. */
   private readonly qkvBias: Array<WeightMatrix | undefined>;
   private readonly plans = new Map<string, Plan>();
+  /** The fused one-token step (packed weights), null where it does not apply, undefined until first asked. */
+  private fused: FusedDecode | null | undefined;
+  /** Run one-token steps through the fused decode kernel where it applies (tests and benchmarks turn it off). */
+  fusedDecode = true;
   /** Benchmarks only: how the next steps are profiled (timestamps or repeated attention); null normally. */
   profile: StepProfile | null = null;
   /** Where the host time of the last step went (benchmarks read it after each step). */
@@ -153,15 +159,44 @@ export class LlamaModel {
     argmax(rec, a.logits, V, rows - 1, a.token);
   }
 
+  /**
+   * The plan of a one-token step through the fused decode kernel, or null where the separate kernels run: fused
+   * decode off, a cache other than plain `full` (or one tracking saliency), weights it cannot read, a shape over
+   * the adapter's limits, or a profile that times kernel sections (the fused step has none).
+   */
+  private fusedPlan(): Plan | null {
+    const profile = this.profile;
+    if (!this.fusedDecode || (profile && !(profile.kind === 'timestamps' && profile.each))) return null;
+    const layers = this.cache instanceof FullKvCache ? this.cache.fusedLayers() : null;
+    if (!layers) return null;
+    if (this.fused === undefined) {
+      const { device, caps } = this.gpu;
+      this.fused = FusedDecode.create(device, this.config, this.weights, this.variant.weight, caps, ropeInverseFrequencies(this.config));
+    }
+    if (!this.fused) return null;
+    const key = `fused|${this.kv.generation}`;
+    const fused = this.fused;
+    return this.cachedPlan(key) ?? this.cachePlan(key, (rec) => fused.record(rec, { ids: this.act.ids, x: this.act.x, logits: this.act.logits, kv: layers, step: this.step.buffer }), 1);
+  }
+
   /** The plan of a step of T tokens at pos0 (plans differ by token count, logits, the cache's step key and generation). */
   private plan(T: number, logits: LogitsMode, pos0 = this.kv.length): Plan {
     const key = `${T}|${logits}|${this.kv.stepKey(pos0, T)}|${this.kv.generation}`;
-    let plan = this.plans.get(key);
+    return this.cachedPlan(key) ?? this.cachePlan(key, (rec) => this.recordForward(rec, T, logits, pos0), T);
+  }
+
+  /** The plan recorded under `key`, marked most recently used, if there is one. */
+  private cachedPlan(key: string): Plan | undefined {
+    const plan = this.plans.get(key);
     if (plan) {
       this.plans.delete(key);
       this.plans.set(key, plan);
-      return plan;
     }
+    return plan;
+  }
+
+  /** Record a new plan under `key`, first freeing plans of older cache generations and the least recently used. */
+  private cachePlan(key: string, record: (rec: Recorder) => void, T: number): Plan {
     // Plans of an older cache generation hold bind groups to freed buffers; the rest are evicted LRU.
     for (const [k, old] of this.plans) {
       if (!k.endsWith(`|${this.kv.generation}`)) {
@@ -175,8 +210,8 @@ export class LlamaModel {
       this.plans.delete(k);
     }
     const rec = new Recorder(this.gpu.device, this.pipelines, this.gpu.caps, this.variant, this.step, new BufferGroup(this.gpu.device, `plan ${key}`));
-    this.recordForward(rec, T, logits, pos0);
-    plan = rec.finish(T);
+    record(rec);
+    const plan = rec.finish(T);
     this.plans.set(key, plan);
     return plan;
   }
@@ -196,14 +231,17 @@ export class LlamaModel {
     const pos0 = this.kv.length;
     const ropePos0 = this.kv.nextPosition;
     if (pos0 + T > this.kv.allocatedTokens) await this.growKv(pos0 + T);
-    const plan = this.plan(T, mode);
+    // A fused one-token step leaves its argmax in ids[0] instead of the token buffer.
+    const fused = T === 1 && mode === 'last' ? this.fusedPlan() : null;
+    const plan = fused ?? this.plan(T, mode);
+    const tokenOut = fused ? this.act.ids : this.act.token;
     const device = this.gpu.device;
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array(tokens));
     this.step.write(pos0, T, ropePos0);
     const encoder = device.createCommandEncoder({ label: `step T=${T}` });
     plan.encodeStep(encoder, this.profile);
     const logitBytes = (mode === 'all' ? T : 1) * this.config.vocabSize * 4;
-    if (read !== 'none') encoder.copyBufferToBuffer(this.act.token, 0, this.act.tokenReadback, 0, 4);
+    if (read !== 'none') encoder.copyBufferToBuffer(tokenOut, 0, this.act.tokenReadback, 0, 4);
     if (read === 'last-logits' || read === 'all-logits') {
       encoder.copyBufferToBuffer(this.act.logits, 0, this.act.logitsReadback, 0, logitBytes);
     }
@@ -251,13 +289,15 @@ export class LlamaModel {
     if (pos0 + steps > this.kv.allocatedTokens) await this.growKv(pos0 + steps);
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
     for (let i = 0; i < steps; i++) {
-      const plan = this.plan(1, 'last', pos0 + i);
+      const fused = this.fusedPlan();
+      const plan = fused ?? this.plan(1, 'last', pos0 + i);
       // writeBuffer is ordered with submits, so each step reads its own position.
       this.step.write(pos0 + i, 1, ropePos0 + i);
       const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
       plan.encodeStep(encoder, this.profile);
-      encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
-      encoder.copyBufferToBuffer(this.act.token, 0, this.act.tokenRing, i * 4, 4);
+      // The fused step writes its argmax into ids[0] itself.
+      if (!fused) encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
+      encoder.copyBufferToBuffer(fused ? this.act.ids : this.act.token, 0, this.act.tokenRing, i * 4, 4);
       if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
       device.queue.submit([encoder.finish()]);
       this.kv.commit(1);
@@ -286,7 +326,8 @@ export class LlamaModel {
 
   /** Dispatches one step of `T` tokens issues (records the plan if needed). */
   dispatchesPerStep(T: number, read: 'none' | 'token' = 'token'): number {
-    return this.plan(T, read === 'none' ? 'none' : 'last', this.kv.length).length;
+    const fused = T === 1 && read === 'token' ? this.fusedPlan() : null;
+    return (fused ?? this.plan(T, read === 'none' ? 'none' : 'last', this.kv.length)).length;
   }
 
   /** Wait for all submitted GPU work (used by benchmarks). */
@@ -299,6 +340,8 @@ export class LlamaModel {
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.act.destroy();
+    this.fused?.destroy();
+    this.fused = undefined;
     this.fixed.destroy();
     this.cache.destroy();
   }

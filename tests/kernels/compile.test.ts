@@ -9,6 +9,7 @@ const ENTRIES: Record<ShaderName, string[]> = {
   attention_merged: ['main', 'main_serial', 'main_split'],
   attention_quant: ['main', 'main_serial', 'main_split', 'saliency_stats', 'saliency_accumulate'],
   attention_zip: ['main', 'main_serial', 'saliency_stats', 'saliency_accumulate'],
+  decode_fused: ['main'],
   elementwise: ['add_inplace', 'swiglu'],
   embed: ['main'],
   kv_compact: ['main'],
