@@ -39,6 +39,8 @@ override SH_N: u32 = 1024u; // vec4s
 override PART_P: u32 = 4u;
 override HAS_BIAS: bool = false;
 override QK_NORM: bool = false;
+// head_dim / 4 where head_dim ≤ 16 (attention keeps its accumulator in registers), else 0.
+override SMALL_D4: u32 = 0u;
 
 const NON_FINITE: u32 = 0xffffffffu;
 
@@ -228,6 +230,7 @@ fn attention_inputs(s: u32, base: u32, lid: u32) {
 
 // softmax(q·Kᵀ · scale)·V per head over slots 0 .. kv_len − 1 into sh_att: PART_P tasks per head each take every
 // PART_P-th slot (online softmax), then they are combined. A partial is (max, sum, pad, pad, acc).
+// SMALL_D4 (head_dim ≤ 16) keeps q and acc in registers.
 fn attention(s: u32, lid: u32) {
   let d4 = p.head_dim / 4u;
   let stride4 = d4 + 1u;
@@ -236,9 +239,53 @@ fn attention(s: u32, lid: u32) {
     let kvh = h / (p.heads / p.kv_heads);
     let q4 = (p.sh_qkv + h * p.head_dim) / 4u;
     let part = p.sh_part / 4u + task * stride4;
-    for (var c = 0u; c < d4; c++) { sh[part + 1u + c] = vec4f(0.0); }
     var m = -1e30;
     var l = 0.0;
+    if (SMALL_D4 > 0u) {
+      // head_dim ≤ 16: q and the accumulator in registers (a_c: elements 4c .. 4c + 3; SMALL_D4 is constant, so
+      // the unused chunks fold away).
+      let qa = sh[q4];
+      var qb = vec4f(0.0);
+      var qc = vec4f(0.0);
+      var qd = vec4f(0.0);
+      if (SMALL_D4 > 1u) { qb = sh[q4 + 1u]; }
+      if (SMALL_D4 > 2u) { qc = sh[q4 + 2u]; }
+      if (SMALL_D4 > 3u) { qd = sh[q4 + 3u]; }
+      var aa = vec4f(0.0);
+      var ab = vec4f(0.0);
+      var ac = vec4f(0.0);
+      var ad = vec4f(0.0);
+      for (var j = task % PART_P; j < step.kv_len; j += PART_P) {
+        let row4 = (j * p.kv_heads + kvh) * SMALL_D4;
+        var score = dot(qa, k_load(s, row4));
+        if (SMALL_D4 > 1u) { score += dot(qb, k_load(s, row4 + 1u)); }
+        if (SMALL_D4 > 2u) { score += dot(qc, k_load(s, row4 + 2u)); }
+        if (SMALL_D4 > 3u) { score += dot(qd, k_load(s, row4 + 3u)); }
+        score *= p.attn_scale;
+        if (score > m) {
+          let r = exp(m - score);
+          l *= r;
+          aa *= r;
+          ab *= r;
+          ac *= r;
+          ad *= r;
+          m = score;
+        }
+        let weight = exp(score - m);
+        l += weight;
+        aa += weight * v_load(s, row4);
+        if (SMALL_D4 > 1u) { ab += weight * v_load(s, row4 + 1u); }
+        if (SMALL_D4 > 2u) { ac += weight * v_load(s, row4 + 2u); }
+        if (SMALL_D4 > 3u) { ad += weight * v_load(s, row4 + 3u); }
+      }
+      sh[part + 1u] = aa;
+      if (SMALL_D4 > 1u) { sh[part + 2u] = ab; }
+      if (SMALL_D4 > 2u) { sh[part + 3u] = ac; }
+      if (SMALL_D4 > 3u) { sh[part + 4u] = ad; }
+      sh[part] = vec4f(m, l, 0.0, 0.0);
+      continue;
+    }
+    for (var c = 0u; c < d4; c++) { sh[part + 1u + c] = vec4f(0.0); }
     for (var j = task % PART_P; j < step.kv_len; j += PART_P) {
       let row4 = (j * p.kv_heads + kvh) * d4;
       var score = 0.0;

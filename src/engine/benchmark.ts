@@ -4,7 +4,7 @@
  * and the per-KV-mode comparison (decode tokens/s and attention GPU time of every mode at each context).
  */
 import type { GpuContext } from '../gpu/device';
-import { QUEUED_DECODE_STEPS } from './generation';
+import { queuedDecodeSteps } from './generation';
 import { PassTimer, type TimedPass } from '../gpu/timestamps';
 import type { LlamaModel } from '../model/llama';
 import type { DecodeProfile, KvModeBenchRequest, KvModeBenchResult, KvModeSpec, KvModeSpeedSample, SpeedRow } from '../worker/api';
@@ -120,8 +120,8 @@ export async function measureSpeed(model: LlamaModel, contexts: number[], decode
     model.kv.reset();
     await prefill(model, ids.slice(0, context - steps - profiled), true);
     const profile = await profileDecode(model, gpu, ids.slice(context - steps - profiled, context - steps));
-    // Decode as the generate loop does on a full cache: greedy steps queued QUEUED_DECODE_STEPS at a time.
-    const queued = model.kv.canRewind ? QUEUED_DECODE_STEPS : 1;
+    // Decode as the generate loop does on a full cache: greedy steps queued queuedDecodeSteps(model) at a time.
+    const queued = model.kv.canRewind ? queuedDecodeSteps(model) : 1;
     const t1 = now();
     for (let i = context - steps; i < context; i += queued) {
       const n = Math.min(queued, context - i);

@@ -44,6 +44,16 @@ const now = () => performance.now();
  * back to where the non-queued loop would have left it.
  */
 export const QUEUED_DECODE_STEPS = 8;
+/**
+ * Steps queued per wait where the model runs the fused decode step (small models, ~1 ms a step): the wait
+ * costs as much as a step or more there, and 32 steps stay a few tens of milliseconds of stop latency.
+ */
+export const FUSED_QUEUED_DECODE_STEPS = 32;
+
+/** Greedy steps queued per wait for this model (on caches that can roll back). */
+export function queuedDecodeSteps(model: Pick<LlamaModel, 'usesFusedDecode'>): number {
+  return model.usesFusedDecode() ? FUSED_QUEUED_DECODE_STEPS : QUEUED_DECODE_STEPS;
+}
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
@@ -161,7 +171,7 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       break;
     }
     const room = Math.min(limit - model.kv.length, maxContext - model.kv.nextPosition);
-    const steps = queued ? Math.min(QUEUED_DECODE_STEPS, params.maxNewTokens - generated.length, room) : 1;
+    const steps = queued ? Math.min(queuedDecodeSteps(model), params.maxNewTokens - generated.length, room) : 1;
     if (steps >= 2) {
       ahead = await model.decodeGreedy(next, steps);
       contents.push([next, ...ahead.slice(0, -1)]);

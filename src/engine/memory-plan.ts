@@ -13,6 +13,7 @@ import { kvFootprint } from '../kv/sizing';
 import type { KvShape } from '../kv/types';
 import { fullPrecisionKvDtype } from '../kv/factory';
 import { activationSizes } from '../model/activations';
+import { FUSED_MAX_WEIGHT_BYTES } from '../kernels/fused-decode';
 import type { ModelConfig } from '../model/config';
 import type { KvModeSpec, LoadOptions } from '../worker/api';
 import { ESCALATION_LADDER, modeLabel, sameSpec } from './context-window';
@@ -29,6 +30,8 @@ export interface MemoryPlanInput {
   weights: { bytes: number; dtype: string; alternatives: Array<{ dtype: 'q8' | 'q4'; bytes: number }> };
   /** Bytes of each activation and scratch buffer. */
   activationBuffers: number[];
+  /** Bytes of the fused decode step's packed weight copy: counted with the activations, not checked against the binding limit. */
+  packedWeightCopyBytes?: number;
   /** The cache's shape (maxTokens is replaced by each context tried), mode and full-precision dtype. */
   kv: { shape: KvShape; spec: KvModeSpec; dtype: 'f32' | 'f16' };
   caps: Pick<GpuCaps, 'maxBufferSize' | 'maxStorageBufferBindingSize' | 'memoryBytes'>;
@@ -54,7 +57,7 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   const binding = Math.min(caps.maxBufferSize, caps.maxStorageBufferBindingSize);
   const memory = Math.min(input.memoryBudgetBytes ?? Infinity, caps.memoryBytes ?? Infinity);
   const memoryName = input.memoryBudgetBytes !== undefined && input.memoryBudgetBytes <= (caps.memoryBytes ?? Infinity) ? 'the memory budget' : "the GPU's estimated memory";
-  const activationBytes = input.activationBuffers.reduce((s, b) => s + b, 0);
+  const activationBytes = input.activationBuffers.reduce((s, b) => s + b, input.packedWeightCopyBytes ?? 0);
   const largestActivation = Math.max(0, ...input.activationBuffers);
   const wanted = Math.min(input.contextTokens ?? input.modelContext, input.modelContext);
   const minContext = Math.min(MIN_PLANNED_CONTEXT, wanted);
@@ -170,12 +173,19 @@ export function planLoad({ config, options, caps, weights }: LoadPlanInput): Mem
   const maxStep = Math.max(1, Math.min(options.prefillChunk ?? DEFAULT_PREFILL_CHUNK, config.maxPositions));
   const shape: KvShape = { numLayers: config.numLayers, numHeads: config.numHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, maxTokens: config.maxPositions, maxStepTokens: maxStep };
   const sizes = activationSizes(config, maxStep, options.allLogits ? maxStep : 1);
+  // A small float model on a plain full cache decodes through the fused step, which keeps its own packed copy
+  // of the weights (src/kernels/fused-decode.ts; counted where it fits one binding, whether or not the rest of
+  // the adapter's limits let it run).
+  const spec = options.kvMode ?? { mode: 'full' };
+  const fusedFits = weights.bytes <= Math.min(FUSED_MAX_WEIGHT_BYTES, caps.maxBufferSize, caps.maxStorageBufferBindingSize);
+  const packedWeightCopyBytes = (weights.dtype === 'f32' || weights.dtype === 'f16') && fusedFits && spec.mode === 'full' ? weights.bytes : 0;
   return planMemory({
     modelContext: config.maxPositions,
     contextTokens: options.contextTokens,
     weights,
     activationBuffers: [...Object.values(sizes), sizes.logits],
-    kv: { shape, spec: options.kvMode ?? { mode: 'full' }, dtype: fullPrecisionKvDtype(caps, options.kvDtype) },
+    packedWeightCopyBytes,
+    kv: { shape, spec, dtype: fullPrecisionKvDtype(caps, options.kvDtype) },
     caps,
     memoryBudgetBytes: options.memoryBudgetBytes,
     kvBudgetBytes: options.kvBudgetBytes,

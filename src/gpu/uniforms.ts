@@ -93,4 +93,17 @@ export class StepUniform {
     this.data[3] = ropePos0;
     this.device.queue.writeBuffer(this.buffer, 0, this.data);
   }
+
+  /**
+   * Write the Step values of `steps` one-token steps from cache slot pos0 (RoPE position ropePos0) into `ring`,
+   * StepUniform.BYTES apart, for copying into this buffer step by step inside one command buffer.
+   */
+  writeOneTokenSteps(ring: GPUBuffer, pos0: number, steps: number, ropePos0 = pos0): void {
+    const data = new Uint32Array(steps * 4);
+    for (let i = 0; i < steps; i++) data.set([pos0 + i, pos0 + i + 1, 1, ropePos0 + i], i * 4);
+    this.device.queue.writeBuffer(ring, 0, data);
+  }
+
+  /** Bytes of one Step. */
+  static readonly BYTES = 16;
 }

@@ -25,6 +25,8 @@ const FIXED_STORAGE_BINDINGS = 4;
  */
 const WG_SOFTWARE = 4;
 const WG_HARDWARE = 256;
+/** Head dims up to which attention keeps its accumulator in registers (SMALL_D4). */
+const SMALL_HEAD_DIM = 16;
 /** RoPE inverse frequencies the uniform holds (array<vec4f, 32>). */
 const MAX_HALF_DIM = 128;
 
@@ -78,7 +80,8 @@ export interface FusedGeometry {
 }
 
 /** The adapter limits the geometry depends on. */
-export type FusedLimits = Pick<GpuCaps, 'softwareAdapter' | 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxStorageBuffersPerShaderStage'>;
+export type FusedLimits = Pick<GpuCaps, 'softwareAdapter' | 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxStorageBuffersPerShaderStage'> &
+  Partial<Pick<GpuCaps, 'maxStorageBufferBindingSize'>>;
 
 /** The fused step's geometry for a model shape on an adapter, or null when the shape does not fit it. */
 export function fusedGeometry(m: FusedModelShape, limits: FusedLimits): FusedGeometry | null {
@@ -181,7 +184,7 @@ export class FusedDecode {
   /**
    * The fused step for these weights, or null when it does not apply: a tensor that is quantized, split over
    * several buffers or of another type than the shader's weights, layers that differ, weights over
-   * FUSED_MAX_WEIGHT_BYTES, or a shape the adapter's limits cannot hold.
+   * FUSED_MAX_WEIGHT_BYTES or one storage binding, or a shape the adapter's limits cannot hold.
    */
   static create(device: GPUDevice, shape: FusedModelShape, weights: FusedWeights, weightType: 'f32' | 'f16', limits: FusedLimits, invFreq: Float32Array): FusedDecode | null {
     const geometry = fusedGeometry(shape, limits);
@@ -193,7 +196,7 @@ export class FusedDecode {
     const bq = weights.layers[0].bq;
     if (bq && (weights.layers[0].bk === undefined || weights.layers[0].bv === undefined)) return null;
     const bytes = tensors.reduce((n, t) => n + t.rows * t.cols * (weightType === 'f16' ? 2 : 4), 0);
-    if (bytes > FUSED_MAX_WEIGHT_BYTES) return null;
+    if (bytes > Math.min(FUSED_MAX_WEIGHT_BYTES, limits.maxStorageBufferBindingSize ?? Infinity)) return null;
     return new FusedDecode(device, shape, weights, geometry, invFreq);
   }
 
@@ -214,7 +217,7 @@ export class FusedDecode {
       return rec.pipelines.get({
         shader: 'decode_fused',
         variant: { ...rec.variant, flags },
-        overrides: { WG: g.workgroupSize, SH_N: g.shared.total / 4, PART_P: g.partialsPerHead, HAS_BIAS: this.hasBias, QK_NORM: this.qkNorm },
+        overrides: { WG: g.workgroupSize, SH_N: g.shared.total / 4, PART_P: g.partialsPerHead, SMALL_D4: s.headDim <= SMALL_HEAD_DIM ? s.headDim / 4 : 0, HAS_BIAS: this.hasBias, QK_NORM: this.qkNorm },
       });
     };
     const inv: Record<string, ReturnType<typeof f32>> = {};

@@ -7,7 +7,7 @@ import type { ModelConfig } from './config';
 import { MAX_SPLITS, SPLIT_MAX_TOKENS } from '../kv/row-attention';
 
 /** Most greedy decode steps queued on the GPU before the CPU reads their tokens (LlamaModel.decodeGreedy). */
-export const MAX_QUEUED_STEPS = 16;
+export const MAX_QUEUED_STEPS = 32;
 
 /** Which logits a step computes. */
 export type LogitsMode = 'none' | 'last' | 'all';
@@ -51,6 +51,7 @@ export class Activations {
   readonly tokenReadback: GPUBuffer /* u32 [1], MAP_READ */;
   readonly tokenRing: GPUBuffer /* u32 [MAX_QUEUED_STEPS]: the greedy tokens of queued decode steps */;
   readonly tokenRingReadback: GPUBuffer /* u32 [MAX_QUEUED_STEPS], MAP_READ */;
+  readonly stepRing: GPUBuffer /* u32 [MAX_QUEUED_STEPS, 4]: Step values of queued steps, copied into the Step uniform one by one */;
   readonly logitsReadback: GPUBuffer /* f32 [logitRows, vocab], MAP_READ */;
 
   constructor(
@@ -77,6 +78,7 @@ export class Activations {
     this.tokenReadback = this.owner.create('token-readback', 4, Usage.MAP_READ | Usage.COPY_DST);
     this.tokenRing = this.owner.create('token-ring', MAX_QUEUED_STEPS * 4);
     this.tokenRingReadback = this.owner.create('token-ring-readback', MAX_QUEUED_STEPS * 4, Usage.MAP_READ | Usage.COPY_DST);
+    this.stepRing = this.owner.create('step-ring', MAX_QUEUED_STEPS * 16, Usage.COPY_SRC | Usage.COPY_DST);
     this.logitsReadback = this.owner.create('logits-readback', s.logits, Usage.MAP_READ | Usage.COPY_DST);
   }
 

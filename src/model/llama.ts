@@ -126,9 +126,9 @@ export class LlamaModel {
     }
   }
 
-  /** Bytes of activations and model constants. */
+  /** Bytes of activations, model constants and the fused decode step's packed weight copy (where it was built). */
   get activationBytes(): number {
-    return this.act.bytes + this.fixed.bytes;
+    return this.act.bytes + this.fixed.bytes + (this.fused?.bytes ?? 0);
   }
 
   /** Record one step of `T` tokens: embeddings → decoder layers → logits. */
@@ -157,6 +157,11 @@ export class LlamaModel {
     const rows = logits === 'all' ? T : 1;
     normedProjection(rec, normed(w.finalNorm, T - rows), [w.lmHead], a.logits, rows);
     argmax(rec, a.logits, V, rows - 1, a.token);
+  }
+
+  /** Whether one-token steps run now through the fused decode kernel (builds its packed weights on first ask). */
+  usesFusedDecode(): boolean {
+    return this.fusedPlan() !== null;
   }
 
   /**
@@ -288,7 +293,22 @@ export class LlamaModel {
     const ropePos0 = this.kv.nextPosition;
     if (pos0 + steps > this.kv.allocatedTokens) await this.growKv(pos0 + steps);
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
-    for (let i = 0; i < steps; i++) {
+    const fusedSteps = this.profile ? null : this.fusedPlan();
+    if (fusedSteps) {
+      // The fused plan is the same for every step: all steps go into one command buffer, each copying its Step
+      // values from the step ring into the Step uniform first (one submit and one write instead of one per step).
+      this.step.writeOneTokenSteps(this.act.stepRing, pos0, steps, ropePos0);
+      const encoder = device.createCommandEncoder({ label: `decode ${steps} fused steps` });
+      for (let i = 0; i < steps; i++) {
+        encoder.copyBufferToBuffer(this.act.stepRing, i * StepUniform.BYTES, this.step.buffer, 0, StepUniform.BYTES);
+        fusedSteps.encodeStep(encoder);
+        encoder.copyBufferToBuffer(this.act.ids, 0, this.act.tokenRing, i * 4, 4);
+      }
+      encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
+      device.queue.submit([encoder.finish()]);
+      for (let i = 0; i < steps; i++) this.kv.commit(1);
+    }
+    for (let i = 0; !fusedSteps && i < steps; i++) {
       const fused = this.fusedPlan();
       const plan = fused ?? this.plan(1, 'last', pos0 + i);
       // writeBuffer is ordered with submits, so each step reads its own position.

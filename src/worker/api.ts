@@ -268,6 +268,7 @@ export interface EngineStats {
   kvComponents: Record<string, number>;
   kvLayers: KvLayerStats[];
   weightBytes: number;
+  /** Activations, staging and model constants, plus the fused decode step's packed weight copy once it is built (small float models). */
   activationBytes: number;
   /** Prompt tokens dispatched in prefill steps since the model loaded (re-prefills after a slide included). */
   prefillTokensDispatched: number;

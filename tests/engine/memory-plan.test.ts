@@ -87,4 +87,16 @@ describe('memory plan', () => {
     // gate/up at 1024 prompt tokens per step: 1024 × 1536 × 4 B = 6 MiB.
     expect(refusal(() => planLoad({ config, options: { prefillChunk: 1024 }, caps, weights })).message).toMatch(/activation buffer .* Lower the prefill chunk/);
   });
+
+  it('small float weights on a full cache: activations count the fused decode step\'s packed copy (not for q8, other KV modes or > 8 MiB)', () => {
+    const config = parseModelConfig(JSON.parse(fs.readFileSync(path.join(sharedModelsDir(), 'smollm2-135m-shape', 'config.json'), 'utf8')));
+    const caps = { f16: true, maxBufferSize: 256 * MIB, maxStorageBufferBindingSize: 128 * MIB } as GpuCaps;
+    const plan = (bytes: number, dtype: string, kvMode?: { mode: 'kivi'; bits: 4 }) =>
+      planLoad({ config, options: { prefillChunk: 64, contextTokens: 256, kvMode }, caps, weights: { bytes, dtype, alternatives: [] } }).activationBytes;
+    const base = plan(1 * MIB, 'q8');
+    expect(plan(1 * MIB, 'f32')).toBe(base + MIB);
+    expect(plan(1 * MIB, 'f16')).toBe(base + MIB);
+    expect(plan(9 * MIB, 'f32')).toBe(base);
+    expect(plan(1 * MIB, 'f32', { mode: 'kivi', bits: 4 })).toBe(base);
+  });
 });

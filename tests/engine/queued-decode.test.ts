@@ -4,7 +4,7 @@
  * exactly what the one-step loop would have left (Node + Dawn, stories260k golden ids).
  */
 import { describe, expect, it } from 'vitest';
-import { QUEUED_DECODE_STEPS } from '../../src/engine/generation';
+import { queuedDecodeSteps } from '../../src/engine/generation';
 import { GOLDEN, useLoadedEngine } from '../helpers/hub';
 
 describe('queued greedy decode', () => {
@@ -23,11 +23,11 @@ describe('queued greedy decode', () => {
   });
 
   it('a stop string inside a queued batch: the cache is cut back, and the next turn still matches', async () => {
-    // "Lily" ends at a token in the middle of a batch of QUEUED_DECODE_STEPS.
+    // "Lily" ends at a token in the middle of a batch of queued steps.
     const result = await ctx.engine.generate(g.prompt, { maxNewTokens: 60, stop: ['Lily'] });
     expect(result.finishReason).toBe('stop');
     const n = result.tokenIds.length;
-    expect(n % QUEUED_DECODE_STEPS).not.toBe(1);
+    expect(n % queuedDecodeSteps(ctx.engine.model!)).not.toBe(1);
     expect(result.tokenIds).toEqual(g.ids.slice(0, n));
     // As the one-step loop: the prompt and every generated token but the last (it was never fed).
     expect(ctx.engine.stats().tokensHeld).toBe(g.promptIds.length + n - 1);
@@ -36,7 +36,7 @@ describe('queued greedy decode', () => {
   });
 
   it('maxNewTokens that is not a multiple of the batch', async () => {
-    for (const max of [1, 2, QUEUED_DECODE_STEPS + 3]) {
+    for (const max of [1, 2, queuedDecodeSteps(ctx.engine.model!) + 3]) {
       const result = await ctx.engine.generate(g.prompt, { maxNewTokens: max });
       expect(result.tokenIds).toEqual(g.ids.slice(0, max));
       expect(ctx.engine.stats().tokensHeld).toBe(g.promptIds.length + max - 1);
