@@ -1,15 +1,12 @@
 /** Every supported architecture path (qwen2 bias, qwen3 q/k norm, llama GQA 3 + llama3 RoPE, mistral, dtypes, shards) on the GPU vs the CPU reference. */
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHubServer, type HubServer } from '../scripts/hub-server';
-import type { Engine } from '../src/engine/engine';
+import { describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/model/config';
 import { ReferenceModel } from '../src/reference/forward';
 import { loadReferenceModel } from '../src/reference/load-node';
 import type { LoadProgress } from '../src/worker/api';
-import { hubSpec, nodeEngine } from './helpers/hub';
+import { hubSpec, useScratchHub } from './helpers/hub';
 import { randomConfigs, randomModelConfigJson, writeRandomModel, type RandomModelOptions } from './helpers/random-model';
 
 /** 24 ids below the smallest preset vocabulary (128). */
@@ -28,28 +25,15 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-let root: string;
-let hub: HubServer;
-let engine: Engine;
 let counter = 0;
-
-beforeAll(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'kvtab-arch-'));
-  hub = await startHubServer({ repos: {} });
-  engine = nodeEngine();
-});
-afterAll(async () => {
-  await engine.unload();
-  await hub.close();
-  await rm(root, { recursive: true, force: true });
-});
+const scratch = useScratchHub('kvtab-arch-');
 
 /** Write a random model, serve it as `random/m<N>`, and return its folder and repo id. */
 async function serve(opts: RandomModelOptions): Promise<{ dir: string; repo: string }> {
   const repo = `random/m${counter++}`;
-  const dir = path.join(root, repo);
+  const dir = path.join(scratch.root, repo);
   await writeRandomModel(dir, opts);
-  hub.setRepo(repo, dir);
+  scratch.hub.setRepo(repo, dir);
   return { dir, repo };
 }
 
@@ -63,13 +47,13 @@ async function compareWithReference(label: string, opts: RandomModelOptions, onP
   const ref = await loadReferenceModel(dir);
   const V = ref.config.vocabSize;
   const reference = ref.model.forward(PROMPT);
-  const info = await engine.load(
-    hubSpec(hub, repo),
+  const info = await scratch.engine.load(
+    hubSpec(scratch.hub, repo),
     { weightDtype: 'f32', kvDtype: 'f32', allLogits: true, prefillChunk: PREFILL_CHUNK },
     onProgress,
   );
   expect(info.architecture).toBe(opts.architecture);
-  const model = engine.model!;
+  const model = scratch.engine.model!;
   const rows = (from: number, n: number) => reference.subarray(from * V, (from + n) * V);
   const worst = { oneShot: 0, chunked: 0, decode: 0 };
   for (const chunks of [[PREFILL_CHUNK], CHUNKS]) {
@@ -140,7 +124,7 @@ describe('sharded weights and load progress', () => {
     for (const sharded of [false, true]) {
       const events: LoadProgress[] = [];
       const { dir, repo } = await serve({ ...randomConfigs.mistral, sharded, seed: 9 });
-      await engine.load(hubSpec(hub, repo), { weightDtype: 'f32', kvDtype: 'f32' }, (p) => events.push({ ...p }));
+      await scratch.engine.load(hubSpec(scratch.hub, repo), { weightDtype: 'f32', kvDtype: 'f32' }, (p) => events.push({ ...p }));
       const weightFiles = (await readdir(dir)).filter((f) => f.endsWith('.safetensors'));
       let fileBytes = 0;
       for (const f of weightFiles) fileBytes += (await stat(path.join(dir, f))).size;
@@ -164,7 +148,7 @@ describe('sharded weights and load progress', () => {
       expect(last.bytesTotal, `sharded=${sharded}`).toBe(fileBytes);
       const ready = events.at(-1)!;
       expect(ready.bytesDone).toBe(ready.bytesTotal);
-      expect(ready.bytesTotal).toBe(engine.stats().weightBytes);
+      expect(ready.bytesTotal).toBe(scratch.engine.stats().weightBytes);
       console.log(`progress (sharded=${sharded}): ${weights.length} weight events, ${fileBytes} file bytes`);
     }
   });

@@ -30,35 +30,12 @@ const SMALL_HEAD_DIM = 16;
 /** RoPE inverse frequencies the uniform holds (array<vec4f, 32>). */
 const MAX_HALF_DIM = 128;
 
-/** The model dimensions the fused step needs. */
-export interface FusedModelShape {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  rmsEps: number;
-}
+/** The model dimensions the fused step needs (the fields of ModelConfig of those names). */
+export type FusedModelShape = Record<'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'vocabSize' | 'rmsEps', number>;
 
-/** One layer's tensors as the fused step reads them (a subset of the model's LayerWeights). */
-export interface FusedLayerWeights {
-  attnNorm: WeightMatrix;
-  wq: WeightMatrix;
-  wk: WeightMatrix;
-  wv: WeightMatrix;
-  wo: WeightMatrix;
-  bq?: WeightMatrix;
-  bk?: WeightMatrix;
-  bv?: WeightMatrix;
-  qNorm?: WeightMatrix;
-  kNorm?: WeightMatrix;
-  ffnNorm: WeightMatrix;
-  wGate: WeightMatrix;
-  wUp: WeightMatrix;
-  wDown: WeightMatrix;
-}
+/** One layer's tensors as the fused step reads them (the model's LayerWeights has these fields). */
+export type FusedLayerWeights = Record<'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'ffnNorm' | 'wGate' | 'wUp' | 'wDown', WeightMatrix> &
+  Partial<Record<'bq' | 'bk' | 'bv' | 'qNorm' | 'kNorm', WeightMatrix>>;
 
 /** All tensors of the model. */
 export interface FusedWeights {

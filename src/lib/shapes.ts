@@ -115,30 +115,19 @@ async function collect(pieces: AsyncIterable<ReplyPiece>): Promise<{ text: strin
   throw new Error('The reply ended without a result.');
 }
 
-export async function chatCompletion(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): Promise<ChatCompletion> {
+/** What a whole reply (stream: false) shares with its kind: ids, usage, the kv extension. */
+async function whole<T extends 'chat.completion' | 'text_completion'>(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta, object: T) {
   const { text, done, events } = await collect(pieces);
-  return {
-    id: meta.id,
-    object: 'chat.completion',
-    created: meta.created,
-    model: meta.model,
-    system_fingerprint: FINGERPRINT,
-    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReasonOf(done.result.finishReason) }],
-    usage: usageOf(done.result, done.firstTokenMs, done.totalMs),
-    kv: kvInfo(done.stats, meta, events),
-  };
+  const base = { id: meta.id, object, created: meta.created, model: meta.model, system_fingerprint: FINGERPRINT };
+  return { text, base, finish: finishReasonOf(done.result.finishReason), usage: usageOf(done.result, done.firstTokenMs, done.totalMs), kv: kvInfo(done.stats, meta, events) };
+}
+
+export async function chatCompletion(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): Promise<ChatCompletion> {
+  const { text, base, finish, usage, kv } = await whole(pieces, meta, 'chat.completion');
+  return { ...base, choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finish }], usage, kv };
 }
 
 export async function textCompletion(pieces: AsyncIterable<ReplyPiece>, meta: ReplyMeta): Promise<Completion> {
-  const { text, done, events } = await collect(pieces);
-  return {
-    id: meta.id,
-    object: 'text_completion',
-    created: meta.created,
-    model: meta.model,
-    system_fingerprint: FINGERPRINT,
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReasonOf(done.result.finishReason) }],
-    usage: usageOf(done.result, done.firstTokenMs, done.totalMs),
-    kv: kvInfo(done.stats, meta, events),
-  };
+  const { text, base, finish, usage, kv } = await whole(pieces, meta, 'text_completion');
+  return { ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }], usage, kv };
 }

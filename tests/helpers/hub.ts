@@ -65,6 +65,25 @@ export function useLoadedEngine(repo: string, options: LoadOptions): { engine: E
   return ctx;
 }
 
+/**
+ * A scratch folder, an empty test hub (tests add repos with `hub.setRepo`) and a Node engine, made before the
+ * enclosing suite's tests and removed after them. Read the fields inside tests.
+ */
+export function useScratchHub(prefix: string): { readonly root: string; readonly hub: HubServer; readonly engine: Engine } {
+  const ctx = {} as { root: string; hub: HubServer; engine: Engine };
+  beforeAll(async () => {
+    ctx.root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    ctx.hub = await startHubServer({ repos: {} });
+    ctx.engine = nodeEngine();
+  });
+  afterAll(async () => {
+    await ctx.engine?.unload();
+    await ctx.hub?.close();
+    if (ctx.root) fs.rmSync(ctx.root, { recursive: true, force: true });
+  });
+  return ctx;
+}
+
 /** Path of a shared model folder. */
 export function sharedModel(name: string): string {
   return path.join(sharedModelsDir(), name);

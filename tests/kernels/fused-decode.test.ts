@@ -5,12 +5,8 @@
  * Per case, after the same prefill: logits of every one-token step vs the CPU reference, the K/V the fused
  * steps write vs what the separate kernels write, and greedy ids (queued decodeGreedy) equal on both paths.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHubServer, type HubServer } from '../../scripts/hub-server';
-import type { Engine } from '../../src/engine/engine';
+import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/device';
 import { fusedGeometry } from '../../src/kernels/fused-decode';
 import { FullKvCache } from '../../src/kv/full-cache';
@@ -18,7 +14,7 @@ import type { LlamaModel } from '../../src/model/llama';
 import { f16ToF32 } from '../../src/reference/ggml-blocks';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import { mulberry32 } from '../../src/reference/mulberry32';
-import { hubSpec, nodeEngine } from '../helpers/hub';
+import { hubSpec, useScratchHub } from '../helpers/hub';
 import { randomConfigs, writeRandomModel, type RandomModelOptions } from '../helpers/random-model';
 
 /** Logits of fused steps vs the CPU reference (f32 / f16 weights and KV), as tests/model-forward.test.ts. */
@@ -75,20 +71,7 @@ describe('fused decode geometry', () => {
   });
 });
 
-let root: string;
-let hub: HubServer;
-let engine: Engine;
-
-beforeAll(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'kvtab-fused-'));
-  hub = await startHubServer({ repos: {} });
-  engine = nodeEngine();
-});
-afterAll(async () => {
-  await engine.unload();
-  await hub.close();
-  await rm(root, { recursive: true, force: true });
-});
+const scratch = useScratchHub('kvtab-fused-');
 
 /** Every layer's K and V rows [0, tokens) of the model's full cache, as f32. */
 async function readKv(model: LlamaModel, tokens: number, f16: boolean): Promise<Float32Array[]> {
@@ -153,13 +136,13 @@ describe.each([
 ] as const)('fused decode vs separate kernels and the CPU reference (%s, subgroups %s)', (dtype, subgroups) => {
   it.each(CASES)('%s', async (_label, opts) => {
     const repo = `random/fused${served++}`;
-    const dir = path.join(root, repo);
+    const dir = path.join(scratch.root, repo);
     await writeRandomModel(dir, opts);
-    hub.setRepo(repo, dir);
-    const info = await engine.load(hubSpec(hub, repo), { weightDtype: dtype, kvDtype: dtype === 'f16' ? 'auto' : 'f32', useSubgroups: subgroups, prefillChunk: 16 });
+    scratch.hub.setRepo(repo, dir);
+    const info = await scratch.engine.load(hubSpec(scratch.hub, repo), { weightDtype: dtype, kvDtype: dtype === 'f16' ? 'auto' : 'f32', useSubgroups: subgroups, prefillChunk: 16 });
     if (dtype === 'f16' && !info.adapter.f16) return;
     if (subgroups && !info.adapter.subgroups) return;
-    const model = engine.model!;
+    const model = scratch.engine.model!;
     const f16 = dtype === 'f16';
     const rand = mulberry32(opts.seed ?? 0);
     const ids = Array.from({ length: PREFILL + STEPS + 1 }, () => Math.floor(rand() * opts.vocabSize));
