@@ -12,7 +12,7 @@ import { SeriesChart } from './series-chart';
 
 /** The meter's DOM and its update entry points. */
 /** Least time between two redraws of the bytes-vs-tokens chart while tokens stream. */
-const SERIES_INTERVAL_MS = 250;
+const SERIES_INTERVAL_MS = 100;
 
 export class CacheMeter {
   readonly element: HTMLElement;
