@@ -7,10 +7,7 @@
 // switch between every invocation and a vocabulary scan takes microseconds). Dispatch: 1 workgroup.
 struct Params { n: u32, row_offset: u32, _p0: u32, _p1: u32 }
 const WG: u32 = 256u;
-const NON_FINITE: u32 = 0xffffffffu;
-
-// NaN and ±Inf have an all-ones exponent; tested on the bits, as float comparisons may assume finite values.
-fn non_finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u; }
+#include finite
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

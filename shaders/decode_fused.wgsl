@@ -42,7 +42,7 @@ override QK_NORM: bool = false;
 // head_dim / 4 where head_dim ≤ 16 (attention keeps its accumulator in registers), else 0.
 override SMALL_D4: u32 = 0u;
 
-const NON_FINITE: u32 = 0xffffffffu;
+#include finite
 
 @group(0) @binding(0) var<uniform> p: FusedParams;
 @group(0) @binding(1) var<uniform> step: Step;
@@ -144,8 +144,6 @@ fn kv_store(s: u32, is_v: bool, i: u32, x: f32) {
     default: { if (is_v) { v0[i >> 2u][i & 3u] = y; } else { k0[i >> 2u][i & 3u] = y; } }
   }
 }
-
-fn non_finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u; }
 
 // Weight element i (gains, biases, embedding rows).
 fn w_scalar(i: u32) -> f32 { return f32(w[i / 4u][i % 4u]); }

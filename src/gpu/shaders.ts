@@ -20,6 +20,7 @@ import kvZipAppend from '../../shaders/kv_zip_append.wgsl?raw';
 import attentionCommon from '../../shaders/lib/attention_common.wgsl?raw';
 import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
+import finite from '../../shaders/lib/finite.wgsl?raw';
 import ggmlBlocks from '../../shaders/lib/ggml_blocks.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
@@ -64,6 +65,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   attention_common: attentionCommon,
   attention_rows: attentionRows,
   f16,
+  finite,
   ggml_blocks: ggmlBlocks,
   kv_quant: kvQuant,
   kv_quant_rows: kvQuantRows,

@@ -99,10 +99,19 @@ export class StepUniform {
    * StepUniform.BYTES apart, for copying into this buffer step by step inside one command buffer.
    */
   writeOneTokenSteps(ring: GPUBuffer, pos0: number, steps: number, ropePos0 = pos0): void {
-    const data = new Uint32Array(steps * 4);
-    for (let i = 0; i < steps; i++) data.set([pos0 + i, pos0 + i + 1, 1, ropePos0 + i], i * 4);
-    this.device.queue.writeBuffer(ring, 0, data);
+    if (this.ringData.length < steps * 4) this.ringData = new Uint32Array(steps * 4);
+    const data = this.ringData;
+    for (let i = 0; i < steps; i++) {
+      data[4 * i] = pos0 + i;
+      data[4 * i + 1] = pos0 + i + 1;
+      data[4 * i + 2] = 1;
+      data[4 * i + 3] = ropePos0 + i;
+    }
+    this.device.queue.writeBuffer(ring, 0, data, 0, steps * 4);
   }
+
+  /** Scratch for writeOneTokenSteps, kept between batches (grown to the largest batch). */
+  private ringData = new Uint32Array(0);
 
   /** Bytes of one Step. */
   static readonly BYTES = 16;

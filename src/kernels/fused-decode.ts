@@ -177,11 +177,6 @@ export class FusedDecode {
     return new FusedDecode(device, shape, weights, geometry, invFreq);
   }
 
-  /** Dispatches one step issues. */
-  get dispatchesPerStep(): number {
-    return Math.ceil(this.shape.numLayers / this.geometry.layerSlots);
-  }
-
   /** Record one greedy decode step (the token in io.ids[0]; its argmax replaces it). */
   record(rec: Recorder, io: FusedStepIO): void {
     const g = this.geometry;

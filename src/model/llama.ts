@@ -293,34 +293,34 @@ export class LlamaModel {
     const ropePos0 = this.kv.nextPosition;
     if (pos0 + steps > this.kv.allocatedTokens) await this.growKv(pos0 + steps);
     device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
-    const fusedSteps = this.profile ? null : this.fusedPlan();
-    if (fusedSteps) {
+    const fused = this.fusedPlan();
+    if (fused && !this.profile) {
       // The fused plan is the same for every step: all steps go into one command buffer, each copying its Step
       // values from the step ring into the Step uniform first (one submit and one write instead of one per step).
       this.step.writeOneTokenSteps(this.act.stepRing, pos0, steps, ropePos0);
       const encoder = device.createCommandEncoder({ label: `decode ${steps} fused steps` });
       for (let i = 0; i < steps; i++) {
         encoder.copyBufferToBuffer(this.act.stepRing, i * StepUniform.BYTES, this.step.buffer, 0, StepUniform.BYTES);
-        fusedSteps.encodeStep(encoder);
+        fused.encodeStep(encoder);
         encoder.copyBufferToBuffer(this.act.ids, 0, this.act.tokenRing, i * 4, 4);
       }
       encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
       device.queue.submit([encoder.finish()]);
-      for (let i = 0; i < steps; i++) this.kv.commit(1);
-    }
-    for (let i = 0; !fusedSteps && i < steps; i++) {
-      const fused = this.fusedPlan();
-      const plan = fused ?? this.plan(1, 'last', pos0 + i);
-      // writeBuffer is ordered with submits, so each step reads its own position.
-      this.step.write(pos0 + i, 1, ropePos0 + i);
-      const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
-      plan.encodeStep(encoder, this.profile);
-      // The fused step writes its argmax into ids[0] itself.
-      if (!fused) encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
-      encoder.copyBufferToBuffer(fused ? this.act.ids : this.act.token, 0, this.act.tokenRing, i * 4, 4);
-      if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
-      device.queue.submit([encoder.finish()]);
-      this.kv.commit(1);
+      this.kv.commit(steps);
+    } else {
+      for (let i = 0; i < steps; i++) {
+        const plan = fused ?? this.plan(1, 'last', pos0 + i);
+        // writeBuffer is ordered with submits, so each step reads its own position.
+        this.step.write(pos0 + i, 1, ropePos0 + i);
+        const encoder = device.createCommandEncoder({ label: `decode step ${i + 1}/${steps}` });
+        plan.encodeStep(encoder, this.profile);
+        // The fused step writes its argmax into ids[0] itself.
+        if (!fused) encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
+        encoder.copyBufferToBuffer(fused ? this.act.ids : this.act.token, 0, this.act.tokenRing, i * 4, 4);
+        if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
+        device.queue.submit([encoder.finish()]);
+        this.kv.commit(1);
+      }
     }
     await this.act.tokenRingReadback.mapAsync(MAP_READ, 0, steps * 4);
     const tokens = Array.from(new Uint32Array(this.act.tokenRingReadback.getMappedRange(0, steps * 4).slice(0)));
