@@ -5,7 +5,7 @@
  */
 import { InvalidRequestError, ModelNotFoundError, NoModelLoadedError } from '../errors';
 import type { ModelSourceSpec } from '../model/source';
-import type { EngineStats, KvBudget, KvModeSpec, LoadProgress, ModelInfo } from '../worker/api';
+import type { EngineStats, GenerateResult, KvBudget, KvModeSpec, LoadProgress, ModelInfo } from '../worker/api';
 import type { EngineClient } from '../worker/client';
 import type { Backend } from './backend';
 import { parseKvMode } from './kv-mode';
@@ -111,7 +111,7 @@ export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEng
   /** The loaded model's id: the repo id it was loaded by (the label for other sources). */
   let modelId = '';
   let budget: KvBudget | null = null;
-  let lastUsage = '';
+  let lastResult: GenerateResult | null = null;
   const api = async () => (await backendReady).api;
 
   const modelFor = (req: SamplingParams): string => {
@@ -134,15 +134,9 @@ export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEng
       const params = generateParamsOf(req, chatStops, budget);
       const controller = new AbortController();
       const signal = req.signal ? AbortSignal.any([req.signal, controller.signal]) : controller.signal;
-      const pieces = reply(b, lock, input(), params, signal);
-      const noted = (async function* () {
-        for await (const p of pieces) {
-          if (p.kind === 'done') lastUsage = `prefill: ${p.result.prefillTokensPerSecond.toFixed(1)} tok/s, decode: ${p.result.decodeTokensPerSecond.toFixed(1)} tok/s`;
-          yield p;
-        }
-      })();
-      if (!req.stream) return whole(noted, meta);
-      const chunks = stream(noted, meta);
+      const pieces = reply(b, lock, input(), params, signal, (r) => (lastResult = r));
+      if (!req.stream) return whole(pieces, meta);
+      const chunks = stream(pieces, meta);
       return Object.assign(chunks, { controller }) as ChunkStream<S>;
     })();
   }
@@ -220,7 +214,7 @@ export function engineOn(backendOrPromise: Backend | Promise<Backend>): KvtabEng
       model = null;
       await (await api()).unload();
     },
-    runtimeStatsText: async () => lastUsage,
+    runtimeStatsText: async () => (lastResult ? `prefill: ${lastResult.prefillTokensPerSecond.toFixed(1)} tok/s, decode: ${lastResult.decodeTokensPerSecond.toFixed(1)} tok/s` : ''),
     get client() {
       return backend?.client ?? null;
     },

@@ -78,8 +78,15 @@ export class ReplyLock {
 
 type Item = { token: TokenEvent } | { event: ContextEvent } | { result: GenerateResult };
 
-/** Generate a reply to `input` on `backend`, as pieces. */
-export async function* reply(backend: Backend, lock: ReplyLock, input: string | ChatMessage[], params: GenerateParams, signal?: AbortSignal): AsyncGenerator<ReplyPiece> {
+/** Generate a reply to `input` on `backend`, as pieces; `onResult` hears the engine's result when it comes. */
+export async function* reply(
+  backend: Backend,
+  lock: ReplyLock,
+  input: string | ChatMessage[],
+  params: GenerateParams,
+  signal?: AbortSignal,
+  onResult?: (result: GenerateResult) => void,
+): AsyncGenerator<ReplyPiece> {
   const release = await lock.acquire();
   const started = performance.now();
   let firstTokenMs = 0;
@@ -121,6 +128,7 @@ export async function* reply(backend: Backend, lock: ReplyLock, input: string | 
         events = [];
       } else {
         finished = true;
+        onResult?.(item.result);
         const stats = await backend.api.stats();
         yield { kind: 'done', result: item.result, stats, events, firstTokenMs, totalMs: performance.now() - started };
       }

@@ -7,7 +7,7 @@ import OpenAI, { APIUserAbortError, BadRequestError, NotFoundError } from 'opena
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine';
 import { loadTokenizer, type ChatTokenizer } from '../../src/model/tokenizer';
-import { createEngine, engineFetch, type KvtabEngine } from '../../src/lib';
+import { CHAT_STOP_STRINGS, createEngine, engineFetch, type KvtabEngine } from '../../src/lib';
 import type { HubServer } from '../../scripts/hub-server';
 import { DirSource } from '../helpers/dir-source';
 import { nodeGpu } from '../helpers/gpu';
@@ -174,7 +174,7 @@ describe('openai client → engineFetch, byte-llama-12l chat (ChatML)', () => {
   beforeAll(async () => {
     const direct = new Engine(nodeGpu());
     await direct.load({ kind: 'hub', repo: model, baseUrl: hub.baseUrl });
-    const r = await direct.generate(messages, { maxNewTokens: 24, temperature: 0, stop: ['<|im_end|>', '<|im_start|>', '<|eot_id|>', '<|end|>', '</s>'] });
+    const r = await direct.generate(messages, { maxNewTokens: 24, temperature: 0, stop: CHAT_STOP_STRINGS });
     expected = { text: r.text, ids: r.tokenIds };
     await direct.unload();
     engine = createEngine({ worker: false, gpu: nodeGpu() });

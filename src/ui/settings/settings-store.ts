@@ -5,6 +5,7 @@
 import { createStore, get, set, type UseStore } from 'idb-keyval';
 import type { EvictionPolicy, GenerateParams, GenerationDefaults, KvBudget, WeightChoice } from '../../worker/api';
 import { defaultKvSettings, KV_MODES, type KvSettings } from './kv-modes';
+import { CHAT_STOP_STRINGS } from '../../lib/requests';
 
 /** Sampling parameters as the user sets them. */
 export interface SamplingSettings {
@@ -61,7 +62,7 @@ export function defaultSettings(): AppSettings {
 }
 
 /** Stop strings of common chat templates, so a reply ends at its end-of-turn marker even when it is not EOS. */
-export const CHAT_STOP_STRINGS = ['<|im_end|>', '<|im_start|>', '<|eot_id|>', '<|end|>', '</s>'];
+export { CHAT_STOP_STRINGS };
 
 /**
  * Engine parameters for one reply. With `sampling.useModelDefaults`, temperature, top-p and top-k are left
