@@ -11,7 +11,11 @@
  * A fourth column of rows is not ours: the CPU reference (src/reference) on each file with the input of every
  * product rounded as llama.cpp's CPU back end rounds it (bench/gguf/llama-activations.ts), which shows what
  * the remaining disagreements are made of.
- * Flags: --node-only, --browser-only, --no-rounding-check, --models a,b (default stories260k,byte-llama-12l), --out DIR.
+ * Ours run each file twice (--numerics, default both): with llama.cpp numerics (LoadOptions.ggufNumerics
+ * 'llama.cpp', the default for GGUF files: each product's input rounded as llama.cpp rounds it) and with f32
+ * products ('f32'); the issue's bars are read from the first.
+ * Flags: --node-only, --browser-only, --no-rounding-check, --numerics llama.cpp,f32, --models a,b (default
+ * stories260k,byte-llama-12l), --out DIR.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +29,7 @@ import { HubSource } from '../src/model/source';
 import { startHubServer } from '../scripts/hub-server';
 import { openOracle } from '../tools/llama-oracle/oracle.mjs';
 import { buildEvalApp, runInChromium } from './eval/browser';
+import type { LoadOptions } from '../src/worker/api';
 import { EVAL_LOAD, type EvalJob, type JobOutcome, type ModelJobs } from './eval/jobs';
 import { runJobsInNode, type LoadedReport } from './eval/node-runner';
 import { draculaBody, firstTokens } from './eval/text';
@@ -39,6 +44,10 @@ const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 const GGUF_DIR = path.join(ROOT, '.cache', 'gguf');
 const MODELS = option('models', 'stories260k,byte-llama-12l').split(',');
+type Numerics = NonNullable<LoadOptions['ggufNumerics']>;
+const NUMERICS = option('numerics', 'llama.cpp,f32').split(',') as Numerics[];
+/** Back-end label suffix of the runs with f32 products (the llama.cpp-numerics rows carry the plain name). */
+const F32_SUFFIX = ', f32 products';
 const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
 const log = (m: string) => process.stderr.write(`[gguf] ${m}\n`);
 /** Not ours: the CPU reference with llama.cpp's activation rounding (bench/gguf/llama-activations.ts). */
@@ -66,19 +75,28 @@ interface FileCase {
   ids: number[];
 }
 
-function jobsOf(c: FileCase): ModelJobs {
+function jobsOf(c: FileCase, numerics: Numerics): ModelJobs {
   const kvMode = { mode: 'full' } as const;
   const n = greedyTokens(c.kind);
+  const id = `${c.file}:${numerics}`;
   const jobs: EvalJob[] = [
-    { id: `${c.file}:greedy`, meta: { what: 'gguf-greedy', kind: c.kind, tokens: n }, task: { kind: 'greedy', kvMode, promptIds: c.prompt, newTokens: n }, browser: true },
-    { id: `${c.file}:top1`, meta: { what: 'gguf-top1', kind: c.kind, tokens: c.ids.length }, task: { kind: 'top1', kvMode, ids: c.ids }, browser: true },
+    { id: `${id}:greedy`, meta: { what: 'gguf-greedy', kind: c.kind, tokens: n }, task: { kind: 'greedy', kvMode, promptIds: c.prompt, newTokens: n }, browser: true },
+    { id: `${id}:top1`, meta: { what: 'gguf-top1', kind: c.kind, tokens: c.ids.length }, task: { kind: 'top1', kvMode, ids: c.ids }, browser: true },
   ];
-  return { model: c.model, file: c.file, load: EVAL_LOAD, jobs };
+  return { model: c.model, file: c.file, load: { ...EVAL_LOAD, ggufNumerics: numerics }, jobs };
+}
+
+/** Outcomes of one back end, split by the numerics their job ids name. */
+function byNumerics(backend: string, list: JobOutcome[], into: Record<string, JobOutcome[]>): void {
+  for (const numerics of NUMERICS) {
+    const label = numerics === 'f32' ? backend + F32_SUFFIX : backend;
+    into[label] = list.filter((o) => o.id.includes(`:${numerics}:`));
+  }
 }
 
 function runOf(outcomes: JobOutcome[], file: string): EngineRun | string {
-  const g = outcomes.find((o) => o.id === `${file}:greedy`);
-  const t = outcomes.find((o) => o.id === `${file}:top1`);
+  const g = outcomes.find((o) => o.id.startsWith(`${file}:`) && o.id.endsWith(':greedy'));
+  const t = outcomes.find((o) => o.id.startsWith(`${file}:`) && o.id.endsWith(':top1'));
   if (g?.error || t?.error || !g?.result || !t?.result) return g?.error ?? t?.error ?? 'no result';
   if (g.result.kind !== 'greedy' || t.result.kind !== 'top1') return 'wrong result kind';
   return { greedy: g.result.tokenIds, top1: t.result.top1, margin: t.result.margin };
@@ -117,7 +135,7 @@ async function main(): Promise<void> {
     log(`llama.cpp ${c.file}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  const plan = cases.map(jobsOf);
+  const plan = NUMERICS.flatMap((numerics) => cases.map((c) => jobsOf(c, numerics)));
   const jobsFile = path.join(os.tmpdir(), `kvtab-gguf-jobs-${process.pid}.json`);
   fs.writeFileSync(jobsFile, JSON.stringify(plan));
   const backends: Record<string, string> = {};
@@ -125,14 +143,14 @@ async function main(): Promise<void> {
   const outcomes: Record<string, JobOutcome[]> = {};
   if (!flag('browser-only')) {
     const node = await runJobsInNode(ROOT, jobsFile, GGUF_DIR, log, (o, done) => log(`node ${done}/${plan.length * 2} ${o.id}${o.error ? ` ERROR ${o.error}` : ''}`), backends, (r) => r.file && loaded.set(r.file, r));
-    outcomes[node[0]?.backend ?? 'node-dawn'] = node;
+    byNumerics(node[0]?.backend ?? 'node-dawn', node, outcomes);
   }
   let chromium = '';
   if (!flag('node-only')) {
     const outDir = await buildEvalApp(ROOT, log);
     const run = await runInChromium(ROOT, outDir, GGUF_DIR, plan, log, (o) => log(`chromium ${o.id}${o.error ? ` ERROR ${o.error}` : ''}`));
     chromium = run.chromium;
-    if (run.outcomes[0]) outcomes[run.outcomes[0].backend] = run.outcomes;
+    if (run.outcomes[0]) byNumerics(run.outcomes[0].backend, run.outcomes, outcomes);
     if (run.adapter) backends[run.outcomes[0]?.backend ?? 'chromium'] = run.adapter;
   }
 
@@ -153,7 +171,8 @@ async function main(): Promise<void> {
     for (const [backend, list] of Object.entries(outcomes)) {
       const ours = backend === ROUNDING_BACKEND ? (rounding.get(c.file) as EngineRun) : runOf(list, c.file);
       const agreement: Agreement | null = typeof ours === 'string' ? null : score(c.kind, ours, ref);
-      rows.push({ model: c.model, kind: c.kind, file: c.file, typeBytes: c.typeBytes, backend, agreement, error: typeof ours === 'string' ? ours : undefined, gpuWeightBytes: loaded.get(c.file)?.weightBytes, gpuWeightDtype: loaded.get(c.file)?.weightDtype });
+      const f32Products = backend.endsWith(F32_SUFFIX);
+      rows.push({ model: c.model, kind: c.kind, file: c.file, typeBytes: c.typeBytes, backend, agreement, error: typeof ours === 'string' ? ours : undefined, gpuWeightBytes: loaded.get(c.file)?.weightBytes, gpuWeightDtype: loaded.get(c.file)?.weightDtype, barRow: backend !== ROUNDING_BACKEND && !f32Products });
     }
   }
   const report: AgreementReport = {
@@ -170,7 +189,7 @@ async function main(): Promise<void> {
   const md = agreementMarkdown(report);
   fs.writeFileSync(path.join(OUT_DIR, 'gguf-agreement.md'), md);
   process.stdout.write(md);
-  const failed = rows.filter((r) => r.backend !== ROUNDING_BACKEND && !r.agreement?.pass);
+  const failed = rows.filter((r) => r.backend !== ROUNDING_BACKEND && !r.backend.endsWith(F32_SUFFIX) && !r.agreement?.pass);
   if (failed.length) log(`${failed.length} row(s) miss their bar: ${failed.map((r) => `${r.backend} ${r.file}`).join(', ')}`);
 }
 

@@ -2,9 +2,10 @@
  * llama.cpp itself (node-llama-cpp 3.21.1, CPU, tools/llama-oracle) against our engine on Node + Dawn, on GGUF
  * files we write (scripts/gguf-models.ts) of the real stories260k and byte-llama-12l weights: greedy ids and
  * teacher-forced top-1 under the bars of bench/gguf/agreement.ts. llama.cpp loading the files is part of the
- * check (they are valid GGUF). F32 and Q8_0 must give llama.cpp's greedy ids exactly; every type may disagree with
- * llama.cpp only at near-ties (llama.cpp's CPU path rounds activations to 8 bits for quantized dot products; we
- * do them in f32). The full table against the issue's bars, with Chromium, is `npm run bench:gguf`.
+ * check (they are valid GGUF). The engine runs with llama.cpp numerics (the GGUF default: each product's input
+ * rounded as llama.cpp's CPU back end rounds it). The files of `bar` must meet the issue's bar (F32 and Q8_0:
+ * llama.cpp's greedy ids exactly; 4–6-bit: top-1 ≥ 99%, greedy ≥ 90%); every file may disagree with llama.cpp
+ * only at near-ties. The full table, with Chromium, is `npm run bench:gguf`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,9 +24,11 @@ const DRACULA = path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt');
 /** Disagreements allowed in this test: at most 2% of positions, each with our top-1 lead under 0.2 logits (median lead ≈ 2). */
 const NEAR_TIE = { minTop1: 0.98, maxMargin: 0.2 };
 
-const CASES: Array<{ model: string; kinds: GgufKind[]; context: number }> = [
-  { model: 'stories260k', kinds: ['F32', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K_M'], context: 512 },
-  { model: 'byte-llama-12l', kinds: ['Q4_K', 'Q6_K', 'Q5_K'], context: 1024 },
+// stories260k Q4_1 (no llama.cpp rounding for Q4_1, see llamaInputRounding) and the Q4_K_M mix miss the bar by a
+// near-tie or two (bench/results/gguf-agreement.md); they are held to the near-tie check only.
+const CASES: Array<{ model: string; kinds: GgufKind[]; bar: GgufKind[]; context: number }> = [
+  { model: 'stories260k', kinds: ['F32', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K_M'], bar: ['F32', 'Q8_0', 'Q4_0', 'Q5_0'], context: 512 },
+  { model: 'byte-llama-12l', kinds: ['Q4_K', 'Q6_K', 'Q5_K'], bar: ['Q4_K', 'Q6_K', 'Q5_K'], context: 1024 },
 ];
 
 describe('GGUF files against llama.cpp', () => {
@@ -63,11 +66,9 @@ describe('GGUF files against llama.cpp', () => {
           const llama = { greedy: await oracle.greedy(prompt, n), top1: await oracle.teacherForcedTop1(ids) };
           const a = score(kind, ours, llama);
           const what = `${c.model} ${kind}: ${JSON.stringify(a)}`;
-          if (exactKind(kind)) expect(a.pass, what).toBe(true);
-          // The issue's 4-bit bar (top-1 ≥ 99%, greedy ≥ 90%) is reported by `npm run bench:gguf`; some 4-bit
-          // files miss it by a few positions (see bench/results/gguf-agreement.md). What must hold here: llama.cpp
-          // and we disagree only at near-ties, i.e. where our top-1 logit leads the runner-up by far less than
-          // the typical lead, and rarely.
+          if (exactKind(kind) || c.bar.includes(kind)) expect(a.pass, what).toBe(true);
+          // Everywhere: llama.cpp and we disagree only at near-ties, i.e. where our top-1 logit leads the
+          // runner-up by far less than the typical lead, and rarely.
           expect(a.top1Agreement, what).toBeGreaterThanOrEqual(NEAR_TIE.minTop1);
           if (a.maxMismatchMargin !== null) expect(a.maxMismatchMargin, what).toBeLessThan(NEAR_TIE.maxMargin);
           if (c.model === 'stories260k' && kind === 'F32') expect(ours.greedy.slice(0, GOLDEN.onceUponATime.ids.length)).toEqual(GOLDEN.onceUponATime.ids);

@@ -8,60 +8,14 @@
  */
 import path from 'node:path';
 import { tensorType, type GgufKind } from '../../scripts/gguf-models';
-import type { GgmlTypeName } from '../../src/gpu/block-types';
+import { llamaInputRounding, type GgmlTypeName } from '../../src/gpu/block-types';
 import type { ModelConfig } from '../../src/model/config';
-import { convertTensor, encodeTensorBytes } from '../../src/model/safetensors';
 import { ReferenceModel, requiredTensorShapes } from '../../src/reference/forward';
-import { dequantize, f16ToF32, f32ToF16 } from '../../src/reference/ggml-blocks';
+import { dequantize } from '../../src/reference/ggml-blocks';
 import { quantize } from '../../src/reference/ggml-quantize';
+import { roundInput } from '../../src/reference/input-rounding';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import type { EngineRun } from './agreement';
-
-/** x rounded as ggml's quantize_row_q8_0_ref / q8_1 (per 32: d = amax/127 stored as f16, q = round(x/d)). */
-function roundQ8_0(x: Float32Array, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < x.length; b += 32) {
-    let amax = 0;
-    for (let j = 0; j < 32 && b + j < x.length; j++) amax = Math.max(amax, Math.abs(x[b + j]));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    const dh = f16ToF32(f32ToF16(d));
-    for (let j = 0; j < 32 && b + j < x.length; j++) out[b + j] = Math.fround(Math.round(Math.abs(Math.fround(x[b + j] * id))) * Math.sign(x[b + j]) * dh);
-  }
-  void cols;
-  return out;
-}
-
-/** Round half to even, as ggml's nearest_int. */
-function nearestInt(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** x rounded as ggml's quantize_row_q8_K_ref (per 256: iscale = −127/max, q = min(127, nearest_int(iscale·x)), d = 1/iscale). */
-function roundQ8_K(x: Float32Array): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < x.length; b += 256) {
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 256; j++) {
-      const ax = Math.abs(x[b + j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[b + j];
-      }
-    }
-    if (!amax) continue;
-    const iscale = Math.fround(-127 / max);
-    const d = Math.fround(1 / iscale);
-    for (let j = 0; j < 256; j++) out[b + j] = Math.fround(Math.min(127, nearestInt(Math.fround(iscale * x[b + j]))) * d);
-  }
-  return out;
-}
-
-function roundF16(x: Float32Array): Float32Array {
-  return convertTensor('F16', encodeTensorBytes('F16', x), 'f32') as Float32Array;
-}
 
 /** Per quantized matrix: its type, weights and the milliseconds `quantize` took (for timing). */
 export type QuantizeHook = (type: GgmlTypeName, weights: number, ms: number) => void;
@@ -88,7 +42,7 @@ export function roundTripWeights(
     const [rows, cols] = shape;
     const type = typeOf(name, cols);
     let w = t;
-    if (type === 'f16' || type === 'bf16') w = roundF16(t);
+    if (type === 'f16' || type === 'bf16') w = roundInput(type, t, cols);
     else if (type !== 'f32') {
       const t0 = performance.now();
       const bytes = quantize(type, t, rows, cols);
@@ -108,14 +62,11 @@ async function fileWeights(modelDir: string, kind: GgufKind) {
   return { config, ...roundTripWeights(config, tensors, typeOf) };
 }
 
-/** llama.cpp's activation rounding for a product with a weight of `type`. */
+/** llama.cpp's activation rounding for a product with a weight of `type` (src/reference/input-rounding.ts, as our kernels). */
 function llamaRounding(types: Map<Float32Array, GgmlTypeName>) {
   return (x: Float32Array, w: Float32Array, cols: number): Float32Array => {
-    const t = types.get(w) ?? 'f32';
-    if (t === 'f32') return x;
-    if (t === 'f16' || t === 'bf16') return roundF16(x);
-    if (t === 'q4_k' || t === 'q5_k' || t === 'q6_k') return roundQ8_K(x);
-    return roundQ8_0(x, cols);
+    const rounding = llamaInputRounding(types.get(w) ?? 'f32');
+    return rounding ? roundInput(rounding, x, cols) : x;
   };
 }
 

@@ -176,7 +176,7 @@ async function loadGguf(
     const plan = weightChoice(options, gpu, tensors);
     const { floatDtype, quant, notice } = plan;
     const fit = planFit(config, options, gpu, tensors, plan);
-    const weights = await withGpuErrors(gpu.device, 'the weights', () => loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal }), (w) => w?.destroy());
+    const weights = await withGpuErrors(gpu.device, 'the weights', () => loadGgufWeights(gpu.device, gpu.caps, reader, header, config, file, { floatDtype, quant, signal, llamaNumerics: options.ggufNumerics !== 'f32' }), (w) => w?.destroy());
     bytes();
     return { ...fit, tokenizer, weights, format: 'gguf', generationDefaults: ENGINE_GENERATION_DEFAULTS, floatDtype, notice };
   } finally {

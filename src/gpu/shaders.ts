@@ -35,6 +35,7 @@ import matmul from '../../shaders/matmul.wgsl?raw';
 import qkvSplit from '../../shaders/qkv_split.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
+import roundInput from '../../shaders/round_input.wgsl?raw';
 
 /** Kernel files, one kernel family each. */
 export const SHADERS = {
@@ -58,6 +59,7 @@ export const SHADERS = {
   qkv_split: qkvSplit,
   rmsnorm,
   rope,
+  round_input: roundInput,
 } as const;
 
 /** Library files for `#include NAME`. */

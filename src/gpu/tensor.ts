@@ -3,7 +3,7 @@
  * kernels dispatch once per part.
  */
 
-import type { WeightDtype } from './block-types';
+import type { InputRounding, WeightDtype } from './block-types';
 
 /** Rows [rowStart, rowStart + rows) of a matrix, in one buffer. */
 export interface WeightPart {
@@ -22,6 +22,11 @@ export interface WeightMatrix {
   cols: number;
   dtype: WeightDtype;
   parts: WeightPart[];
+  /**
+   * Round the input of a product with this weight first, as llama.cpp does for the weight's type in the file
+   * (GGUF files loaded with llama.cpp numerics; src/kernels/linear.ts). Absent: products take f32 inputs.
+   */
+  inputRounding?: InputRounding;
 }
 
 /** Split `rows` into ranges of at most `maxRowsPerPart` rows. */

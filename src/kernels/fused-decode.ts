@@ -167,7 +167,8 @@ export class FusedDecode {
     const geometry = fusedGeometry(shape, limits);
     if (!geometry) return null;
     const tensors = [weights.embed, weights.finalNorm, weights.lmHead, ...weights.layers.flatMap((l) => (Object.values(l) as Array<WeightMatrix | undefined>).filter((t): t is WeightMatrix => Boolean(t)))];
-    if (!tensors.every((t) => t.dtype === weightType && t.parts.length === 1)) return null;
+    // Products here take f32 inputs: weights that round their input first (llama.cpp numerics) run the separate kernels.
+    if (!tensors.every((t) => t.dtype === weightType && t.parts.length === 1 && !t.inputRounding)) return null;
     const keys = (l: FusedLayerWeights) => Object.keys(l).filter((k) => l[k as keyof FusedLayerWeights]).sort().join();
     if (!weights.layers.every((l) => keys(l) === keys(weights.layers[0]))) return null;
     const bq = weights.layers[0].bq;

@@ -4,11 +4,14 @@
  * side by side (q, k, v), the SwiGLU after gate/up and the residual add; prefill runs those as their own
  * kernels around the tiled matmul. Weights in ggml block formats are read in place and dequantized in the
  * kernels (weightVariant); their bias and norm gain stay in the model's float type.
+ * A weight with `inputRounding` (GGUF files with llama.cpp numerics) has its input rounded in place first, as
+ * llama.cpp's CPU back end does (src/kernels/input-rounding.ts); the norm is then its own kernel before it.
  */
-import { isQuant, type WeightDtype } from '../gpu/block-types';
+import { isQuant, type InputRounding, type WeightDtype } from '../gpu/block-types';
 import { f32 } from '../gpu/uniforms';
 import type { Recorder } from '../gpu/plan';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
+import { roundInputInPlace } from './input-rounding';
 import { rmsNorm } from './norm';
 import { checkBlockRows, swiglu, weightVariant } from './pointwise';
 
@@ -99,8 +102,26 @@ function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
   );
 }
 
-/** Record y = x·Wᵀ (+ bias) for `tokens` rows of x; `epilogue` adds it to y or places it among other columns. */
+/**
+ * Record y = x·Wᵀ (+ bias) for `tokens` rows of x; `epilogue` adds it to y or places it among other columns.
+ * With `w.inputRounding`, x is rounded in place first: x is then consumed (its other readers, if any, must take
+ * the same rounding).
+ */
 export function linear(
+  rec: Recorder,
+  x: GPUBuffer /* f32 [T, K] */,
+  w: WeightMatrix /* [N, K] */,
+  y: GPUBuffer /* f32 [T, nTotal] */,
+  tokens: number,
+  bias?: WeightMatrix /* [1, nTotal] */,
+  epilogue: LinearEpilogue = {},
+): void {
+  if (w.inputRounding) roundInputInPlace(rec, x, w.inputRounding, tokens * w.cols);
+  product(rec, x, w, y, tokens, bias, epilogue);
+}
+
+/** linear() on an input already as the weight wants it. */
+function product(
   rec: Recorder,
   x: GPUBuffer /* f32 [T, K] */,
   w: WeightMatrix /* [N, K] */,
@@ -139,9 +160,52 @@ function fusable(tokens: number, weights: WeightMatrix[]): boolean {
   return usesGemv(tokens, weights) && (weights.length === 1 || weights.every((w) => w.parts.length === 1));
 }
 
+/** Where a GEMV reads its input: rows of x from xRow, RMS-normalized in the GEMV when `norm` is given. */
+interface GemvSource {
+  x: GPUBuffer;
+  xRow: number;
+  norm?: { gain: WeightMatrix; eps: number };
+}
+
+/**
+ * y[:, colStart + Σ previous rows + r] = src · W_sᵀ (+ bias) for weights side by side: one GEMV over all of them
+ * in decode steps where each is one buffer (one per part for a single split weight), else one product each
+ * (then src must be plain rows from 0).
+ */
+function projectSideBySide(rec: Recorder, src: GemvSource, weights: WeightMatrix[], y: GPUBuffer, tokens: number, bias: WeightMatrix | undefined, colStart: number, nTotal: number): void {
+  if (fusable(tokens, weights)) {
+    const dispatches = weights.length === 1
+      ? weights[0].parts.map((part) => ({ segments: [[part.buffer, part.rows]] as Array<[GPUBuffer, number]>, colStart: colStart + part.rowStart }))
+      : [{ segments: weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]), colStart }];
+    const label = `linear ${weights.map((w) => w.name).join('+')}`;
+    for (const d of dispatches) {
+      recordGemv(rec, tokens, { ...src, segments: d.segments, dtype: weights[0].dtype, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
+    }
+    return;
+  }
+  if (src.norm || src.xRow !== 0) throw new Error('projectSideBySide: unfused products read plain rows from 0');
+  let c = colStart;
+  for (const w of weights) {
+    product(rec, src.x, w, y, tokens, bias, { colStart: c, nTotal });
+    c += w.rows;
+  }
+}
+
+/** Consecutive runs of weights that take the same input rounding (one run when none rounds). */
+function roundingRuns(weights: WeightMatrix[]): Array<{ rounding?: InputRounding; weights: WeightMatrix[] }> {
+  const runs: Array<{ rounding?: InputRounding; weights: WeightMatrix[] }> = [];
+  for (const w of weights) {
+    const last = runs[runs.length - 1];
+    if (last && last.rounding === w.inputRounding) last.weights.push(w);
+    else runs.push({ rounding: w.inputRounding, weights: [w] });
+  }
+  return runs;
+}
+
 /**
  * y[:, Σ previous rows + r] = (rmsnorm(x) ⊙ gain) · W_sᵀ (+ bias) for weights W_0..W_{n-1} (at most 3) side
- * by side in y's rows: q, k and v of one layer, or the LM head alone. One dispatch in decode steps.
+ * by side in y's rows: q, k and v of one layer, or the LM head alone. One dispatch in decode steps; with input
+ * rounding, per run of weights that share it: the norm into the scratch rows, the rounding, one GEMV.
  */
 export function normedProjection(
   rec: Recorder,
@@ -155,28 +219,23 @@ export function normedProjection(
   const xRow = input.row ?? 0;
   if (weights.length > 3) throw new RangeError('normedProjection: at most 3 weights');
   weights.forEach(checkBlockRows);
-  if (fusable(tokens, weights)) {
-    // One dispatch for several single-buffer weights side by side; one per part for a split weight (the LM head).
-    const dispatches = weights.length === 1
-      ? weights[0].parts.map((part) => ({ segments: [[part.buffer, part.rows]] as Array<[GPUBuffer, number]>, colStart: part.rowStart }))
-      : [{ segments: weights.map((w) => [w.parts[0].buffer, w.rows] as [GPUBuffer, number]), colStart: 0 }];
-    const label = `linear ${weights.map((w) => w.name).join('+')}`;
-    for (const d of dispatches) {
-      recordGemv(rec, tokens, { x: input.x, xRow, norm: input, segments: d.segments, dtype: weights[0].dtype, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
-    }
+  if (!weights.some((w) => w.inputRounding) && fusable(tokens, weights)) {
+    projectSideBySide(rec, { x: input.x, xRow, norm: input }, weights, y, tokens, bias, 0, nTotal);
     return;
   }
-  rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, xRow);
   let colStart = 0;
-  for (const w of weights) {
-    linear(rec, input.scratch, w, y, tokens, bias, { colStart, nTotal });
-    colStart += w.rows;
+  for (const run of roundingRuns(weights)) {
+    rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, xRow);
+    if (run.rounding) roundInputInPlace(rec, input.scratch, run.rounding, tokens * run.weights[0].cols);
+    projectSideBySide(rec, { x: input.scratch, xRow: 0 }, run.weights, y, tokens, bias, colStart, nTotal);
+    colStart += run.weights.reduce((n, w) => n + w.rows, 0);
   }
 }
 
 /**
  * out = silu(h·Wgᵀ) ⊙ (h·Wuᵀ) with h = rmsnorm(x) ⊙ gain: the gated MLP's first half. One dispatch in decode
- * steps; prefill writes the up projection to `upScratch` (f32 [T, F]) and applies SwiGLU after.
+ * steps (three with input rounding: norm, rounding, GEMV); prefill writes the up projection to `upScratch`
+ * (f32 [T, F]) and applies SwiGLU after.
  */
 export function gatedProjection(
   rec: Recorder,
@@ -189,13 +248,23 @@ export function gatedProjection(
 ): void {
   checkBlockRows(gate);
   checkBlockRows(up);
-  if (fusable(tokens, [gate, up])) {
+  const row = input.row ?? 0;
+  const same = gate.inputRounding === up.inputRounding;
+  if (same && fusable(tokens, [gate, up])) {
+    let src: GemvSource = { x: input.x, xRow: row, norm: input };
+    if (gate.inputRounding) {
+      rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, row);
+      roundInputInPlace(rec, input.scratch, gate.inputRounding, tokens * gate.cols);
+      src = { x: input.scratch, xRow: 0 };
+    }
     const segments: Array<[GPUBuffer, number]> = [[gate.parts[0].buffer, gate.rows], [up.parts[0].buffer, up.rows]];
-    recordGemv(rec, tokens, { x: input.x, xRow: input.row ?? 0, norm: input, segments, dtype: gate.dtype, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
+    recordGemv(rec, tokens, { ...src, segments, dtype: gate.dtype, k: gate.cols, swiglu: true, y: out, colStart: 0, nTotal: gate.rows, residual: false, label: `linear ${gate.name}+${up.name} swiglu` });
     return;
   }
-  rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, input.row ?? 0);
+  rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, row);
   linear(rec, input.scratch, gate, out, tokens);
-  linear(rec, input.scratch, up, upScratch, tokens);
+  // The scratch rows now hold gate's rounding: up takes them as they are, or normed afresh for its own.
+  if (gate.inputRounding && !same) rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, row);
+  (same ? product : linear)(rec, input.scratch, up, upScratch, tokens);
   swiglu(rec, out, upScratch, tokens * gate.rows);
 }

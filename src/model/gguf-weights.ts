@@ -7,7 +7,7 @@
  */
 import { ModelFormatError, UnsupportedDtypeError } from '../errors';
 import { BufferGroup } from '../gpu/buffers';
-import { isBlockType, rowBytes } from '../gpu/block-types';
+import { isBlockType, isQuant, llamaInputRounding, rowBytes, type GgmlTypeName } from '../gpu/block-types';
 import type { GpuCaps } from '../gpu/device';
 import type { WeightMatrix } from '../gpu/tensor';
 import type { ByteStreamReader } from './byte-reader';
@@ -40,6 +40,11 @@ export interface GgufWeightOptions {
   floatDtype: 'f32' | 'f16';
   /** Quantize the file's float matrices on load (already-quantized tensors are kept as they are). */
   quant?: OnLoadQuant;
+  /**
+   * llama.cpp numerics: each matrix kept as the file holds it (blocks, or f16/bf16 elements) rounds the input of
+   * its products as llama.cpp's CPU back end does for that type (WeightMatrix.inputRounding).
+   */
+  llamaNumerics?: boolean;
   onProgress?: WeightProgress;
   signal?: AbortSignal;
 }
@@ -112,7 +117,9 @@ function uploadGgufTensor(
   const floatType = info.typeName ? FLOAT_TYPES[info.typeName] : undefined;
   if (floatType) {
     const bytes = interleavedHeadDim ? qkRowsGgufToHf(raw, raw.byteLength / rows, interleavedHeadDim) : raw;
-    return uploadFloatTensor(owner, caps, name, shape, floatType, bytes, options.floatDtype, options.quant);
+    const w = uploadFloatTensor(owner, caps, name, shape, floatType, bytes, options.floatDtype, options.quant);
+    // A matrix quantized on load is no longer the file's: llama.cpp would not multiply it, so nothing to follow.
+    return isQuant(w.dtype) ? w : withLlamaRounding(w, info.typeName as GgmlTypeName, options);
   }
   const type = info.typeName;
   if (!type || !isBlockType(type)) {
@@ -125,5 +132,11 @@ function uploadGgufTensor(
     throw new UnsupportedDtypeError(`${info.name} is a ${type}-quantized vector; norm weights and biases must be F32/F16. The file is not as llama.cpp writes it.`);
   }
   const bytes = interleavedHeadDim ? qkRowsGgufToHf(raw, rowBytes(type, cols), interleavedHeadDim) : raw;
-  return uploadMatrix(owner, caps, name, shape, bytes, type);
+  return withLlamaRounding(uploadMatrix(owner, caps, name, shape, bytes, type), type, options);
+}
+
+/** `w` with the input rounding llama.cpp applies for its file type, when asked for llama.cpp numerics (matrices only). */
+function withLlamaRounding(w: WeightMatrix, fileType: GgmlTypeName, options: GgufWeightOptions): WeightMatrix {
+  const inputRounding = options.llamaNumerics && w.rows > 1 ? llamaInputRounding(fileType) : undefined;
+  return inputRounding ? { ...w, inputRounding } : w;
 }

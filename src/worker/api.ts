@@ -15,6 +15,13 @@ export interface LoadOptions {
   /** The GGUF file to read from a ModelSource passed directly (a spec names it in `file`). */
   file?: string;
   /**
+   * GGUF files only. 'llama.cpp' (default): the input of each product is rounded as llama.cpp's CPU back end
+   * rounds it for the weight's type in the file (8-bit blocks for quantized weights, f16 for f16 ones), so that
+   * output follows llama.cpp's (bench/results/gguf-agreement.md); it costs a norm, a rounding kernel and an
+   * unfused GEMV per product. 'f32': products take f32 inputs, as for safetensors models.
+   */
+  ggufNumerics?: 'llama.cpp' | 'f32';
+  /**
    * GPU memory the weights may take. With weightDtype 'auto', weights over it are quantized on load (q8, else
    * q4) and ModelInfo.weightNotice says so; an explicit choice over it fails with GpuOutOfMemoryError.
    */

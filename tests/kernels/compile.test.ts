@@ -23,6 +23,7 @@ const ENTRIES: Record<ShaderName, string[]> = {
   qkv_split: ['main'],
   rmsnorm: ['main'],
   rope: ['main'],
+  round_input: ['main'],
 };
 
 describe('every WGSL kernel compiles in every variant', () => {

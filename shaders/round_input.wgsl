@@ -1,0 +1,56 @@
+// llama.cpp's input rounding, in place: x[i] = the value element i stands for after llama.cpp's CPU back end
+// converts the input of a product to the weight type's vec_dot_type (CPU reference:
+// src/reference/input-rounding.ts). GGUF files run with it so that their products match llama.cpp's.
+//   MODE 0, q8_0: per block of 32, amax = max |x|, d = f16(amax / 127), id = 127 / amax,
+//                 x = round_half_even(x · id) · d (x86 quantize_row_q8_0).
+//   MODE 1, q8_k: per block of 256, max = the element of largest |x|, iscale = −127 / max, d = 1 / iscale,
+//                 x = min(127, round_half_even(iscale · x)) · d (quantize_row_q8_K_ref).
+//   MODE 2, f16 / MODE 3, bf16: each element rounded to nearest even.
+// An all-zero block stays zero. WGSL's f32 division is within 2.5 ULP, not correctly rounded as the CPU's, so
+// an element whose x · id lies within a few ULP of a half-integer may land one step from the reference.
+// Bindings: 0 Params, 1 x: f32 [n] (read_write; rows are whole blocks). Dispatch: n / BLOCK invocations, flat.
+#include f16
+
+struct Params { n: u32, row_stride: u32, _p1: u32, _p2: u32 }
+
+override MODE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+fn block_elems() -> u32 {
+  if (MODE == 0u) { return 32u; }
+  if (MODE == 1u) { return 256u; }
+  return 1u;
+}
+
+fn bf16_round(v: f32) -> f32 {
+  let u = bitcast<u32>(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { return v; }
+  return bitcast<f32>(((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) << 16u);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let n = block_elems();
+  let b = (gid.x + gid.y * p.row_stride) * n;
+  if (b >= p.n) { return; }
+  if (MODE == 2u) { x[b] = f16_round(x[b]); return; }
+  if (MODE == 3u) { x[b] = bf16_round(x[b]); return; }
+  var amax = 0.0;
+  var max_v = 0.0;
+  for (var j = 0u; j < n; j++) {
+    let v = x[b + j];
+    if (abs(v) > amax) { amax = abs(v); max_v = v; }
+  }
+  if (amax == 0.0) { return; }
+  if (MODE == 0u) {
+    let d = f16_round(amax / 127.0);
+    let id = 127.0 / amax;
+    for (var j = 0u; j < n; j++) { x[b + j] = round(x[b + j] * id) * d; }
+  } else {
+    let iscale = -127.0 / max_v;
+    let d = 1.0 / iscale;
+    for (var j = 0u; j < n; j++) { x[b + j] = min(127.0, round(iscale * x[b + j])) * d; }
+  }
+}
