@@ -78,70 +78,33 @@ var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
 var<workgroup> any_non_finite: atomic<u32>;
 
-// Key elements 4i .. 4i + 3 of the layer in slot s.
-fn k_load(s: u32, i: u32) -> vec4f {
-  switch s {
-#if KV2
-    case 1u: { return vec4f(k1[i]); }
-#endif
-#if KV3
-    case 2u: { return vec4f(k2[i]); }
-#endif
-#if KV4
-    case 3u: { return vec4f(k3[i]); }
-#endif
-#if KV5
-    case 4u: { return vec4f(k4[i]); }
-#endif
-#if KV6
-    case 5u: { return vec4f(k5[i]); }
-#endif
-    default: { return vec4f(k0[i]); }
-  }
+// The K and V cache of one layer slot, as attention reads them.
+alias KvBuf = ptr<storage, array<vec4<kvt>>, read_write>;
+
+// Store head_dim values of shared memory from element src at element dst of one layer's K (or V) cache.
+fn store_row(c: KvBuf, dst: u32, src: u32) {
+  for (var i = 0u; i < p.head_dim; i++) { (*c)[(dst + i) >> 2u][(dst + i) & 3u] = to_kvt(rd(src + i)); }
 }
 
-// Value elements 4i .. 4i + 3 of the layer in slot s.
-fn v_load(s: u32, i: u32) -> vec4f {
+// store_row into the key (or value) cache of the layer in slot s (the slot picked once per row).
+fn kv_store_row(s: u32, is_v: bool, dst: u32, src: u32) {
   switch s {
 #if KV2
-    case 1u: { return vec4f(v1[i]); }
+    case 1u: { if (is_v) { store_row(&v1, dst, src); } else { store_row(&k1, dst, src); } }
 #endif
 #if KV3
-    case 2u: { return vec4f(v2[i]); }
+    case 2u: { if (is_v) { store_row(&v2, dst, src); } else { store_row(&k2, dst, src); } }
 #endif
 #if KV4
-    case 3u: { return vec4f(v3[i]); }
+    case 3u: { if (is_v) { store_row(&v3, dst, src); } else { store_row(&k3, dst, src); } }
 #endif
 #if KV5
-    case 4u: { return vec4f(v4[i]); }
+    case 4u: { if (is_v) { store_row(&v4, dst, src); } else { store_row(&k4, dst, src); } }
 #endif
 #if KV6
-    case 5u: { return vec4f(v5[i]); }
+    case 5u: { if (is_v) { store_row(&v5, dst, src); } else { store_row(&k5, dst, src); } }
 #endif
-    default: { return vec4f(v0[i]); }
-  }
-}
-
-// Store x at element i of the key (or value) cache of the layer in slot s.
-fn kv_store(s: u32, is_v: bool, i: u32, x: f32) {
-  let y = to_kvt(x);
-  switch s {
-#if KV2
-    case 1u: { if (is_v) { v1[i >> 2u][i & 3u] = y; } else { k1[i >> 2u][i & 3u] = y; } }
-#endif
-#if KV3
-    case 2u: { if (is_v) { v2[i >> 2u][i & 3u] = y; } else { k2[i >> 2u][i & 3u] = y; } }
-#endif
-#if KV4
-    case 3u: { if (is_v) { v3[i >> 2u][i & 3u] = y; } else { k3[i >> 2u][i & 3u] = y; } }
-#endif
-#if KV5
-    case 4u: { if (is_v) { v4[i >> 2u][i & 3u] = y; } else { k4[i >> 2u][i & 3u] = y; } }
-#endif
-#if KV6
-    case 5u: { if (is_v) { v5[i >> 2u][i & 3u] = y; } else { k5[i >> 2u][i & 3u] = y; } }
-#endif
-    default: { if (is_v) { v0[i >> 2u][i & 3u] = y; } else { k0[i >> 2u][i & 3u] = y; } }
+    default: { if (is_v) { store_row(&v0, dst, src); } else { store_row(&k0, dst, src); } }
   }
 }
 
@@ -221,15 +184,16 @@ fn attention_inputs(s: u32, base: u32, lid: u32) {
       let is_v = hs >= p.heads + p.kv_heads;
       let g = select(hs - p.heads, hs - p.heads - p.kv_heads, is_v);
       let dst = (step.pos0 * p.kv_heads + g) * d;
-      for (var c = 0u; c < d; c++) { kv_store(s, is_v, dst + c, rd(o + c)); }
+      kv_store_row(s, is_v, dst, o);
     }
   }
 }
 
 // softmax(q·Kᵀ · scale)·V per head over slots 0 .. kv_len − 1 into sh_att: PART_P tasks per head each take every
 // PART_P-th slot (online softmax), then they are combined. A partial is (max, sum, pad, pad, acc).
-// SMALL_D4 (head_dim ≤ 16) keeps q and acc in registers.
-fn attention(s: u32, lid: u32) {
+// SMALL_D4 (head_dim ≤ 16) keeps q and acc in registers. kc, vc: the layer's K and V cache (one copy of this
+// function per slot binding, so no load picks its buffer at run time).
+fn attention_tasks(kc: KvBuf, vc: KvBuf, lid: u32) {
   let d4 = p.head_dim / 4u;
   let stride4 = d4 + 1u;
   for (var task = lid; task < p.heads * PART_P; task += WG) {
@@ -255,10 +219,10 @@ fn attention(s: u32, lid: u32) {
       var ad = vec4f(0.0);
       for (var j = task % PART_P; j < step.kv_len; j += PART_P) {
         let row4 = (j * p.kv_heads + kvh) * SMALL_D4;
-        var score = dot(qa, k_load(s, row4));
-        if (SMALL_D4 > 1u) { score += dot(qb, k_load(s, row4 + 1u)); }
-        if (SMALL_D4 > 2u) { score += dot(qc, k_load(s, row4 + 2u)); }
-        if (SMALL_D4 > 3u) { score += dot(qd, k_load(s, row4 + 3u)); }
+        var score = dot(qa, vec4f((*kc)[row4]));
+        if (SMALL_D4 > 1u) { score += dot(qb, vec4f((*kc)[row4 + 1u])); }
+        if (SMALL_D4 > 2u) { score += dot(qc, vec4f((*kc)[row4 + 2u])); }
+        if (SMALL_D4 > 3u) { score += dot(qd, vec4f((*kc)[row4 + 3u])); }
         score *= p.attn_scale;
         if (score > m) {
           let r = exp(m - score);
@@ -271,10 +235,10 @@ fn attention(s: u32, lid: u32) {
         }
         let weight = exp(score - m);
         l += weight;
-        aa += weight * v_load(s, row4);
-        if (SMALL_D4 > 1u) { ab += weight * v_load(s, row4 + 1u); }
-        if (SMALL_D4 > 2u) { ac += weight * v_load(s, row4 + 2u); }
-        if (SMALL_D4 > 3u) { ad += weight * v_load(s, row4 + 3u); }
+        aa += weight * vec4f((*vc)[row4]);
+        if (SMALL_D4 > 1u) { ab += weight * vec4f((*vc)[row4 + 1u]); }
+        if (SMALL_D4 > 2u) { ac += weight * vec4f((*vc)[row4 + 2u]); }
+        if (SMALL_D4 > 3u) { ad += weight * vec4f((*vc)[row4 + 3u]); }
       }
       sh[part + 1u] = aa;
       if (SMALL_D4 > 1u) { sh[part + 2u] = ab; }
@@ -287,7 +251,7 @@ fn attention(s: u32, lid: u32) {
     for (var j = task % PART_P; j < step.kv_len; j += PART_P) {
       let row4 = (j * p.kv_heads + kvh) * d4;
       var score = 0.0;
-      for (var c = 0u; c < d4; c++) { score += dot(sh[q4 + c], k_load(s, row4 + c)); }
+      for (var c = 0u; c < d4; c++) { score += dot(sh[q4 + c], vec4f((*kc)[row4 + c])); }
       score *= p.attn_scale;
       if (score > m) {
         let r = exp(m - score);
@@ -297,9 +261,32 @@ fn attention(s: u32, lid: u32) {
       }
       let weight = exp(score - m);
       l += weight;
-      for (var c = 0u; c < d4; c++) { sh[part + 1u + c] += weight * v_load(s, row4 + c); }
+      for (var c = 0u; c < d4; c++) { sh[part + 1u + c] += weight * vec4f((*vc)[row4 + c]); }
     }
     sh[part] = vec4f(m, l, 0.0, 0.0);
+  }
+}
+
+fn attention(s: u32, lid: u32) {
+  let d4 = p.head_dim / 4u;
+  let stride4 = d4 + 1u;
+  switch s {
+#if KV2
+    case 1u: { attention_tasks(&k1, &v1, lid); }
+#endif
+#if KV3
+    case 2u: { attention_tasks(&k2, &v2, lid); }
+#endif
+#if KV4
+    case 3u: { attention_tasks(&k3, &v3, lid); }
+#endif
+#if KV5
+    case 4u: { attention_tasks(&k4, &v4, lid); }
+#endif
+#if KV6
+    case 5u: { attention_tasks(&k5, &v5, lid); }
+#endif
+    default: { attention_tasks(&k0, &v0, lid); }
   }
   workgroupBarrier();
   for (var e = lid; e < p.heads * d4; e += WG) {

@@ -4,7 +4,7 @@
  * limit evicts (src/engine/cache-window.ts) before the step that would not fit.
  */
 import { NonFiniteLogitsError } from '../errors';
-import type { LlamaModel, StepOutput } from '../model/llama';
+import type { LlamaModel, QueuedGreedy, StepOutput } from '../model/llama';
 import { IncrementalDecoder, type ChatTokenizer } from '../model/tokenizer';
 import type { ContextEvent, EvictionPolicy, FinishReason, GenerateParams, GenerateResult, TokenEvent } from '../worker/api';
 import type { CacheContents, PositionRange } from './cache-contents';
@@ -145,7 +145,15 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
   let next = pick(out);
   // Tokens the GPU already chose ahead (queued greedy steps); all but the last of them are in the cache.
   let ahead: number[] = [];
+  // The batch queued after `ahead`'s (from its last token, on the GPU) before `ahead` was looked at; its steps
+  // are in the cache, its tokens not yet read.
+  let pending: QueuedGreedy | null = null;
   const queued = sampler.isGreedy && model.kv.canRewind;
+  /** Steps of the next queued batch once `after` more tokens are out: the token limit and the room bound it. */
+  const batchSteps = (after: number) => {
+    const room = Math.min(limit - model.kv.length, maxContext - model.kv.nextPosition);
+    return Math.min(queuedDecodeSteps(model, generated.length + after), params.maxNewTokens - generated.length - after, room);
+  };
   for (;;) {
     if (!(next >= 0 && next < vocab)) {
       // Stop cleanly: the text so far has been delivered, and the engine resets the cache the NaN went into.
@@ -173,16 +181,24 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
       next = ahead.shift() as number;
       continue;
     }
-    // The cache is full: evict (in place where the layout can) and go on.
-    if (!(await window.makeRoom(1, 'decode'))) {
-      finishReason = 'abort';
-      break;
+    let batch = pending;
+    pending = null;
+    if (!batch) {
+      // The cache is full: evict (in place where the layout can) and go on.
+      if (!(await window.makeRoom(1, 'decode'))) {
+        finishReason = 'abort';
+        break;
+      }
+      const steps = queued ? batchSteps(0) : 1;
+      if (steps >= 2) batch = await model.queueGreedy(next, steps);
     }
-    const room = Math.min(limit - model.kv.length, maxContext - model.kv.nextPosition);
-    const steps = queued ? Math.min(queuedDecodeSteps(model, generated.length), params.maxNewTokens - generated.length, room) : 1;
-    if (steps >= 2) {
-      ahead = await model.decodeGreedy(next, steps);
+    if (batch) {
+      ahead = await batch.tokens();
       contents.push([next, ...ahead.slice(0, -1)]);
+      // Queue the batch after this one now, so the GPU runs while these tokens are handled: only where it needs
+      // no eviction and no cache growth first (the steps the loop would queue after them anyway).
+      const following = req.shouldStop() ? 0 : batchSteps(ahead.length);
+      if (following >= 2 && model.kv.length + following <= model.kv.allocatedTokens) pending = await model.queueGreedy(null, following);
       next = ahead.shift() as number;
       continue;
     }
@@ -191,8 +207,11 @@ export async function runGeneration(req: GenerationRequest): Promise<GenerateRes
     next = pick(out);
   }
   // Queued steps past the stop: the token the loop stopped at and those before the last of `ahead` were
-  // fed already, ahead.length tokens more than the one-step loop feeds; cut them off.
-  if (ahead.length > 0 && model.kv.truncate(model.kv.length - ahead.length)) contents.dropLast(ahead.length);
+  // fed already, ahead.length tokens more than the one-step loop feeds, and a pending batch's steps after
+  // them (not in `contents`); cut them off. The pending batch is waited for, so its readback is free again.
+  const unread = pending?.steps ?? 0;
+  if (pending) await pending.tokens();
+  if (ahead.length + unread > 0 && model.kv.truncate(model.kv.length - ahead.length - unread)) contents.dropLast(ahead.length);
   if (finishReason !== 'stop') {
     // Bytes the decoder held back (an unfinished UTF-8 sequence) still pass through the stop matcher.
     const tail = stops.push(decoder.flush());

@@ -50,7 +50,8 @@ export class Activations {
   readonly token: GPUBuffer /* u32 [1]: argmax of the last logits row */;
   readonly tokenReadback: GPUBuffer /* u32 [1], MAP_READ */;
   readonly tokenRing: GPUBuffer /* u32 [MAX_QUEUED_STEPS]: the greedy tokens of queued decode steps */;
-  readonly tokenRingReadback: GPUBuffer /* u32 [MAX_QUEUED_STEPS], MAP_READ */;
+  /** u32 [MAX_QUEUED_STEPS], MAP_READ, two: a batch of queued steps can be read while the next one runs. */
+  readonly tokenRingReadbacks: readonly [GPUBuffer, GPUBuffer];
   readonly stepRing: GPUBuffer /* u32 [MAX_QUEUED_STEPS, 4]: Step values of queued steps, copied into the Step uniform one by one */;
   readonly logitsReadback: GPUBuffer /* f32 [logitRows, vocab], MAP_READ */;
 
@@ -77,7 +78,8 @@ export class Activations {
     this.token = this.owner.create('token', 4);
     this.tokenReadback = this.owner.create('token-readback', 4, Usage.MAP_READ | Usage.COPY_DST);
     this.tokenRing = this.owner.create('token-ring', MAX_QUEUED_STEPS * 4);
-    this.tokenRingReadback = this.owner.create('token-ring-readback', MAX_QUEUED_STEPS * 4, Usage.MAP_READ | Usage.COPY_DST);
+    const readback = (i: number) => this.owner.create(`token-ring-readback-${i}`, MAX_QUEUED_STEPS * 4, Usage.MAP_READ | Usage.COPY_DST);
+    this.tokenRingReadbacks = [readback(0), readback(1)];
     this.stepRing = this.owner.create('step-ring', MAX_QUEUED_STEPS * 16, Usage.COPY_SRC | Usage.COPY_DST);
     this.logitsReadback = this.owner.create('logits-readback', s.logits, Usage.MAP_READ | Usage.COPY_DST);
   }

@@ -62,6 +62,12 @@ export interface StepHostTimes {
   readbackMs: number;
 }
 
+/** Greedy steps submitted by LlamaModel.queueGreedy; tokens() waits for them and reads the ids they chose. */
+export interface QueuedGreedy {
+  readonly steps: number;
+  tokens(): Promise<number[]>;
+}
+
 /** A loaded model bound to a device, a KV cache and its scratch space. */
 export class LlamaModel {
   private readonly act: Activations;
@@ -71,6 +77,8 @@ export class LlamaModel {
   /** Per layer: [bq; bk; bv] in one buffer for the fused projection (Qwen2), or undefined. */
   private readonly qkvBias: Array<WeightMatrix | undefined>;
   private readonly plans = new Map<string, Plan>();
+  /** Which of the two token readback buffers the next queued batch copies into. */
+  private readbackTurn = 0;
   /** The fused one-token step (packed weights), null where it does not apply, undefined until first asked. */
   private fused: FusedDecode | null | undefined;
   /** Run one-token steps through the fused decode kernel where it applies (tests and benchmarks turn it off). */
@@ -287,12 +295,25 @@ export class LlamaModel {
    * tokens back. Returns the `steps` tokens chosen; the cache holds `first` and all of them but the last.
    */
   async decodeGreedy(first: number, steps: number): Promise<number[]> {
+    return (await this.queueGreedy(first, steps)).tokens();
+  }
+
+  /**
+   * decodeGreedy without the wait: submits the steps and returns a handle whose tokens() reads them. `first`
+   * null continues from the token the last queued greedy step chose, which is still on the GPU: a batch can be
+   * queued before the one before it is read (the generate loop keeps the GPU busy that way). Batches are read
+   * in the order they were queued; one that is never read leaves nothing behind.
+   */
+  async queueGreedy(first: number | null, steps: number): Promise<QueuedGreedy> {
     if (!(steps >= 1 && steps <= MAX_QUEUED_STEPS)) throw new RangeError(`decodeGreedy: 1..${MAX_QUEUED_STEPS} steps, got ${steps}`);
     const device = this.gpu.device;
     const pos0 = this.kv.length;
     const ropePos0 = this.kv.nextPosition;
     if (pos0 + steps > this.kv.allocatedTokens) await this.growKv(pos0 + steps);
-    device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
+    if (first !== null) device.queue.writeBuffer(this.act.ids, 0, new Uint32Array([first]));
+    // Two readback buffers in turn: this batch's copy never lands in the one the previous batch is read from.
+    const readback = this.act.tokenRingReadbacks[this.readbackTurn];
+    this.readbackTurn ^= 1;
     const fused = this.fusedPlan();
     if (fused && !this.profile) {
       // The fused plan is the same for every step: all steps go into one command buffer, each copying its Step
@@ -304,7 +325,7 @@ export class LlamaModel {
         fused.encodeStep(encoder);
         encoder.copyBufferToBuffer(this.act.ids, 0, this.act.tokenRing, i * 4, 4);
       }
-      encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
+      encoder.copyBufferToBuffer(this.act.tokenRing, 0, readback, 0, steps * 4);
       device.queue.submit([encoder.finish()]);
       this.kv.commit(steps);
     } else {
@@ -317,15 +338,20 @@ export class LlamaModel {
         // The fused step writes its argmax into ids[0] itself.
         if (!fused) encoder.copyBufferToBuffer(this.act.token, 0, this.act.ids, 0, 4);
         encoder.copyBufferToBuffer(fused ? this.act.ids : this.act.token, 0, this.act.tokenRing, i * 4, 4);
-        if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, this.act.tokenRingReadback, 0, steps * 4);
+        if (i === steps - 1) encoder.copyBufferToBuffer(this.act.tokenRing, 0, readback, 0, steps * 4);
         device.queue.submit([encoder.finish()]);
         this.kv.commit(1);
       }
     }
-    await this.act.tokenRingReadback.mapAsync(MAP_READ, 0, steps * 4);
-    const tokens = Array.from(new Uint32Array(this.act.tokenRingReadback.getMappedRange(0, steps * 4).slice(0)));
-    this.act.tokenRingReadback.unmap();
-    return tokens;
+    return {
+      steps,
+      async tokens() {
+        await readback.mapAsync(MAP_READ, 0, steps * 4);
+        const tokens = Array.from(new Uint32Array(readback.getMappedRange(0, steps * 4).slice(0)));
+        readback.unmap();
+        return tokens;
+      },
+    };
   }
 
   /**
