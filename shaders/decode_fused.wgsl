@@ -118,26 +118,33 @@ fn wr(i: u32, v: f32) { sh[i >> 2u][i & 3u] = v; }
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 // Σ_k W[off + r · n + k] · sh[src + k] for the four weight rows r = row0 .. row0 + 3 (each clamped to rows − 1) of
-// n values (off, src, n multiples of 4): four rows per invocation share each load of the input vector.
-fn dot_rows4(off: u32, row0: u32, rows: u32, n: u32, src: u32) -> vec4f {
+// n values (off, src, n multiples of 4), and the same for rows row_b .. row_b + 3 of the matrix at off_b (the
+// next four rows, or the same rows of a second matrix such as up beside gate): eight rows per invocation share
+// each load of the input vector, the loads CPU adapters pay most for. One scalar sum per row keeps registers free.
+fn dot_rows8(off: u32, row0: u32, off_b: u32, row_b: u32, rows: u32, n: u32, src: u32) -> array<vec4f, 2> {
   let n4 = n / 4u;
-  let b0 = off / 4u + min(row0, rows - 1u) * n4;
-  let b1 = off / 4u + min(row0 + 1u, rows - 1u) * n4;
-  let b2 = off / 4u + min(row0 + 2u, rows - 1u) * n4;
-  let b3 = off / 4u + min(row0 + 3u, rows - 1u) * n4;
+  let a0 = off / 4u + min(row0, rows - 1u) * n4;
+  let a1 = off / 4u + min(row0 + 1u, rows - 1u) * n4;
+  let a2 = off / 4u + min(row0 + 2u, rows - 1u) * n4;
+  let a3 = off / 4u + min(row0 + 3u, rows - 1u) * n4;
+  let b0 = off_b / 4u + min(row_b, rows - 1u) * n4;
+  let b1 = off_b / 4u + min(row_b + 1u, rows - 1u) * n4;
+  let b2 = off_b / 4u + min(row_b + 2u, rows - 1u) * n4;
+  let b3 = off_b / 4u + min(row_b + 3u, rows - 1u) * n4;
   let x = src / 4u;
-  var a0 = vec4f(0.0);
-  var a1 = vec4f(0.0);
-  var a2 = vec4f(0.0);
-  var a3 = vec4f(0.0);
+  var a = vec4f(0.0);
+  var b = vec4f(0.0);
   for (var k4 = 0u; k4 < n4; k4++) {
     let xv = sh[x + k4];
-    a0 += vec4f(w[b0 + k4]) * xv;
-    a1 += vec4f(w[b1 + k4]) * xv;
-    a2 += vec4f(w[b2 + k4]) * xv;
-    a3 += vec4f(w[b3 + k4]) * xv;
+    a += vec4f(dot(vec4f(w[a0 + k4]), xv), dot(vec4f(w[a1 + k4]), xv), dot(vec4f(w[a2 + k4]), xv), dot(vec4f(w[a3 + k4]), xv));
+    b += vec4f(dot(vec4f(w[b0 + k4]), xv), dot(vec4f(w[b1 + k4]), xv), dot(vec4f(w[b2 + k4]), xv), dot(vec4f(w[b3 + k4]), xv));
   }
-  return vec4f(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+  return array<vec4f, 2>(a, b);
+}
+
+// Rows 8 · r8 .. 8 · r8 + 7 of the matrix at off (dot_rows8 over its next four rows).
+fn dot_eight(off: u32, r8: u32, rows: u32, n: u32, src: u32) -> array<vec4f, 2> {
+  return dot_rows8(off, 8u * r8, off, 8u * r8 + 4u, rows, n, src);
 }
 
 // normed x = x / sqrt(mean(x²) + eps) ⊙ gain; every invocation takes the sum itself (no reduction barriers).
@@ -154,10 +161,16 @@ fn attention_inputs(s: u32, base: u32, lid: u32) {
   let d = p.head_dim;
   let slots = p.heads + 2u * p.kv_heads;
   // Rows come in fours (slots · d, hidden and ffn are multiples of 4), so a quad's outputs are one vec4.
-  for (var r4 = lid; r4 < slots * d / 4u; r4 += WG) {
-    var v = dot_rows4(base + p.wqkv_off, 4u * r4, slots * d, p.hidden, p.sh_xn);
-    if (HAS_BIAS) { v += vec4f(w[(base + p.bqkv_off) / 4u + r4]); }
-    sh[p.sh_qkv / 4u + r4] = v;
+  for (var r8 = lid; 8u * r8 < slots * d; r8 += WG) {
+    let v = dot_eight(base + p.wqkv_off, r8, slots * d, p.hidden, p.sh_xn);
+    for (var h = 0u; h < 2u; h++) {
+      let r4 = 2u * r8 + h;
+      if (4u * r4 < slots * d) {
+        var o = v[h];
+        if (HAS_BIAS) { o += vec4f(w[(base + p.bqkv_off) / 4u + r4]); }
+        sh[p.sh_qkv / 4u + r4] = o;
+      }
+    }
   }
   workgroupBarrier();
   for (var hs = lid; hs < slots; hs += WG) {
@@ -306,6 +319,15 @@ fn attention(s: u32, lid: u32) {
   }
 }
 
+// x += W · sh[src ..] for the [hidden, n] matrix at off (the attention output and down projections).
+fn residual_add_rows(off: u32, n: u32, src: u32, lid: u32) {
+  for (var r8 = lid; 8u * r8 < p.hidden; r8 += WG) {
+    let v = dot_eight(off, r8, p.hidden, n, src);
+    sh[2u * r8] += v[0];
+    if (8u * r8 + 4u < p.hidden) { sh[2u * r8 + 1u] += v[1]; }
+  }
+}
+
 fn decoder_layer(s: u32, base: u32, lid: u32) {
   let hd = p.heads * p.head_dim;
   norm_into_xn(base + p.attn_norm_off, lid);
@@ -315,17 +337,18 @@ fn decoder_layer(s: u32, base: u32, lid: u32) {
   workgroupBarrier();
   attention(s, lid);
   workgroupBarrier();
-  for (var r4 = lid; r4 < p.hidden / 4u; r4 += WG) { sh[r4] += dot_rows4(base + p.wo_off, 4u * r4, p.hidden, hd, p.sh_att); }
+  residual_add_rows(base + p.wo_off, hd, p.sh_att, lid);
   workgroupBarrier();
   norm_into_xn(base + p.ffn_norm_off, lid);
   workgroupBarrier();
   for (var r4 = lid; r4 < p.ffn / 4u; r4 += WG) {
-    let g = dot_rows4(base + p.gate_off, 4u * r4, p.ffn, p.hidden, p.sh_xn);
-    let u = dot_rows4(base + p.up_off, 4u * r4, p.ffn, p.hidden, p.sh_xn);
+    let gu = dot_rows8(base + p.gate_off, 4u * r4, base + p.up_off, 4u * r4, p.ffn, p.hidden, p.sh_xn);
+    let g = gu[0];
+    let u = gu[1];
     sh[p.sh_ff / 4u + r4] = g / (1.0 + exp(-g)) * u;
   }
   workgroupBarrier();
-  for (var r4 = lid; r4 < p.hidden / 4u; r4 += WG) { sh[r4] += dot_rows4(base + p.down_off, 4u * r4, p.hidden, p.ffn, p.sh_ff); }
+  residual_add_rows(base + p.down_off, p.ffn, p.sh_ff, lid);
   workgroupBarrier();
 }
 
@@ -336,12 +359,12 @@ fn lm_head(lid: u32) {
   var bv = -3.4e38;
   var bi = NON_FINITE;
   var bad = false;
-  for (var r4 = lid; 4u * r4 < p.vocab; r4 += WG) {
-    let v4 = dot_rows4(p.lm_off, 4u * r4, p.vocab, p.hidden, p.sh_xn);
-    for (var i = 0u; i < 4u; i++) {
-      let r = 4u * r4 + i;
+  for (var r8 = lid; 8u * r8 < p.vocab; r8 += WG) {
+    let v8 = dot_eight(p.lm_off, r8, p.vocab, p.hidden, p.sh_xn);
+    for (var i = 0u; i < 8u; i++) {
+      let r = 8u * r8 + i;
       if (r < p.vocab) {
-        let v = v4[i];
+        let v = v8[i / 4u][i % 4u];
         logits[r] = v;
         bad = bad || non_finite(v);
         if (v > bv) { bv = v; bi = r; }
