@@ -41,6 +41,8 @@ override HAS_BIAS: bool = false;
 override QK_NORM: bool = false;
 // head_dim / 4 where head_dim ≤ 16 (attention keeps its accumulator in registers), else 0.
 override SMALL_D4: u32 = 0u;
+// Query heads two by two over each K/V row (attention_pairs): head_dim 4 or 8 and an even number of query heads per KV head.
+override PAIRED: bool = false;
 
 #include finite
 
@@ -280,26 +282,94 @@ fn attention_tasks(kc: KvBuf, vc: KvBuf, lid: u32) {
   }
 }
 
+// attention_tasks for PAIRED heads (head_dim 4 or 8, an even number of query heads per KV head): one task per two
+// query heads of one KV head, so each key and value row is loaded once for both; the partials are written where
+// attention_tasks writes them (task h · PART_P + slot share), so the combine is the same. Named registers
+// (a: head h, b: head h + 1; chunk 1 folds away for head_dim 4), as CPU adapters keep indexed arrays in memory.
+fn attention_pairs(kc: KvBuf, vc: KvBuf, lid: u32) {
+  let stride4 = SMALL_D4 + 1u;
+  for (var task = lid; task < p.heads / 2u * PART_P; task += WG) {
+    let h = 2u * (task / PART_P);
+    let share = task % PART_P;
+    let kvh = h / (p.heads / p.kv_heads);
+    let q4 = (p.sh_qkv + h * p.head_dim) / 4u;
+    let qa0 = sh[q4];
+    let qb0 = sh[q4 + SMALL_D4];
+    var qa1 = vec4f(0.0);
+    var qb1 = vec4f(0.0);
+    if (SMALL_D4 > 1u) {
+      qa1 = sh[q4 + 1u];
+      qb1 = sh[q4 + SMALL_D4 + 1u];
+    }
+    var m = vec2f(-1e30);
+    var l = vec2f(0.0);
+    var aa0 = vec4f(0.0);
+    var aa1 = vec4f(0.0);
+    var ab0 = vec4f(0.0);
+    var ab1 = vec4f(0.0);
+    for (var j = share; j < step.kv_len; j += PART_P) {
+      let row4 = (j * p.kv_heads + kvh) * SMALL_D4;
+      let k0v = vec4f((*kc)[row4]);
+      let v0v = vec4f((*vc)[row4]);
+      var score = vec2f(dot(qa0, k0v), dot(qb0, k0v));
+      var k1v = vec4f(0.0);
+      var v1v = vec4f(0.0);
+      if (SMALL_D4 > 1u) {
+        k1v = vec4f((*kc)[row4 + 1u]);
+        v1v = vec4f((*vc)[row4 + 1u]);
+        score += vec2f(dot(qa1, k1v), dot(qb1, k1v));
+      }
+      score *= p.attn_scale;
+      // Branch-free online softmax (r = 1 unless the maximum moved).
+      let m_new = max(m, score);
+      let r = exp(m - m_new);
+      let weight = exp(score - m_new);
+      m = m_new;
+      l = l * r + weight;
+      aa0 = aa0 * r.x + weight.x * v0v;
+      ab0 = ab0 * r.y + weight.y * v0v;
+      if (SMALL_D4 > 1u) {
+        aa1 = aa1 * r.x + weight.x * v1v;
+        ab1 = ab1 * r.y + weight.y * v1v;
+      }
+    }
+    let pa = p.sh_part / 4u + (h * PART_P + share) * stride4;
+    let pb = pa + PART_P * stride4;
+    sh[pa] = vec4f(m.x, l.x, 0.0, 0.0);
+    sh[pb] = vec4f(m.y, l.y, 0.0, 0.0);
+    sh[pa + 1u] = aa0;
+    sh[pb + 1u] = ab0;
+    if (SMALL_D4 > 1u) {
+      sh[pa + 2u] = aa1;
+      sh[pb + 2u] = ab1;
+    }
+  }
+}
+
+fn attention_slot(kc: KvBuf, vc: KvBuf, lid: u32) {
+  if (PAIRED) { attention_pairs(kc, vc, lid); } else { attention_tasks(kc, vc, lid); }
+}
+
 fn attention(s: u32, lid: u32) {
   let d4 = p.head_dim / 4u;
   let stride4 = d4 + 1u;
   switch s {
 #if KV2
-    case 1u: { attention_tasks(&k1, &v1, lid); }
+    case 1u: { attention_slot(&k1, &v1, lid); }
 #endif
 #if KV3
-    case 2u: { attention_tasks(&k2, &v2, lid); }
+    case 2u: { attention_slot(&k2, &v2, lid); }
 #endif
 #if KV4
-    case 3u: { attention_tasks(&k3, &v3, lid); }
+    case 3u: { attention_slot(&k3, &v3, lid); }
 #endif
 #if KV5
-    case 4u: { attention_tasks(&k4, &v4, lid); }
+    case 4u: { attention_slot(&k4, &v4, lid); }
 #endif
 #if KV6
-    case 5u: { attention_tasks(&k5, &v5, lid); }
+    case 5u: { attention_slot(&k5, &v5, lid); }
 #endif
-    default: { attention_tasks(&k0, &v0, lid); }
+    default: { attention_slot(&k0, &v0, lid); }
   }
   workgroupBarrier();
   for (var e = lid; e < p.heads * d4; e += WG) {

@@ -75,7 +75,8 @@ export class Engine implements EngineApi {
   private async device(options: LoadOptions): Promise<GpuContext> {
     const allowF16 = options.weightDtype !== 'f32' || options.kvDtype === 'f16';
     const allowSubgroups = options.useSubgroups ?? true;
-    const key = `${allowF16}|${allowSubgroups}|${JSON.stringify(options.deviceLimits ?? {})}`;
+    const schedule = options.kernelSchedule ?? 'auto';
+    const key = `${allowF16}|${allowSubgroups}|${schedule}|${JSON.stringify(options.deviceLimits ?? {})}`;
     if (this.gpu && !this.lostError && this.deviceKey === key) return this.gpu;
     this.gpu?.destroy();
     this.lostError = null;
@@ -83,6 +84,7 @@ export class Engine implements EngineApi {
       allowF16,
       allowSubgroups,
       limits: options.deviceLimits,
+      schedule,
       onLost: (err) => this.deviceLost(err),
     });
     this.deviceKey = key;

@@ -27,6 +27,8 @@ const WG_SOFTWARE = 4;
 const WG_HARDWARE = 256;
 /** Head dims up to which attention keeps its accumulator in registers (SMALL_D4). */
 const SMALL_HEAD_DIM = 16;
+/** Head dims up to which query heads of one KV head share each K/V row load in pairs (PAIRED). */
+const PAIRED_HEAD_DIM = 8;
 /** RoPE inverse frequencies the uniform holds (array<vec4f, 32>). */
 const MAX_HALF_DIM = 128;
 
@@ -190,7 +192,7 @@ export class FusedDecode {
       return rec.pipelines.get({
         shader: 'decode_fused',
         variant: { ...rec.variant, flags },
-        overrides: { WG: g.workgroupSize, SH_N: g.shared.total / 4, PART_P: g.partialsPerHead, SMALL_D4: s.headDim <= SMALL_HEAD_DIM ? s.headDim / 4 : 0, HAS_BIAS: this.hasBias, QK_NORM: this.qkNorm },
+        overrides: { WG: g.workgroupSize, SH_N: g.shared.total / 4, PART_P: g.partialsPerHead, SMALL_D4: s.headDim <= SMALL_HEAD_DIM ? s.headDim / 4 : 0, PAIRED: s.headDim <= PAIRED_HEAD_DIM && (s.numHeads / s.numKvHeads) % 2 === 0, HAS_BIAS: this.hasBias, QK_NORM: this.qkNorm },
       });
     };
     const inv: Record<string, ReturnType<typeof f32>> = {};

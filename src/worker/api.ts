@@ -45,6 +45,11 @@ export interface LoadOptions {
   memoryBudgetBytes?: number;
   /** GPU memory the KV cache may take at the context (memory plan; a turn's kvBudget still applies). */
   kvBudgetBytes?: number;
+  /**
+   * Kernel schedules (tests and benchmarks): 'auto' (default) picks the barrier-free ones on CPU adapters and the
+   * cooperative ones elsewhere; 'software' / 'hardware' force one, so a CPU adapter runs the GPU schedules too.
+   */
+  kernelSchedule?: 'auto' | 'software' | 'hardware';
   /** Lower GPU limits than the adapter's, enforced by the engine (tests simulate a small GPU with these). */
   deviceLimits?: { maxBufferSize?: number; maxStorageBufferBindingSize?: number; memoryBytes?: number };
 }

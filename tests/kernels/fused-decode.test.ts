@@ -45,6 +45,9 @@ const CASES: Array<[string, RandomModelOptions]> = [
   ['llama 7 layers (two dispatches)', { architecture: 'llama', hiddenSize: 32, numLayers: 7, numHeads: 4, numKvHeads: 2, intermediateSize: 64, vocabSize: 128, seed: 7 }],
 ];
 
+/** Cases run under the forced GPU schedule too: paired attention (4/2 heads, d 8, two dispatches), odd GQA, mistral. */
+const HARDWARE_CASES = ['llama 7 layers (two dispatches)', 'llamaGqa3', 'mistral'];
+
 describe('fused decode geometry', () => {
   const software = { softwareAdapter: true, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxStorageBuffersPerShaderStage: 8 };
   const stories = { hiddenSize: 64, intermediateSize: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, rmsEps: 1e-5 };
@@ -128,18 +131,21 @@ async function run(model: LlamaModel, ids: number[], fused: boolean, f16: boolea
 }
 
 let served = 0;
+// The adapter's own schedule in every dtype and subgroup setting, and the GPU schedule (256 invocations, attention
+// split PART_P ways per head) forced on this CPU adapter for f32.
 describe.each([
-  ['f32', false],
-  ['f32', true],
-  ['f16', false],
-  ['f16', true],
-] as const)('fused decode vs separate kernels and the CPU reference (%s, subgroups %s)', (dtype, subgroups) => {
-  it.each(CASES)('%s', async (_label, opts) => {
+  ['f32', false, 'auto'],
+  ['f32', true, 'auto'],
+  ['f16', false, 'auto'],
+  ['f16', true, 'auto'],
+  ['f32', false, 'hardware'],
+] as const)('fused decode vs separate kernels and the CPU reference (%s, subgroups %s, %s schedule)', (dtype, subgroups, kernelSchedule) => {
+  it.each(kernelSchedule === 'auto' ? CASES : CASES.filter(([label]) => HARDWARE_CASES.includes(label)))('%s', async (_label, opts) => {
     const repo = `random/fused${served++}`;
     const dir = path.join(scratch.root, repo);
     await writeRandomModel(dir, opts);
     scratch.hub.setRepo(repo, dir);
-    const info = await scratch.engine.load(hubSpec(scratch.hub, repo), { weightDtype: dtype, kvDtype: dtype === 'f16' ? 'auto' : 'f32', useSubgroups: subgroups, prefillChunk: 16 });
+    const info = await scratch.engine.load(hubSpec(scratch.hub, repo), { weightDtype: dtype, kvDtype: dtype === 'f16' ? 'auto' : 'f32', useSubgroups: subgroups, prefillChunk: 16, kernelSchedule });
     if (dtype === 'f16' && !info.adapter.f16) return;
     if (subgroups && !info.adapter.subgroups) return;
     const model = scratch.engine.model!;
