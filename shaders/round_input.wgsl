@@ -6,8 +6,9 @@
 //   MODE 1, q8_k: per block of 256, max = the element of largest |x|, iscale = −127 / max, d = 1 / iscale,
 //                 x = min(127, round_half_even(iscale · x)) · d (quantize_row_q8_K_ref).
 //   MODE 2, f16 / MODE 3, bf16: each element rounded to nearest even.
-// An all-zero block stays zero. WGSL's f32 division is within 2.5 ULP, not correctly rounded as the CPU's, so
-// an element whose x · id lies within a few ULP of a half-integer may land one step from the reference.
+// An all-zero block stays zero. WGSL's f32 division is only within 2.5 ULP (SwiftShader's is not correctly
+// rounded), so the quotients are corrected to the CPU's correctly rounded ones (div_rn, exact residuals by
+// Dekker's product); x · id is a correctly rounded product in both.
 // Bindings: 0 Params, 1 x: f32 [n] (read_write; rows are whole blocks). Dispatch: n / BLOCK invocations, flat.
 #include f16
 
@@ -30,6 +31,35 @@ fn bf16_round(v: f32) -> f32 {
   return bitcast<f32>(((u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u) << 16u);
 }
 
+// a = hi + lo with hi holding the upper 12 bits of the significand (Veltkamp), so products of halves are exact.
+fn split(a: f32) -> vec2f {
+  let t = 4097.0 * a;
+  let hi = t - (t - a);
+  return vec2f(hi, a - hi);
+}
+
+// |a − q · b| up to rounding far below one ULP of q · b: q · b's rounding error from the split halves (Dekker).
+fn residual(a: f32, b: f32, q: f32) -> f32 {
+  let p = q * b;
+  let qs = split(q);
+  let bs = split(b);
+  let err = ((qs.x * bs.x - p) + qs.x * bs.y + qs.y * bs.x) + qs.y * bs.y;
+  return abs((a - p) - err);
+}
+
+// a / b correctly rounded: the quotient or its neighbour one ULP either way, whichever leaves the least residual.
+fn div_rn(a: f32, b: f32) -> f32 {
+  let q = a / b;
+  let down = bitcast<f32>(bitcast<u32>(q) - 1u);
+  let up = bitcast<f32>(bitcast<u32>(q) + 1u);
+  var best = q;
+  var r = residual(a, b, q);
+  let rd = residual(a, b, down);
+  if (rd < r) { best = down; r = rd; }
+  if (residual(a, b, up) < r) { best = up; }
+  return best;
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n = block_elems();
@@ -45,12 +75,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
   if (amax == 0.0) { return; }
   if (MODE == 0u) {
-    let d = f16_round(amax / 127.0);
-    let id = 127.0 / amax;
+    let d = f16_round(div_rn(amax, 127.0));
+    let id = div_rn(127.0, amax);
     for (var j = 0u; j < n; j++) { x[b + j] = round(x[b + j] * id) * d; }
   } else {
-    let iscale = -127.0 / max_v;
-    let d = 1.0 / iscale;
+    let iscale = div_rn(-127.0, max_v);
+    let d = div_rn(1.0, iscale);
     for (var j = 0u; j < n; j++) { x[b + j] = min(127.0, round(iscale * x[b + j])) * d; }
   }
 }

@@ -105,19 +105,12 @@ function recordGemv(rec: Recorder, tokens: number, c: GemvCall): void {
 /**
  * Record y = x·Wᵀ (+ bias) for `tokens` rows of x; `epilogue` adds it to y or places it among other columns.
  * With `w.inputRounding`, x is rounded in place first: x is then consumed (its other readers, if any, must take
- * the same rounding).
+ * the same rounding). Arguments as product().
  */
-export function linear(
-  rec: Recorder,
-  x: GPUBuffer /* f32 [T, K] */,
-  w: WeightMatrix /* [N, K] */,
-  y: GPUBuffer /* f32 [T, nTotal] */,
-  tokens: number,
-  bias?: WeightMatrix /* [1, nTotal] */,
-  epilogue: LinearEpilogue = {},
-): void {
+export function linear(...args: Parameters<typeof product>): void {
+  const [rec, x, w, , tokens] = args;
   if (w.inputRounding) roundInputInPlace(rec, x, w.inputRounding, tokens * w.cols);
-  product(rec, x, w, y, tokens, bias, epilogue);
+  product(...args);
 }
 
 /** linear() on an input already as the weight wants it. */
