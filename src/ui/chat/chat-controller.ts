@@ -278,7 +278,7 @@ export class ChatController {
       const n = entry.tokens ?? 0;
       const tps = n > 1 ? ((n - 1) * 1000) / (now - firstTokenAt) : undefined;
       if (t.stats) {
-        this.deps.meter.update(t.stats);
+        this.deps.meter.update(t.stats, true);
         entry.kvMode = t.stats.kvMode;
       }
       if (chat === this.chat) {

@@ -13,6 +13,8 @@ import { SeriesChart } from './series-chart';
 /** The meter's DOM and its update entry points. */
 /** Least time between two redraws of the bytes-vs-tokens chart while tokens stream. */
 const SERIES_INTERVAL_MS = 100;
+/** Shortest time between two draws while tokens stream (20 per second). */
+const DRAW_INTERVAL_MS = 50;
 
 export class CacheMeter {
   readonly element: HTMLElement;
@@ -36,6 +38,9 @@ export class CacheMeter {
   private legendKey = '';
   private updates = 0;
   private renderMs = 0;
+  /** When the numbers were last drawn (performance.now()), and the pending throttled draw. */
+  private drawnAt = -Infinity;
+  private drawTimer: ReturnType<typeof setTimeout> | null = null;
   private drawnAllocation = '';
   private drawPending = false;
   private seriesStale = false;
@@ -69,24 +74,45 @@ export class CacheMeter {
 
   /**
    * Show statistics (called once per streamed token, and after loads, mode switches and turns). The numbers
-   * are recorded at once and drawn once per animation frame: tokens can stream faster than the display
-   * refreshes. renderMs counts both parts.
+   * are recorded at once and drawn in an animation frame (scheduleDraw): tokens can stream faster than the
+   * display refreshes. renderMs counts both parts.
    */
-  update(stats: EngineStats): void {
+  update(stats: EngineStats, streaming = false): void {
     const started = performance.now();
     this.last = stats;
     this.updates++;
     if (stats.loaded && stats.tokensHeld > 0) this.pushSample({ tokens: stats.tokensHeld, bytes: stats.kvBytes, fp16: stats.kvFp16EquivalentBytes });
-    this.scheduleDraw();
+    this.scheduleDraw(streaming);
     this.renderMs += performance.now() - started;
   }
 
-  private scheduleDraw(): void {
+  /**
+   * Draw in the next animation frame; while tokens stream (`streaming`), at most once per DRAW_INTERVAL_MS:
+   * queued decode delivers tokens in bursts faster than the numbers can be read, and each draw costs DOM writes.
+   * Any other update (the end of a turn, a load, a mode switch) is drawn in the next frame, as is the last one.
+   */
+  private scheduleDraw(streaming = false): void {
+    if (!streaming && this.drawTimer !== null) {
+      clearTimeout(this.drawTimer);
+      this.drawTimer = null;
+      this.drawPending = false;
+    }
     if (this.drawPending) return;
     this.drawPending = true;
+    const wait = streaming ? this.drawnAt + DRAW_INTERVAL_MS - performance.now() : 0;
+    if (wait > 0) {
+      this.drawTimer = setTimeout(() => {
+        this.drawTimer = null;
+        this.drawInFrame();
+      }, wait);
+    } else this.drawInFrame();
+  }
+
+  private drawInFrame(): void {
     requestAnimationFrame(() => {
       const started = performance.now();
       this.drawPending = false;
+      this.drawnAt = started;
       if (this.last) this.draw(this.last);
       // The chart redraws all its points: at most SERIES_INTERVAL_MS apart, and once more after the last sample.
       if (this.seriesStale && started - this.seriesDrawnAt >= SERIES_INTERVAL_MS) {
