@@ -21,6 +21,7 @@ import attentionCommon from '../../shaders/lib/attention_common.wgsl?raw';
 import attentionRows from '../../shaders/lib/attention_rows.wgsl?raw';
 import f16 from '../../shaders/lib/f16.wgsl?raw';
 import finite from '../../shaders/lib/finite.wgsl?raw';
+import fusedAttention from '../../shaders/lib/fused_attention.wgsl?raw';
 import ggmlBlocks from '../../shaders/lib/ggml_blocks.wgsl?raw';
 import kvQuant from '../../shaders/lib/kv_quant.wgsl?raw';
 import kvQuantRows from '../../shaders/lib/kv_quant_rows.wgsl?raw';
@@ -68,6 +69,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   attention_rows: attentionRows,
   f16,
   finite,
+  fused_attention: fusedAttention,
   ggml_blocks: ggmlBlocks,
   kv_quant: kvQuant,
   kv_quant_rows: kvQuantRows,
