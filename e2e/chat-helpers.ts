@@ -105,3 +105,46 @@ export async function phoneShots(page: Page, name: string): Promise<void> {
   await page.click('#view-chat');
   if (desktop) await page.setViewportSize(desktop);
 }
+
+/** What a mid-reply trigger does in the page (crash and lose-device need `?test-hooks`). */
+export type MidReplyAction = 'stop' | 'crash' | 'lose-device' | 'reload';
+
+/**
+ * Arm a trigger in the page for the next reply (call it before sending): in the callback of the DOM change that first shows `when` in
+ * the newest reply (text it contains, or more than that many characters), `action` runs in the page: click
+ * Stop, crash the worker, lose the GPU device or reload. Playwright's own checks look a few times a second, and
+ * at ~1000 tok/s a whole reply can end between two looks, so an action meant for the middle of a reply is taken
+ * there. The reply's shown text (innerText) at that moment is kept in sessionStorage, so it outlives a reload;
+ * `midReplyText` reads it.
+ */
+export async function armMidReply(page: Page, when: string | number, action: MidReplyAction): Promise<void> {
+  await page.evaluate(
+    ({ when, action }) => {
+      sessionStorage.removeItem('midReplyText');
+      const messages = document.querySelector('#messages') as HTMLElement;
+      const replies = () => messages.querySelectorAll<HTMLElement>('.msg.assistant .msg-body');
+      const before = replies().length;
+      const observer = new MutationObserver(() => {
+        const bodies = replies();
+        const body = bodies.length > before ? bodies[bodies.length - 1] : null;
+        const text = body?.textContent ?? '';
+        if (!(typeof when === 'string' ? text.includes(when) : text.trim().length > when)) return;
+        observer.disconnect();
+        sessionStorage.setItem('midReplyText', (body as HTMLElement).innerText.trim());
+        const hooks = (window as unknown as { __kvtabTest?: { crashWorker(): void; loseDevice(): Promise<void> } }).__kvtabTest;
+        if (action === 'stop') (document.querySelector('#stop') as HTMLButtonElement).click();
+        else if (action === 'crash') hooks?.crashWorker();
+        else if (action === 'lose-device') void hooks?.loseDevice();
+        else location.reload();
+      });
+      observer.observe(messages, { childList: true, characterData: true, subtree: true });
+    },
+    { when, action },
+  );
+}
+
+/** The reply's shown text when the armed trigger fired (waits for it). */
+export async function midReplyText(page: Page, timeout = 60_000): Promise<string> {
+  await expect.poll(() => page.evaluate(() => sessionStorage.getItem('midReplyText') !== null), { timeout }).toBe(true);
+  return (await page.evaluate(() => sessionStorage.getItem('midReplyText'))) as string;
+}

@@ -5,7 +5,7 @@
  * stop within a step, regenerate, edit-and-resend and new chat with the offline demo model.
  */
 import { expect, test } from '@playwright/test';
-import { finished, loadDemo, loadHubModel, meterState, openApp, phoneShots, reply, send, sendAndWait, setSampling, shot } from './chat-helpers';
+import { armMidReply, finished, loadDemo, loadHubModel, meterState, midReplyText, openApp, phoneShots, reply, send, sendAndWait, setSampling, shot } from './chat-helpers';
 
 test('two turns with byte-llama-12l, then kivi 2-bit mid-chat: conversation kept, meter total drops', async ({ page }) => {
   await openApp(page);
@@ -52,13 +52,16 @@ test('stop within a step, regenerate, edit-and-resend, new chat (offline demo)',
   // 500 tokens: decoding is fast enough that 200 can finish before the click lands.
   await setSampling(page, { temperature: 0, maxTokens: 500 });
 
+  // Stop is clicked in the page as soon as these words are drawn (armMidReply: the reply is faster than Playwright's looks).
+  await armMidReply(page, 'there was a little girl', 'stop');
   const r = await send(page, 'Once upon a time');
-  await expect(r.locator('.msg-body')).toContainText('there was a little girl', { timeout: 60_000 });
-  await page.click('#stop');
+  const atClick = await midReplyText(page);
   await finished(r, 10_000);
   await expect(r).toHaveAttribute('data-status', 'stopped');
   const stoppedText = (await r.locator('.msg-body').textContent()) ?? '';
   expect(stoppedText.length).toBeLessThan(600);
+  // Nothing shown before the click was taken back.
+  expect((await r.locator('.msg-body').innerText()).trim().startsWith(atClick)).toBe(true);
   await expect(r.locator('.msg-meta')).toContainText('stopped');
 
   await r.locator('.regenerate').click();

@@ -8,7 +8,7 @@
  */
 import { expect, test, type Page } from '@playwright/test';
 import { idbRecordCounts } from '../tests/helpers/idb-records';
-import { HUB, reply, send, sendAndWait, setSampling, shot, waitForModel } from './chat-helpers';
+import { armMidReply, HUB, midReplyText, reply, send, sendAndWait, setSampling, shot, waitForModel } from './chat-helpers';
 
 const RECOVERED_TEXT = 'The GPU was reset; the model was reloaded and the conversation restored.';
 const CYCLES = 50;
@@ -59,13 +59,15 @@ test('fault: device lost mid-generation: the partial reply and the chat are kept
 
   await setSampling(page, { maxTokens: 400 });
   const weights = watchWeights(page);
+  // The device is lost in the page as soon as 20 characters are drawn (armMidReply: the reply is faster than Playwright's looks).
+  await armMidReply(page, 20, 'lose-device');
   const r = await send(page, 'Once upon a time');
-  await expect.poll(async () => (await r.locator('.msg-body').innerText()).trim().length, { timeout: 60_000 }).toBeGreaterThan(20);
-  await loseDevice(page);
+  const atLoss = await midReplyText(page);
 
   await expect(r).toHaveAttribute('data-status', 'error', { timeout: 60_000 });
   const partial = (await r.locator('.msg-body').innerText()).trim();
   expect(partial.length).toBeGreaterThan(20);
+  expect(partial.startsWith(atLoss)).toBe(true);
   await expect(page.locator('#messages .msg.notice[data-level="error"]').last()).toContainText('its text so far is kept');
   await expect(page.locator('#messages .msg.notice').last()).toContainText(RECOVERED_TEXT, { timeout: 120_000 });
   expect(weights).toEqual([]); // reloaded from the IndexedDB cache

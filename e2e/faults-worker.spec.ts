@@ -5,7 +5,7 @@
  * model from the IndexedDB cache, with no download) and replies.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { finished, HUB, loadDemo, loadHubModel, reply, send, sendAndWait, setSampling, shot, waitForModel } from './chat-helpers';
+import { armMidReply, finished, HUB, loadDemo, loadHubModel, midReplyText, reply, send, sendAndWait, setSampling, shot, waitForModel } from './chat-helpers';
 
 const CRASH_TEXT = 'The engine stopped unexpectedly. Your chat is kept.';
 
@@ -42,14 +42,16 @@ test('fault: worker crash mid-generation keeps the partial reply and the chat; R
   expect(firstText.length).toBeGreaterThan(20);
 
   await setSampling(page, { maxTokens: 400 });
+  // The worker is crashed in the page as soon as these words are drawn (armMidReply: the reply is faster than Playwright's looks).
+  await armMidReply(page, 'She loved to play', 'crash');
   const r = await send(page, 'Once upon a time');
-  await expect(r.locator('.msg-body')).toContainText('She loved to play', { timeout: 60_000 });
-  await crashWorker(page);
+  const atCrash = await midReplyText(page);
 
   await expectCrashShown(page);
   await expect(r).toHaveAttribute('data-status', 'error');
   const partial = (await r.locator('.msg-body').innerText()).trim();
   expect(partial).toContain('She loved to play');
+  expect(partial.startsWith(atCrash)).toBe(true);
   await expect(page.locator('#messages .msg.notice[data-level="error"]').last()).toContainText('The engine stopped unexpectedly');
   // The history is all there: both user messages and the first reply, word for word.
   await expect(page.locator('#messages .msg.user .msg-body')).toHaveText(['Tom and Sue went to the', 'Once upon a time']);

@@ -13,11 +13,10 @@ import { expect, test, type Page } from '@playwright/test';
 import { sharedModelsDir, startHubServer, type HubServer } from '../scripts/hub-server';
 import { ensureGguf } from '../scripts/gguf-models';
 import { reply, send, setSampling, shot } from './chat-helpers';
+import { GOLDEN } from './fixtures/golden';
 
 const STORIES = path.join(sharedModelsDir(), 'stories260k');
-const GOLDEN_IDS = '432,383,286,261,376,298,315,421,395,317,426,338,401,396,267,337,410,408,419,292,411,322,265,282,295,433,426,385,328,432,358,394,261,370,432,352,266,268,388,426,338,391,266,267,337,335,312,432,398,312,286,267,414,270,333,415,426,13,438,310';
-const GOLDEN_TEXT =
-  ', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily';
+const [{ ids: GOLDEN_IDS, text: GOLDEN_TEXT }] = GOLDEN;
 const REPO = 'local/stories260k-gguf';
 
 async function showModelTab(page: Page): Promise<void> {

@@ -16,10 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { sharedModelsDir, startHubServer, type HubServer } from '../scripts/hub-server';
+import { GOLDEN } from './fixtures/golden';
 
 const STORIES = path.join(sharedModelsDir(), 'stories260k');
-const GOLDEN_TEXT =
-  ', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily';
+const [{ ids: GOLDEN_IDS, text: GOLDEN_TEXT }] = GOLDEN;
 /** The app's page. */
 const APP_PAGE = '/';
 
@@ -300,11 +300,12 @@ test('(1) first visit: the offline demo streams the golden stories260k text', as
   await expect(page.locator('#load-progress-text')).toContainText('Loaded stories260k (offline demo)', { timeout: 60_000 });
   await expect(page.locator('#load-progress-text')).toContainText('shipped with the app');
 
-  // Greedy, 60 tokens, plain-text rendering: the golden continuation of "Once upon a time".
+  // Greedy, plain-text rendering: the golden continuation of "Once upon a time" (60 tokens) starts the reply.
+  // 200 tokens, so that the reply spans enough frames to show it streaming at ~1000 tok/s (60 take ~4 frames).
   if (await page.locator('#view-settings').isVisible()) await page.click('#view-settings');
   await page.click('#tab-generation');
   await page.fill('#temperature', '0');
-  await page.fill('#max-tokens', '60');
+  await page.fill('#max-tokens', '200');
   await page.selectOption('#output-format', 'text');
   await page.locator('#max-tokens').dispatchEvent('change');
   if (await page.locator('#view-chat').isVisible()) await page.click('#view-chat');
@@ -319,9 +320,12 @@ test('(1) first visit: the offline demo streams the golden stories260k text', as
   });
   await page.fill('#chat-input', 'Once upon a time');
   await page.click('#send');
-  const reply = page.locator('.msg.assistant .msg-body').last();
-  await expect(reply).toHaveText(GOLDEN_TEXT, { timeout: 120_000 });
+  const message = page.locator('.msg.assistant').last();
+  await expect(message).toHaveAttribute('data-finish', 'length', { timeout: 120_000 });
+  expect((await message.getAttribute('data-token-ids'))?.split(',').slice(0, 60).join(',')).toBe(GOLDEN_IDS);
+  const text = (await message.locator('.msg-body').textContent()) ?? '';
+  expect(text.startsWith(GOLDEN_TEXT)).toBe(true);
   const lengths = await page.evaluate(() => (window as unknown as { lengths: number[] }).lengths);
-  expect(new Set(lengths.filter((n) => n > 0 && n < GOLDEN_TEXT.length)).size).toBeGreaterThan(5); // it streamed
+  expect(new Set(lengths.filter((n) => n > 0 && n < text.length)).size).toBeGreaterThan(5); // it streamed
   await shot(page, 'offline-demo-golden');
 });

@@ -3,7 +3,7 @@
  * word of the reply that was already on screen, and the list of chats.
  */
 import { expect, test } from '@playwright/test';
-import { finished, loadDemo, openApp, send, sendAndWait, setField, setSampling, shot, waitForModel } from './chat-helpers';
+import { armMidReply, finished, loadDemo, midReplyText, openApp, send, sendAndWait, setField, setSampling, shot, waitForModel } from './chat-helpers';
 
 test('reload mid-chat: the history and the partial reply are restored', async ({ page }) => {
   await openApp(page);
@@ -12,11 +12,13 @@ test('reload mid-chat: the history and the partial reply are restored', async ({
   await sendAndWait(page, 'Tom and Sue went to the');
   await page.click('#new-chat');
   await setSampling(page, { maxTokens: 400 });
-  const r = await send(page, 'Once upon a time');
-  await expect(r.locator('.msg-body')).toContainText('She loved to play', { timeout: 60_000 });
-  const shown = (await r.locator('.msg-body').innerText()).trim();
-
-  await page.reload();
+  // The page reloads itself as soon as these words are drawn (armMidReply: the reply is faster than Playwright's looks).
+  const reloaded = page.waitForEvent('load');
+  await armMidReply(page, 'She loved to play', 'reload');
+  await send(page, 'Once upon a time');
+  await reloaded;
+  const shown = await midReplyText(page);
+  expect(shown).toContain('She loved to play');
   await expect(page.locator('#chat-list .chat-item')).toHaveCount(2);
   await expect(page.locator('#chat-title')).toHaveText('Once upon a time');
   await expect(page.locator('#messages .msg.user .msg-body')).toHaveText('Once upon a time');
