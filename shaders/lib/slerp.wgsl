@@ -5,6 +5,7 @@
 const HALF_PI: f32 = 1.57079637;
 const PI: f32 = 3.14159274;
 const QUARTER_PI: f32 = 0.785398185;
+#include trig
 
 // asin(x) for 0 ≤ x ≤ 0.5.
 fn asin_small(x: f32) -> f32 {
@@ -24,13 +25,8 @@ fn acos_poly(c: f32) -> f32 {
 // sin(x) for 0 ≤ x ≤ π.
 fn sin_poly(x_in: f32) -> f32 {
   let x = select(x_in, PI - x_in, x_in > HALF_PI);
-  if (x <= QUARTER_PI) {
-    let z = x * x;
-    return x + x * z * ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1);
-  }
-  let y = HALF_PI - x;
-  let z = y * y;
-  return 1.0 - 0.5 * z + z * z * ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2);
+  if (x <= QUARTER_PI) { return sin_quarter(x); }
+  return cos_quarter(HALF_PI - x);
 }
 
 // (w_a, w_b) with SLERP(u_a, u_b; t) = w_a·u_a + w_b·u_b; plain interpolation when nearly parallel.

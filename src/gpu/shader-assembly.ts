@@ -29,7 +29,8 @@ export function variantKey(v: ShaderVariant): string {
   return `w${v.weight}_kv${v.kv}${v.subgroups ? '_sg' : ''}${flags ? '_' + flags : ''}`;
 }
 
-function preprocess(source: string, flags: Record<string, boolean>, libraries: Record<string, string>, depth = 0): string {
+/** Expand #if/#else/#endif and #include; a library is included once, however many files include it. */
+function preprocess(source: string, flags: Record<string, boolean>, libraries: Record<string, string>, depth = 0, included = new Set<string>()): string {
   if (depth > 4) throw new Error('WGSL #include nesting is too deep');
   const out: string[] = [];
   const keep: boolean[] = [];
@@ -50,7 +51,9 @@ function preprocess(source: string, flags: Record<string, boolean>, libraries: R
       const name = t.slice(9).trim();
       const lib = libraries[name];
       if (lib === undefined) throw new Error(`WGSL library "${name}" not found`);
-      out.push(preprocess(lib, flags, libraries, depth + 1));
+      if (included.has(name)) continue;
+      included.add(name);
+      out.push(preprocess(lib, flags, libraries, depth + 1, included));
     } else if (active()) {
       out.push(line);
     }

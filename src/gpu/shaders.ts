@@ -31,6 +31,7 @@ import saliencyRows from '../../shaders/lib/saliency_rows.wgsl?raw';
 import ropeAngle from '../../shaders/lib/rope_angle.wgsl?raw';
 import slerp from '../../shaders/lib/slerp.wgsl?raw';
 import step from '../../shaders/lib/step.wgsl?raw';
+import trig from '../../shaders/lib/trig.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import qkvSplit from '../../shaders/qkv_split.wgsl?raw';
@@ -79,6 +80,7 @@ export const SHADER_LIBRARIES: Record<string, string> = {
   rope_angle: ropeAngle,
   slerp,
   step,
+  trig,
   zip_layout: zipLayout,
 };
 
