@@ -44,6 +44,8 @@ const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 const GGUF_DIR = path.join(ROOT, '.cache', 'gguf');
 const MODELS = option('models', 'stories260k,byte-llama-12l').split(',');
+/** Only these file kinds (`--kinds Q4_1,Q5_K`), or every kind of GGUF_SET. */
+const KINDS = argv.includes('--kinds') ? option('kinds', '').split(',') : null;
 type Numerics = NonNullable<LoadOptions['ggufNumerics']>;
 const NUMERICS = option('numerics', 'llama.cpp,f32').split(',') as Numerics[];
 /** Back-end label suffix of the runs with f32 products (the llama.cpp-numerics rows carry the plain name). */
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
   const cases: FileCase[] = [];
   for (const model of MODELS) {
     const { prompt, ids } = await workload(model, body);
-    for (const kind of GGUF_SET[model]) {
+    for (const kind of GGUF_SET[model].filter((k) => KINDS === null || KINDS.includes(k))) {
       const { file, typeBytes } = await ensureGguf(GGUF_DIR, model, kind);
       cases.push({ model, kind, file: ggufFileName(model, kind), path: file, typeBytes, prompt, ids });
     }

@@ -2,7 +2,8 @@
  * The CPU reference model of one of our GGUF files, run two ways: with exact f32 activations (what our
  * kernels compute), and with the input of every product rounded the way llama.cpp's CPU back end rounds it
  * before its quantized dot products (each weight type's `vec_dot_type` in ggml-cpu: Q8_0 blocks for
- * Q4_0/Q5_0/Q8_0 weights, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, f16 for f16 weights; f32 stays f32).
+ * Q4_0/Q5_0/Q8_0 weights, Q8_1 for Q4_1/Q5_1 (Q8_0's values, and the min term taken on each block's f16 sum:
+ * q8_1SumCorrection), Q8_K for the K-quants, f16 for f16 weights; f32 stays f32).
  * If the second reproduces llama.cpp's ids, the disagreements of the first are that rounding, not our
  * dequantization. Used by bench/gguf-agreement.ts.
  */
@@ -13,7 +14,8 @@ import type { ModelConfig } from '../../src/model/config';
 import { ReferenceModel, requiredTensorShapes } from '../../src/reference/forward';
 import { dequantize } from '../../src/reference/ggml-blocks';
 import { quantize } from '../../src/reference/ggml-quantize';
-import { roundInput } from '../../src/reference/input-rounding';
+import { roundHalfEven, roundInput } from '../../src/reference/input-rounding';
+import { f16ToF32, f32ToF16 } from '../../src/reference/ggml-blocks';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import type { EngineRun } from './agreement';
 
@@ -29,9 +31,10 @@ export function roundTripWeights(
   tensors: Map<string, Float32Array>,
   typeOf: (name: string, cols: number) => GgmlTypeName,
   onQuantize: QuantizeHook = () => {},
-): { weights: Map<string, Float32Array>; types: Map<Float32Array, GgmlTypeName> } {
+): { weights: Map<string, Float32Array>; types: Map<Float32Array, GgmlTypeName>; mins: Map<Float32Array, Float32Array> } {
   const shapes = requiredTensorShapes(config);
   const types = new Map<Float32Array, GgmlTypeName>();
+  const mins = new Map<Float32Array, Float32Array>();
   const weights = new Map<string, Float32Array>();
   for (const [name, t] of tensors) {
     const shape = shapes.get(name);
@@ -48,11 +51,56 @@ export function roundTripWeights(
       const bytes = quantize(type, t, rows, cols);
       onQuantize(type, t.length, performance.now() - t0);
       w = dequantize(type, bytes, rows, cols);
+      if (type === 'q4_1' || type === 'q5_1') mins.set(w, blockMins(bytes, type === 'q4_1' ? 20 : 24, rows * (cols / 32)));
     }
     weights.set(name, w);
     types.set(w, type);
   }
-  return { weights, types };
+  return { weights, types, mins };
+}
+
+/** The f16 min m of each block of a q4_1 / q5_1 matrix (bytes 2..3 of each block), [rows, cols / 32]. */
+export function blockMins(bytes: Uint8Array, blockBytes: number, blocks: number): Float32Array {
+  const out = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) out[b] = f16ToF32(bytes[b * blockBytes + 2] | (bytes[b * blockBytes + 3] << 8));
+  return out;
+}
+
+/**
+ * llama.cpp's Q8_1 partner of q4_1/q5_1 weights also carries each block's sum s = f16(d · Σq) (d the f32 scale), and
+ * its dot product takes the min term as m · s. The rounded input (q8_0's values) gives m · Σ x̃ instead; this adds
+ * Σ_b m_b · (s_b − Σ_b x̃) to y [T, rows] so that the product is llama.cpp's.
+ */
+export function q8_1SumCorrection(mins: Map<Float32Array, Float32Array>) {
+  return (y: Float32Array, x: Float32Array, w: Float32Array, rows: number, cols: number): void => {
+    const m = mins.get(w);
+    if (!m) return;
+    const nb = cols / 32;
+    const T = x.length / cols;
+    const xr = roundInput('q8_0', x, cols);
+    const delta = new Float64Array(nb);
+    for (let t = 0; t < T; t++) {
+      for (let b = 0; b < nb; b++) {
+        const o = t * cols + b * 32;
+        let amax = 0;
+        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
+        const d = Math.fround(amax / 127);
+        const id = amax ? Math.fround(127 / amax) : 0;
+        let sum = 0;
+        let sumRounded = 0;
+        for (let j = 0; j < 32; j++) {
+          sum += roundHalfEven(Math.fround(x[o + j] * id));
+          sumRounded += xr[o + j];
+        }
+        delta[b] = f16ToF32(f32ToF16(Math.fround(d * sum))) - sumRounded;
+      }
+      for (let r = 0; r < rows; r++) {
+        let c = 0;
+        for (let b = 0; b < nb; b++) c += m[r * nb + b] * delta[b];
+        y[t * rows + r] = Math.fround(y[t * rows + r] + c);
+      }
+    }
+  };
 }
 
 /** The weights of a GGUF kind as dequantized f32 (what both engines read), and each matrix's stored type. */
@@ -65,7 +113,8 @@ async function fileWeights(modelDir: string, kind: GgufKind) {
 /** llama.cpp's activation rounding for a product with a weight of `type` (src/reference/input-rounding.ts, as our kernels). */
 function llamaRounding(types: Map<Float32Array, GgmlTypeName>) {
   return (x: Float32Array, w: Float32Array, cols: number): Float32Array => {
-    const rounding = llamaInputRounding(types.get(w) ?? 'f32');
+    const type = types.get(w) ?? 'f32';
+    const rounding = type === 'q4_1' || type === 'q5_1' ? 'q8_0' : llamaInputRounding(type);
     return rounding ? roundInput(rounding, x, cols) : x;
   };
 }
@@ -78,9 +127,9 @@ function argmax(l: Float32Array, o: number, v: number): number {
 
 /** Greedy ids and teacher-forced top-1 of the CPU reference on a GGUF kind, with llama.cpp's activation rounding. */
 export async function referenceWithLlamaRounding(modelsDir: string, model: string, kind: GgufKind, prompt: number[], greedyTokens: number, ids: number[]): Promise<EngineRun> {
-  const { config, weights, types } = await fileWeights(path.join(modelsDir, model), kind);
+  const { config, weights, types, mins } = await fileWeights(path.join(modelsDir, model), kind);
   const V = config.vocabSize;
-  const m = new ReferenceModel(config, weights, undefined, llamaRounding(types));
+  const m = new ReferenceModel(config, weights, undefined, llamaRounding(types), q8_1SumCorrection(mins));
   const tf = m.forward(ids);
   const top1 = Array.from({ length: ids.length }, (_, r) => argmax(tf, r * V, V));
   m.reset();

@@ -76,12 +76,15 @@ export class ReferenceModel {
    * Takes f32 tensors by HF name; throws ModelFormatError naming any missing or misshaped tensor.
    * `roundInput`, when given, rewrites the input rows of each product with weight `w` first (e.g. to model
    * another engine that rounds activations before quantized dot products; bench/gguf/llama-activations.ts).
+   * `correct`, when given, then adjusts each product's output y [T, rows] in place, from the unrounded input
+   * x [T, cols] and w (a term such an engine adds that no input rounding expresses, e.g. llama.cpp's Q8_1 block sums).
    */
   constructor(
     config: ModelConfig,
     tensors: Map<string, Float32Array>,
     kv?: ReferenceKv,
     private readonly roundInput?: (x: Float32Array, w: Float32Array, cols: number) => Float32Array,
+    private readonly correct?: (y: Float32Array, x: Float32Array, w: Float32Array, rows: number, cols: number) => void,
   ) {
     if (config.headDim % 2 !== 0) throw new ModelFormatError(`head_dim ${config.headDim} must be even for RoPE.`);
     for (const [name, shape] of requiredTensorShapes(config)) {
@@ -161,7 +164,14 @@ export class ReferenceModel {
     }
     this.cached += tokens.length;
     this.nextPosition += tokens.length;
-    return matmul(this.input(rmsNorm(x, this.finalNorm, c.rmsEps), this.lmHead, c.hiddenSize), this.lmHead, c.vocabSize, c.hiddenSize);
+    return this.product(rmsNorm(x, this.finalNorm, c.rmsEps), this.lmHead, c.vocabSize, c.hiddenSize);
+  }
+
+  /** x · wᵀ for w [rows, cols] (+ bias), with x as the product reads it. */
+  private product(x: Float32Array, w: Float32Array, rows: number, cols: number, bias?: Float32Array): Float32Array {
+    const y = matmul(this.input(x, w, cols), w, rows, cols, bias);
+    this.correct?.(y, x, w, rows, cols);
+    return y;
   }
 
   /** x as the product with `w` reads it. */
@@ -173,9 +183,9 @@ export class ReferenceModel {
   private attentionBlock(l: number, h: Float32Array, positions: number[]): Float32Array {
     const { hiddenSize: D, numHeads: H, numKvHeads: Hk, headDim: d, rmsEps } = this.config;
     const w = this.layers[l];
-    let q = matmul(this.input(h, w.wq, D), w.wq, H * d, D, w.bq); // (T, H, d)
-    let k = matmul(this.input(h, w.wk, D), w.wk, Hk * d, D, w.bk); // (T, Hk, d)
-    const v = matmul(this.input(h, w.wv, D), w.wv, Hk * d, D, w.bv); // (T, Hk, d)
+    let q = this.product(h, w.wq, H * d, D, w.bq); // (T, H, d)
+    let k = this.product(h, w.wk, Hk * d, D, w.bk); // (T, Hk, d)
+    const v = this.product(h, w.wv, Hk * d, D, w.bv); // (T, Hk, d)
     if (w.qNorm && w.kNorm) {
       q = rmsNorm(q, w.qNorm, rmsEps);
       k = rmsNorm(k, w.kNorm, rmsEps);
@@ -184,15 +194,15 @@ export class ReferenceModel {
     applyRope(k, positions, this.invFreq);
     const rows = this.kv.attend(l, k, v, q); // (past + T, Hk, d) as the cache mode serves them
     const o = attention(q, rows.k, rows.v, this.cached, positions.length, H, Hk, d); // (T, H, d)
-    return matmul(this.input(o, w.wo, H * d), w.wo, D, H * d);
+    return this.product(o, w.wo, D, H * d);
   }
 
   /** SwiGLU feed-forward of normed input h (T, hidden). */
   private mlpBlock(w: Layer, h: Float32Array): Float32Array {
     const { hiddenSize: D, intermediateSize: F } = this.config;
-    const gate = matmul(this.input(h, w.wGate, D), w.wGate, F, D);
-    const up = matmul(this.input(h, w.wUp, D), w.wUp, F, D);
+    const gate = this.product(h, w.wGate, F, D);
+    const up = this.product(h, w.wUp, F, D);
     const a = swiglu(gate, up);
-    return matmul(this.input(a, w.wDown, F), w.wDown, D, F);
+    return this.product(a, w.wDown, D, F);
   }
 }
