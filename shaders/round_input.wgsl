@@ -6,10 +6,14 @@
 //   MODE 1, q8_k: per block of 256, max = the element of largest |x|, iscale = −127 / max, d = 1 / iscale,
 //                 x = min(127, round_half_even(iscale · x)) · d (quantize_row_q8_K_ref).
 //   MODE 2, f16 / MODE 3, bf16: each element rounded to nearest even.
+//   MODE 4, q8_1 (flag Q8_1): MODE 0's values, and per block sums[b] = f16(d · Σq) − f16(d) · Σq with the f32
+//                 d = amax / 127 (x86 quantize_row_q8_1's s, less the sum of the rounded values): products with
+//                 q4_1 / q5_1 weights add m · sums[b] so that their min term is llama.cpp's (min_term.wgsl).
 // An all-zero block stays zero. WGSL's f32 division is only within 2.5 ULP (SwiftShader's is not correctly
 // rounded), so the quotients are corrected to the CPU's correctly rounded ones (div_rn, exact residuals by
 // Dekker's product); x · id is a correctly rounded product in both.
-// Bindings: 0 Params, 1 x: f32 [n] (read_write; rows are whole blocks). Dispatch: n / BLOCK invocations, flat.
+// Bindings: 0 Params, 1 x: f32 [n] (read_write; rows are whole blocks), 2 sums: f32 [n / 32] (Q8_1 only).
+// Dispatch: n / BLOCK invocations, flat.
 #include f16
 
 struct Params { n: u32, row_stride: u32, _p1: u32, _p2: u32 }
@@ -18,9 +22,12 @@ override MODE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+#if Q8_1
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+#endif
 
 fn block_elems() -> u32 {
-  if (MODE == 0u) { return 32u; }
+  if (MODE == 0u || MODE == 4u) { return 32u; }
   if (MODE == 1u) { return 256u; }
   return 1u;
 }
@@ -73,11 +80,27 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     let v = x[b + j];
     if (abs(v) > amax) { amax = abs(v); max_v = v; }
   }
+#if Q8_1
+  if (amax == 0.0) {
+    sums[b / 32u] = 0.0;
+    return;
+  }
+#else
   if (amax == 0.0) { return; }
-  if (MODE == 0u) {
-    let d = f16_round(div_rn(amax, 127.0));
+#endif
+  if (MODE == 0u || MODE == 4u) {
+    let d32 = div_rn(amax, 127.0);
+    let d = f16_round(d32);
     let id = div_rn(127.0, amax);
-    for (var j = 0u; j < n; j++) { x[b + j] = round(x[b + j] * id) * d; }
+    var q_sum = 0.0;
+    for (var j = 0u; j < n; j++) {
+      let q = round(x[b + j] * id);
+      q_sum += q;
+      x[b + j] = q * d;
+    }
+#if Q8_1
+    sums[b / 32u] = f16_round(d32 * q_sum) - d * q_sum;
+#endif
   } else {
     let iscale = div_rn(-127.0, max_v);
     let d = div_rn(1.0, iscale);

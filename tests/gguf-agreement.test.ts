@@ -24,13 +24,16 @@ const DRACULA = path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt');
 /** Disagreements allowed in this test: at most 2% of positions, each with our top-1 lead under 0.2 logits (median lead ≈ 2). */
 const NEAR_TIE = { minTop1: 0.98, maxMargin: 0.2 };
 
-// stories260k Q4_1 (no llama.cpp rounding for Q4_1, see llamaInputRounding) and the Q4_K_M mix miss the bar by a
-// near-tie or two (bench/results/gguf-agreement.md); they are held to the near-tie check only. So are Q4_0 and
-// Q5_0: their top-1 sits at the 99% bar (507 of 512) give or take two near-ties, and which side depends on the
-// machine. Same engine commit, llama.cpp 3.21.1's CPU build: Q4_0 509/512 on the earlier session's machine,
+// stories260k Q5_K (its 64-wide rows fall back to Q5_1 blocks) meets the bar only with llama.cpp's whole Q8_1
+// product: with the inputs rounded but without the min term on the f16 block sums (src/kernels/min-term.ts) its
+// greedy ids followed llama.cpp's for 13% of 128 tokens, with it for all (top-1 510/512). stories260k Q4_1 (greedy
+// diverges at token 52 with or without that term, as the CPU reference does) and the Q4_K_M mix miss the bar by a
+// near-tie or two (bench/results/gguf-agreement-stories260k.md); they are held to the near-tie check only. So are
+// Q4_0 and Q5_0: their top-1 sits at the 99% bar (507 of 512) give or take two near-ties, and which side depends
+// on the machine. Same engine commit, llama.cpp 3.21.1's CPU build: Q4_0 509/512 on the earlier session's machine,
 // 506/512 on an AMD EPYC (AVX2) one; a last-bit change to RoPE moved Q5_0 from ≥ 507 to 505 there.
 const CASES: Array<{ model: string; kinds: GgufKind[]; bar: GgufKind[]; context: number }> = [
-  { model: 'stories260k', kinds: ['F32', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q4_K_M'], bar: ['F32', 'Q8_0'], context: 512 },
+  { model: 'stories260k', kinds: ['F32', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_K', 'Q4_K_M'], bar: ['F32', 'Q8_0', 'Q5_K'], context: 512 },
   { model: 'byte-llama-12l', kinds: ['Q4_K', 'Q6_K', 'Q5_K'], bar: ['Q4_K', 'Q6_K', 'Q5_K'], context: 1024 },
 ];
 

@@ -14,8 +14,8 @@ import type { ModelConfig } from '../../src/model/config';
 import { ReferenceModel, requiredTensorShapes } from '../../src/reference/forward';
 import { dequantize } from '../../src/reference/ggml-blocks';
 import { quantize } from '../../src/reference/ggml-quantize';
-import { roundHalfEven, roundInput } from '../../src/reference/input-rounding';
-import { f16ToF32, f32ToF16 } from '../../src/reference/ggml-blocks';
+import { q8_1SumDeltas, roundInput } from '../../src/reference/input-rounding';
+import { f16ToF32 } from '../../src/reference/ggml-blocks';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import type { EngineRun } from './agreement';
 
@@ -76,27 +76,11 @@ export function q8_1SumCorrection(mins: Map<Float32Array, Float32Array>) {
     const m = mins.get(w);
     if (!m) return;
     const nb = cols / 32;
-    const T = x.length / cols;
-    const xr = roundInput('q8_0', x, cols);
-    const delta = new Float64Array(nb);
-    for (let t = 0; t < T; t++) {
-      for (let b = 0; b < nb; b++) {
-        const o = t * cols + b * 32;
-        let amax = 0;
-        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
-        const d = Math.fround(amax / 127);
-        const id = amax ? Math.fround(127 / amax) : 0;
-        let sum = 0;
-        let sumRounded = 0;
-        for (let j = 0; j < 32; j++) {
-          sum += roundHalfEven(Math.fround(x[o + j] * id));
-          sumRounded += xr[o + j];
-        }
-        delta[b] = f16ToF32(f32ToF16(Math.fround(d * sum))) - sumRounded;
-      }
+    const delta = q8_1SumDeltas(x);
+    for (let t = 0; t < x.length / cols; t++) {
       for (let r = 0; r < rows; r++) {
         let c = 0;
-        for (let b = 0; b < nb; b++) c += m[r * nb + b] * delta[b];
+        for (let b = 0; b < nb; b++) c += m[r * nb + b] * delta[t * nb + b];
         y[t * rows + r] = Math.fround(y[t * rows + r] + c);
       }
     }
@@ -113,8 +97,7 @@ async function fileWeights(modelDir: string, kind: GgufKind) {
 /** llama.cpp's activation rounding for a product with a weight of `type` (src/reference/input-rounding.ts, as our kernels). */
 function llamaRounding(types: Map<Float32Array, GgmlTypeName>) {
   return (x: Float32Array, w: Float32Array, cols: number): Float32Array => {
-    const type = types.get(w) ?? 'f32';
-    const rounding = type === 'q4_1' || type === 'q5_1' ? 'q8_0' : llamaInputRounding(type);
+    const rounding = llamaInputRounding(types.get(w) ?? 'f32');
     return rounding ? roundInput(rounding, x, cols) : x;
   };
 }

@@ -60,19 +60,20 @@ export function rowBytes(dtype: WeightDtype, cols: number): number {
  * (its type's `vec_dot_type`): 8-bit blocks of 32 (Q8_0/Q8_1) or 256 (Q8_K), or f16 / bf16 elements.
  * shaders/round_input.wgsl applies it; src/reference/input-rounding.ts is its CPU reference.
  */
-export type InputRounding = 'q8_0' | 'q8_k' | 'f16' | 'bf16';
+export type InputRounding = 'q8_0' | 'q8_1' | 'q8_k' | 'f16' | 'bf16';
 
 /** Elements per block of each rounding (1: elementwise). */
-export const ROUNDING_BLOCK: Record<InputRounding, number> = { q8_0: 32, q8_k: 256, f16: 1, bf16: 1 };
+export const ROUNDING_BLOCK: Record<InputRounding, number> = { q8_0: 32, q8_1: 32, q8_k: 256, f16: 1, bf16: 1 };
 
 /**
  * The input rounding llama.cpp's CPU back end applies before a product with a weight stored as `type`; none for
- * f32, and none for Q4_1/Q5_1: their Q8_1 partner also stores each block's sum rounded to f16, which feeds the
- * weights' minimum term and which no rounding of the input elements reproduces. Rounding their input to Q8_0
- * values agreed with llama.cpp less than f32 products did (bench/results/gguf-agreement.md, stories260k Q4_1).
+ * f32. Q4_1/Q5_1 take Q8_1: Q8_0's values, and each block's sum s = f16(d · Σq) besides, on which llama.cpp
+ * takes the weights' min term (m · s); no rounding of the elements gives that term, so the product adds
+ * Σ_b m_b · (s_b − Σ_b x) after (src/kernels/min-term.ts).
  */
 export function llamaInputRounding(type: GgmlTypeName): InputRounding | undefined {
-  if (type === 'f32' || type === 'q4_1' || type === 'q5_1') return undefined;
+  if (type === 'f32') return undefined;
+  if (type === 'q4_1' || type === 'q5_1') return 'q8_1';
   if (type === 'f16' || type === 'bf16') return type;
   return type === 'q4_k' || type === 'q5_k' || type === 'q6_k' ? 'q8_k' : 'q8_0';
 }

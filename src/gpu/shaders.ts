@@ -34,6 +34,7 @@ import step from '../../shaders/lib/step.wgsl?raw';
 import trig from '../../shaders/lib/trig.wgsl?raw';
 import zipLayout from '../../shaders/lib/zip_layout.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
+import minTerm from '../../shaders/min_term.wgsl?raw';
 import qkvSplit from '../../shaders/qkv_split.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../shaders/rope.wgsl?raw';
@@ -58,6 +59,7 @@ export const SHADERS = {
   kv_quant_append: kvQuantAppend,
   kv_zip_append: kvZipAppend,
   matmul,
+  min_term: minTerm,
   qkv_split: qkvSplit,
   rmsnorm,
   rope,

@@ -6,12 +6,15 @@
  * kernels (weightVariant); their bias and norm gain stay in the model's float type.
  * A weight with `inputRounding` (GGUF files with llama.cpp numerics) has its input rounded in place first, as
  * llama.cpp's CPU back end does (src/kernels/input-rounding.ts); the norm is then its own kernel before it.
+ * Products over Q8_1-rounded input (q4_1 / q5_1 weights) then add llama.cpp's min term (min-term.ts), so their
+ * SwiGLU is not fused into the GEMV.
  */
 import { isQuant, type InputRounding, type WeightDtype } from '../gpu/block-types';
 import { f32 } from '../gpu/uniforms';
 import type { Recorder } from '../gpu/plan';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
 import { roundInputInPlace } from './input-rounding';
+import { addMinTerm } from './min-term';
 import { rmsNorm } from './norm';
 import { checkBlockRows, swiglu, weightVariant } from './pointwise';
 
@@ -134,6 +137,7 @@ function product(
         colStart: colStart + part.rowStart, nTotal, residual, label: `linear ${w.name}`,
       });
     }
+    addMinTerm(rec, w, y, tokens, colStart, nTotal);
     return;
   }
   const pipeline = rec.pipelines.get({ shader: 'matmul', entry: 'tiled', variant: weightVariant(rec.variant, w.dtype), overrides: { HAS_BIAS: Boolean(bias), RESIDUAL: residual } });
@@ -146,6 +150,7 @@ function product(
       [Math.ceil(part.rows / 32), Math.ceil(tokens / 32), 1],
     );
   }
+  addMinTerm(rec, w, y, tokens, colStart, nTotal);
 }
 
 /** A decode step fuses the norm and every weight into one GEMV when each weight is one buffer. */
@@ -173,6 +178,11 @@ function projectSideBySide(rec: Recorder, src: GemvSource, weights: WeightMatrix
     const label = `linear ${weights.map((w) => w.name).join('+')}`;
     for (const d of dispatches) {
       recordGemv(rec, tokens, { ...src, segments: d.segments, dtype: weights[0].dtype, k: weights[0].cols, swiglu: false, bias, y, colStart: d.colStart, nTotal, residual: false, label });
+    }
+    let c = colStart;
+    for (const w of weights) {
+      addMinTerm(rec, w, y, tokens, c, nTotal);
+      c += w.rows;
     }
     return;
   }
@@ -243,7 +253,7 @@ export function gatedProjection(
   checkBlockRows(up);
   const row = input.row ?? 0;
   const same = gate.inputRounding === up.inputRounding;
-  if (same && fusable(tokens, [gate, up])) {
+  if (same && gate.inputRounding !== 'q8_1' && fusable(tokens, [gate, up])) {
     let src: GemvSource = { x: input.x, xRow: row, norm: input };
     if (gate.inputRounding) {
       rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, row);

@@ -5,6 +5,9 @@
  *   q8_0: blocks of 32 (Q8_0, for Q4_0/Q5_0/Q8_0 weights), as the x86
  *         AVX/AVX2 quantize_row_q8_0: amax over the block, d = amax / 127 stored as f16, id = 127 / amax,
  *         q = round_half_even(x · id); the value is q · f16(d).
+ *   q8_1: blocks of 32 (Q8_1, for Q4_1/Q5_1 weights), as the x86 quantize_row_q8_1: q8_0's values; the block's
+ *         sum s = f16(d · Σq) with the f32 d = amax / 127, on which llama.cpp takes the weights' min term,
+ *         comes from q8_1SumDeltas as s − Σ (the block's rounded values).
  *   q8_k: blocks of 256 (the K-quants), as quantize_row_q8_K_ref: max = the element of largest |x|,
  *         iscale = −127 / max, q = min(127, nearest_int(iscale · x)), d = 1 / iscale (f32); the value is q · d.
  *   f16 / bf16: each element rounded to nearest even (f16/bf16 weights); f32 weights take x as it is.
@@ -64,7 +67,29 @@ export function roundInput(rounding: InputRounding, x: Float32Array, cols: numbe
   const out = new Float32Array(x.length);
   if (rounding === 'f16') for (let i = 0; i < x.length; i++) out[i] = f16ToF32(f32ToF16(x[i]));
   else if (rounding === 'bf16') for (let i = 0; i < x.length; i++) out[i] = roundBf16(x[i]);
-  else if (rounding === 'q8_0') for (let b = 0; b < x.length; b += 32) roundBlockQ8_0(x, out, b);
+  else if (rounding === 'q8_0' || rounding === 'q8_1') for (let b = 0; b < x.length; b += 32) roundBlockQ8_0(x, out, b);
   else for (let b = 0; b < x.length; b += 256) roundBlockQ8_K(x, out, b);
+  return out;
+}
+
+/**
+ * Per block of 32 of x (unrounded), Q8_1's block sum s = f16(d · Σq) less the sum of the block's rounded values
+ * (f16(d) · Σq): what a product with a q4_1 / q5_1 weight adds as m_b · delta_b so that its min term is
+ * llama.cpp's m · s. f32 [x.length / 32].
+ */
+export function q8_1SumDeltas(x: Float32Array): Float32Array {
+  if (x.length % 32 !== 0) throw new RangeError(`q8_1SumDeltas: ${x.length} elements are not whole blocks of 32`);
+  const out = new Float32Array(x.length / 32);
+  for (let b = 0; b < out.length; b++) {
+    const o = b * 32;
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
+    if (!amax) continue;
+    const d = f(amax / 127);
+    const id = f(127 / amax);
+    let sum = 0;
+    for (let j = 0; j < 32; j++) sum += roundHalfEven(f(x[o + j] * id));
+    out[b] = f(f16ToF32(f32ToF16(f(d * sum))) - f16ToF32(f32ToF16(d)) * sum);
+  }
   return out;
 }

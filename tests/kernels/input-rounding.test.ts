@@ -10,11 +10,17 @@ import { ROUNDING_BLOCK, type InputRounding } from '../../src/gpu/block-types';
 import { roundInputInPlace } from '../../src/kernels/input-rounding';
 import { gatedProjection, linear, normedProjection } from '../../src/kernels/linear';
 import { roundInput } from '../../src/reference/input-rounding';
+import { dequantize } from '../../src/reference/ggml-blocks';
+import { quantize } from '../../src/reference/ggml-quantize';
 import { matmul, rmsNorm, swiglu } from '../../src/reference/kernels';
-import { randomArray, useKernelHarness, type KernelHarness } from '../helpers/gpu';
+import { randomArray, relativeMaxError, useKernelHarness, type KernelHarness } from '../helpers/gpu';
+import { llamaQ8_1Product } from '../helpers/llama-q8_1';
 import { expectClose, F32_TOL, nanBuffer, uploadWeight } from './fixtures';
+import { uploadQuantWeight } from './quant-fixtures';
 
 const ROUNDINGS: InputRounding[] = ['q8_0', 'q8_k', 'f16', 'bf16'];
+/** Weights of the two types whose input is Q8_1-rounded (then the product adds the min term on the block sums). */
+const Q8_1_TYPES = ['q4_1', 'q5_1'] as const;
 const EPS = 1e-5;
 const VARIANT = { weight: 'f32', kv: 'f32', subgroups: false } as const;
 
@@ -44,7 +50,7 @@ function compareRounded(rounding: InputRounding, x: Float32Array, got: Float32Ar
     let amax = 0;
     let max = 0;
     for (let j = 0; j < block; j++) if (Math.abs(x[b + j]) > amax) [amax, max] = [Math.abs(x[b + j]), x[b + j]];
-    const scale = rounding === 'q8_0' ? 127 / amax : -127 / max;
+    const scale = rounding === 'q8_0' || rounding === 'q8_1' ? 127 / amax : -127 / max;
     for (let j = 0; j < block; j++) {
       const i = b + j;
       if (Object.is(got[i], want[i]) || got[i] === want[i]) continue;
@@ -69,7 +75,7 @@ describe('input rounding (llama.cpp numerics)', () => {
   let seed = 7100;
 
   it('rounds as the CPU reference, every mode, on odd row counts', async () => {
-    for (const rounding of ROUNDINGS) {
+    for (const rounding of [...ROUNDINGS, 'q8_1'] as InputRounding[]) {
       for (const [rows, cols] of [[1, 1024], [3, 512], [7, 2304], [64, 256]]) {
         const x = testRows(rows, cols, seed++);
         const got = await roundOnGpu(h, rounding, x);
@@ -78,7 +84,7 @@ describe('input rounding (llama.cpp numerics)', () => {
         console.log(`[kernel-error] round_input ${rounding.padEnd(12)} | ${`${rows}×${cols}`.padEnd(44)} | ${ties} near-tie element(s) one step off`);
         expect(ties).toBe(0);
         // The rounding is what it says: 8-bit blocks hold at most 255 levels, f16 keeps 11 bits.
-        if (rounding === 'q8_0') expect(new Set(want.slice(1024, 1056)).size).toBeLessThanOrEqual(255);
+        if (rounding === 'q8_0' || rounding === 'q8_1') expect(new Set(want.slice(1024, 1056)).size).toBeLessThanOrEqual(255);
         expect(want.slice(0, 256).every((v) => v === 0)).toBe(true);
         if (x.length >= 1280 && (rounding === 'q8_0' || rounding === 'q8_k')) expect(Array.from(got.slice(1025, 1029))).toEqual([2, -2, 4, -4]);
       }
@@ -167,6 +173,54 @@ describe('input rounding (llama.cpp numerics)', () => {
       const as = (r: InputRounding | undefined) => (r ? roundInput(r, normed, K) : normed);
       const want = swiglu(matmul(as(gr), wg, F, K), matmul(as(ur), wu, F, K));
       expectClose('gatedProjection rounded', `T=${T} K=${K} F=${F} ${gr ?? 'f32'}|${ur ?? 'f32'}`, await h.readF32(out, T * F), want, 1e-3);
+    }
+  });
+  /** A q4_1 / q5_1 weight [N, K] with Q8_1 input rounding: rows mostly of one sign in places, so the min term is large. */
+  function q8_1Weight(type: (typeof Q8_1_TYPES)[number], name: string, N: number, K: number, parts?: number[]) {
+    const wf = randomArray(N * K, seed++, 0.2).map((v, i) => v + (i % 64 < 32 ? 0.15 : -0.05));
+    const bytes = quantize(type, wf, N, K);
+    const weight = { ...uploadQuantWeight(h, name, bytes, N, K, type, parts), inputRounding: 'q8_1' as const };
+    return { bytes, weight, values: dequantize(type, bytes, N, K) };
+  }
+
+  it('q4_1 / q5_1 with Q8_1 input: llama.cpp\'s product (min term on the block sums) in GEMV, matmul and both projections', async () => {
+    for (const type of Q8_1_TYPES) {
+      // linear(): decode GEMV (T = 1, 2) and prefill matmul (T = 37), a row-split weight, a residual.
+      for (const [T, K, N, parts] of [[1, 256, 37, undefined], [2, 96, 20, [8, 12]], [37, 128, 33, undefined]] as Array<[number, number, number, number[] | undefined]>) {
+        const x = randomArray(T * K, seed++, 2).map((v) => v + 0.7);
+        const y0 = randomArray(T * N, seed++, 1);
+        const w = q8_1Weight(type, 'w', N, K, parts);
+        const y = h.upload(y0);
+        await h.run(VARIANT, (rec) => linear(rec, h.upload(x), w.weight, y, T, undefined, { residual: true }), 0, T);
+        const want = llamaQ8_1Product(type, w.bytes, x, N, K).map((v, i) => v + y0[i]);
+        const err = expectClose(`linear ${type} q8_1`, `T=${T} K=${K} N=${N}${parts ? ` parts=${parts.join('/')}` : ''} residual`, await h.readF32(y, T * N), want, F32_TOL);
+        // Without the min term (the rounded values' sum instead of s) the product is much further off.
+        const plain = matmul(roundInput('q8_1', x, K), w.values, N, K).map((v, i) => v + y0[i]);
+        expect(relativeMaxError(plain, want)).toBeGreaterThan(10 * Math.max(err, 1e-7));
+      }
+      // normedProjection (q and k side by side: one GEMV in decode, then the min term at each one's columns) and
+      // gatedProjection (gate and up, SwiGLU after the min terms) on the GPU's normed rows.
+      for (const T of [1, 5]) {
+        const K = 128;
+        const x = randomArray(T * K, seed++, 2);
+        const gain = randomArray(K, seed++, 1.5);
+        const a = q8_1Weight(type, 'a', 24, K);
+        const b = q8_1Weight(type, 'b', 40, K);
+        const input = { x: h.upload(x), gain: uploadWeight(h, 'g', gain, 1, K, 'f32'), eps: EPS, scratch: nanBuffer(h, T * K) };
+        const y = nanBuffer(h, T * 64);
+        await h.run(VARIANT, (rec) => normedProjection(rec, input, [a.weight, b.weight], y, T), 0, T);
+        const normed = rmsNorm(x, gain, EPS);
+        const pa = llamaQ8_1Product(type, a.bytes, normed, 24, K);
+        const pb = llamaQ8_1Product(type, b.bytes, normed, 40, K);
+        const want = Float32Array.from({ length: T * 64 }, (_, i) => (i % 64 < 24 ? pa[Math.floor(i / 64) * 24 + (i % 64)] : pb[Math.floor(i / 64) * 40 + (i % 64) - 24]));
+        // The GPU's norm differs from the CPU's in the last ulps, which can move a rounded element by one step.
+        expectClose(`normedProjection ${type} q8_1`, `T=${T} K=${K} N=24+40`, await h.readF32(y, T * 64), want, 1e-3);
+        const out = nanBuffer(h, T * 24);
+        const up = q8_1Weight(type, 'up', 24, K);
+        await h.run(VARIANT, (rec) => gatedProjection(rec, input, a.weight, up.weight, out, T, nanBuffer(h, T * 24)), 0, T);
+        const gated = swiglu(Float32Array.from(pa), Float32Array.from(llamaQ8_1Product(type, up.bytes, normed, 24, K)));
+        expectClose(`gatedProjection ${type} q8_1`, `T=${T} K=${K} F=24`, await h.readF32(out, T * 24), gated, 1e-3);
+      }
     }
   });
 });
