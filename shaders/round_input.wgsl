@@ -6,9 +6,9 @@
 //   MODE 1, q8_k: per block of 256, max = the element of largest |x|, iscale = −127 / max, d = 1 / iscale,
 //                 x = min(127, round_half_even(iscale · x)) · d (quantize_row_q8_K_ref).
 //   MODE 2, f16 / MODE 3, bf16: each element rounded to nearest even.
-//   MODE 4, q8_1 (flag Q8_1): MODE 0's values, and per block sums[b] = f16(d · Σq) − f16(d) · Σq with the f32
-//                 d = amax / 127 (x86 quantize_row_q8_1's s, less the sum of the rounded values): products with
-//                 q4_1 / q5_1 weights add m · sums[b] so that their min term is llama.cpp's (min_term.wgsl).
+//   q8_1: MODE 0 with flag Q8_1, which also writes per block sums[b] = f16(d · Σq) − f16(d) · Σq with the f32
+//         d = amax / 127 (x86 quantize_row_q8_1's s, less the sum of the rounded values): products with
+//         q4_1 / q5_1 weights add m · sums[b] so that their min term is llama.cpp's (min_term.wgsl).
 // An all-zero block stays zero. WGSL's f32 division is only within 2.5 ULP (SwiftShader's is not correctly
 // rounded), so the quotients are corrected to the CPU's correctly rounded ones (div_rn, exact residuals by
 // Dekker's product); x · id is a correctly rounded product in both.
@@ -27,7 +27,7 @@ override MODE: u32 = 0u;
 #endif
 
 fn block_elems() -> u32 {
-  if (MODE == 0u || MODE == 4u) { return 32u; }
+  if (MODE == 0u) { return 32u; }
   if (MODE == 1u) { return 256u; }
   return 1u;
 }
@@ -88,7 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 #else
   if (amax == 0.0) { return; }
 #endif
-  if (MODE == 0u || MODE == 4u) {
+  if (MODE == 0u) {
     let d32 = div_rn(amax, 127.0);
     let d = f16_round(d32);
     let id = div_rn(127.0, amax);

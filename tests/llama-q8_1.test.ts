@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { blockMins, q8_1SumCorrection } from '../bench/gguf/llama-activations';
+import { BLOCK } from '../src/gpu/block-types';
 import { dequantize } from '../src/reference/ggml-blocks';
 import { quantize } from '../src/reference/ggml-quantize';
 import { roundInput } from '../src/reference/input-rounding';
@@ -29,7 +30,7 @@ describe('llama.cpp Q8_1 products in the CPU reference', () => {
       const want = llamaQ8_1Product(type, bytes, x, rows, cols);
       const plain = matmul(roundInput('q8_0', x, cols), w, rows, cols);
       const corrected = Float32Array.from(plain);
-      q8_1SumCorrection(new Map([[w, blockMins(bytes, type === 'q4_1' ? 20 : 24, rows * (cols / 32))]]))(corrected, x, w, rows, cols);
+      q8_1SumCorrection(new Map([[w, blockMins(bytes, BLOCK[type].bytes, rows * (cols / 32))]]))(corrected, x, w, rows, cols);
       const err = (y: Float32Array) => Math.max(...Array.from(y, (v, i) => Math.abs(v - want[i]) / (Math.abs(want[i]) + 1e-3)));
       // f32 sums in another order than ggml's: a few ULPs of each product.
       expect(err(corrected)).toBeLessThan(4e-6);

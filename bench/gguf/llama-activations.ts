@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { tensorType, type GgufKind } from '../../scripts/gguf-models';
-import { llamaInputRounding, type GgmlTypeName } from '../../src/gpu/block-types';
+import { BLOCK, llamaInputRounding, type GgmlTypeName } from '../../src/gpu/block-types';
 import type { ModelConfig } from '../../src/model/config';
 import { ReferenceModel, requiredTensorShapes } from '../../src/reference/forward';
 import { dequantize } from '../../src/reference/ggml-blocks';
@@ -51,7 +51,7 @@ export function roundTripWeights(
       const bytes = quantize(type, t, rows, cols);
       onQuantize(type, t.length, performance.now() - t0);
       w = dequantize(type, bytes, rows, cols);
-      if (type === 'q4_1' || type === 'q5_1') mins.set(w, blockMins(bytes, type === 'q4_1' ? 20 : 24, rows * (cols / 32)));
+      if (type === 'q4_1' || type === 'q5_1') mins.set(w, blockMins(bytes, BLOCK[type].bytes, rows * (cols / 32)));
     }
     weights.set(name, w);
     types.set(w, type);

@@ -8,7 +8,8 @@ import { flatDispatch, type Recorder } from '../gpu/plan';
 import { ROUNDING_BLOCK, type InputRounding } from '../gpu/block-types';
 import { q8_1Sums } from './min-term';
 
-const MODE: Record<InputRounding, number> = { q8_0: 0, q8_k: 1, f16: 2, bf16: 3, q8_1: 4 };
+/** The shader's MODE per rounding; q8_1 is q8_0's mode with the Q8_1 flag (its block sums besides). */
+const MODE: Record<InputRounding, number> = { q8_0: 0, q8_1: 0, q8_k: 1, f16: 2, bf16: 3 };
 
 /** x[0 .. n) rounded in place as `rounding` (rows of x are whole blocks of it). */
 export function roundInputInPlace(rec: Recorder, x: GPUBuffer /* f32 [rows, cols] */, rounding: InputRounding, n: number): void {

@@ -4,15 +4,12 @@
  * (input-rounding.ts) writes s − Σ (rounded block) per block into a scratch buffer of the recording; each product
  * over that input then adds Σ_b m_b · (s_b − Σ_b) to its outputs.
  */
-import { isBlockType } from '../gpu/block-types';
+import { BLOCK } from '../gpu/block-types';
 import type { Recorder } from '../gpu/plan';
 import type { WeightMatrix } from '../gpu/tensor';
 
 /** The block-sum scratch of each recording: f32 [T, K / 32] of the last Q8_1 rounding. */
 const sums = new WeakMap<Recorder, GPUBuffer>();
-
-/** Bytes per 32-element block of the weight types whose product takes the min term. */
-const BLOCK_BYTES: Partial<Record<string, number>> = { q4_1: 20, q5_1: 24 };
 
 /** The recording's block-sum scratch, at least `blocks` f32 long (a larger one replaces it for later roundings). */
 export function q8_1Sums(rec: Recorder, blocks: number): GPUBuffer {
@@ -29,9 +26,9 @@ export function q8_1Sums(rec: Recorder, blocks: number): GPUBuffer {
  */
 export function addMinTerm(rec: Recorder, w: WeightMatrix, y: GPUBuffer, tokens: number, colStart: number, nTotal: number): void {
   if (w.inputRounding !== 'q8_1') return;
-  const blockBytes = BLOCK_BYTES[w.dtype];
   const scratch = sums.get(rec);
-  if (!isBlockType(w.dtype) || !blockBytes || !scratch) throw new Error(`min term of ${w.name}: a ${w.dtype} weight after a Q8_1 rounding is needed`);
+  if ((w.dtype !== 'q4_1' && w.dtype !== 'q5_1') || !scratch) throw new Error(`min term of ${w.name}: a q4_1 / q5_1 weight after a Q8_1 rounding is needed`);
+  const blockBytes = BLOCK[w.dtype].bytes;
   const pipeline = rec.pipelines.get({ shader: 'min_term', variant: rec.variant });
   for (const part of w.parts) {
     const params = rec.uniforms.struct({ tokens, k: w.cols, rows: part.rows, col_start: colStart + part.rowStart, n_total: nTotal, block_bytes: blockBytes });

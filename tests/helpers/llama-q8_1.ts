@@ -4,6 +4,7 @@
  * s = f16(d · Σ q_a) (in f64 apart from the stored f16s). The oracle of tests/llama-q8_1.test.ts (CPU reference)
  * and tests/kernels/input-rounding.test.ts (GPU products).
  */
+import { BLOCK } from '../../src/gpu/block-types';
 import { f16ToF32, f32ToF16 } from '../../src/reference/ggml-blocks';
 import { roundHalfEven } from '../../src/reference/input-rounding';
 
@@ -22,7 +23,7 @@ function quant(type: 'q4_1' | 'q5_1', b: Uint8Array, o: number, j: number): numb
 /** y [T, rows] as ggml's AVX2 quantize_row_q8_1 + vec_dot_q{4,5}_1_q8_1 compute it (in f64 apart from the stored f16s). */
 export function llamaQ8_1Product(type: 'q4_1' | 'q5_1', bytes: Uint8Array, x: Float32Array, rows: number, cols: number): Float64Array {
   const nb = cols / 32;
-  const blockBytes = type === 'q4_1' ? 20 : 24;
+  const blockBytes = BLOCK[type].bytes;
   const T = x.length / cols;
   const y = new Float64Array(T * rows);
   for (let t = 0; t < T; t++) {
@@ -52,4 +53,3 @@ export function llamaQ8_1Product(type: 'q4_1' | 'q5_1', bytes: Uint8Array, x: Fl
   }
   return y;
 }
-
