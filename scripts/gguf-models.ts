@@ -76,7 +76,10 @@ export interface WrittenGguf {
   typeBytes: Record<string, number>;
 }
 
-/** Write a GGUF file of `kind` from a HF config, tokenizer files and f32 tensors keyed by HF name. */
+/**
+ * Write a GGUF file of `kind` from a HF config, tokenizer files and f32 tensors keyed by HF name. With `only`, the
+ * matrices whose HF name it does not match stay f32 (files that isolate one weight's type: bench/gguf-logit-gap.ts).
+ */
 export function ggufFromTensors(
   configJson: Record<string, unknown>,
   tokenizerJson: Record<string, unknown>,
@@ -84,6 +87,7 @@ export function ggufFromTensors(
   tensors: Map<string, F32Tensor>,
   kind: GgufKind,
   name: string,
+  only?: RegExp,
 ): WrittenGguf {
   const config = parseModelConfig(configJson);
   const interleave = ggufQkInterleaved(config.architecture);
@@ -97,7 +101,7 @@ export function ggufFromTensors(
     if (!gName) continue;
     const [rows, cols] = t.shape.length === 1 ? [1, t.shape[0]] : t.shape;
     // Vectors (norms, biases) stay f32, as llama.cpp keeps them.
-    const type: GgmlTypeName = rows === 1 ? 'f32' : kind === 'F32' ? 'f32' : tensorType(kind, hfName, cols, config.numLayers, config.tieEmbeddings);
+    const type: GgmlTypeName = rows === 1 || kind === 'F32' || (only && !only.test(hfName)) ? 'f32' : tensorType(kind, hfName, cols, config.numLayers, config.tieEmbeddings);
     let data = encode(type, t.data, rows, cols);
     if (interleave && qk.has(hfName)) data = qkRowsHfToGguf(data, data.byteLength / rows, config.headDim);
     if (rows > 1) typeBytes[type] = (typeBytes[type] ?? 0) + data.byteLength;
@@ -120,10 +124,10 @@ function optionalJson(file: string): Record<string, unknown> {
 }
 
 /** A GGUF file of `kind` from a HF model folder (config.json, tokenizer files, safetensors). */
-export async function ggufFromHfFolder(dir: string, kind: GgufKind, name = path.basename(dir)): Promise<WrittenGguf> {
+export async function ggufFromHfFolder(dir: string, kind: GgufKind, name = path.basename(dir), only?: RegExp): Promise<WrittenGguf> {
   const loaded = await readModelTensors(dir);
   const tensors = new Map<string, F32Tensor>([...loaded].map(([n, t]) => [n, { shape: t.info.shape, data: t.data }]));
-  return ggufFromTensors(readJson(path.join(dir, 'config.json')), readJson(path.join(dir, 'tokenizer.json')), optionalJson(path.join(dir, 'tokenizer_config.json')), tensors, kind, name);
+  return ggufFromTensors(readJson(path.join(dir, 'config.json')), readJson(path.join(dir, 'tokenizer.json')), optionalJson(path.join(dir, 'tokenizer_config.json')), tensors, kind, name, only);
 }
 
 /** Random weights of a config's real shapes (uniform, ±0.05; norms near 1), seeded. */

@@ -88,9 +88,9 @@ export function q8_1SumCorrection(mins: Map<Float32Array, Float32Array>) {
 }
 
 /** The weights of a GGUF kind as dequantized f32 (what both engines read), and each matrix's stored type. */
-async function fileWeights(modelDir: string, kind: GgufKind) {
+async function fileWeights(modelDir: string, kind: GgufKind, only?: RegExp) {
   const { config, tensors } = await loadReferenceModel(modelDir);
-  const typeOf = (name: string, cols: number): GgmlTypeName => (kind === 'F32' ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings));
+  const typeOf = (name: string, cols: number): GgmlTypeName => (kind === 'F32' || (only && !only.test(name)) ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings));
   return { config, ...roundTripWeights(config, tensors, typeOf) };
 }
 
@@ -124,4 +124,10 @@ export async function referenceWithLlamaRounding(modelsDir: string, model: strin
     logits = m.forward([next]);
   }
   return { greedy, top1 };
+}
+
+/** The CPU reference's teacher-forced logits [ids.length, vocab] on a GGUF kind (matrices outside `only` f32), with llama.cpp's rounding. */
+export async function referenceLogitsWithLlamaRounding(modelsDir: string, model: string, kind: GgufKind, ids: number[], only?: RegExp): Promise<Float32Array> {
+  const { config, weights, types, mins } = await fileWeights(path.join(modelsDir, model), kind, only);
+  return new ReferenceModel(config, weights, undefined, llamaRounding(types), q8_1SumCorrection(mins)).forward(ids);
 }
