@@ -8,7 +8,7 @@
  * logits by 1e-3..1e-1 there and, through the KV cache, at every later position.
  * `--only <regex>` writes files where only the matrices whose HF name matches take the kind's type (the rest f32), to
  * find the weight that starts a gap. Flags: --model (stories260k), --kinds (Q8_0,Q4_0,Q4_1,Q5_K), --positions (200),
- * --only, --out (bench/results). Writes <out>/gguf-logit-gap.md (appends one section per run).
+ * --only, --batch, --out (bench/results). Writes <out>/gguf-logit-gap.md (appends one section per run).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,6 +30,8 @@ const MODEL = option('model', 'stories260k');
 const KINDS = option('kinds', 'Q8_0,Q4_0,Q4_1,Q5_K').split(',') as GgufKind[];
 const POSITIONS = Number(option('positions', '200'));
 const ONLY = argv.includes('--only') ? new RegExp(option('only', '')) : undefined;
+/** Tokens per llama_decode call (`--batch 1`: llama.cpp's one-token decode path instead of its batched one). */
+const BATCH = argv.includes('--batch') ? Number(option('batch', '1')) : undefined;
 const OUT_DIR = path.resolve(ROOT, option('out', 'bench/results'));
 /** A position counts as parted when its gap exceeds this (f32 noise stays near 1e-5 on the F32 file). */
 const PARTED = 1e-3;
@@ -75,7 +77,7 @@ async function main(): Promise<void> {
     const written = await ggufFromHfFolder(path.join(sharedModelsDir(), MODEL), kind, MODEL, ONLY);
     const file = path.join(dir, `${MODEL}-${kind}${ONLY ? '-only' : ''}.gguf`);
     fs.writeFileSync(file, written.bytes);
-    const oracle = await openOracle(file, { contextSize: 512 });
+    const oracle = await openOracle(file, { contextSize: 512, ...(BATCH ? { batchSize: BATCH } : {}) });
     const V = oracle.vocabSize;
     let probs: Float32Array;
     try {
