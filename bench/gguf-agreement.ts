@@ -24,16 +24,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../scripts/gguf-models';
 import { sharedModelsDir } from '../scripts/hub-server';
-import { loadTokenizer } from '../src/model/tokenizer';
-import { HubSource } from '../src/model/source';
-import { startHubServer } from '../scripts/hub-server';
 import { openOracle } from '../tools/llama-oracle/oracle.mjs';
 import { buildEvalApp, runInChromium } from './eval/browser';
 import type { LoadOptions } from '../src/worker/api';
 import { EVAL_LOAD, type EvalJob, type JobOutcome, type ModelJobs } from './eval/jobs';
 import { runJobsInNode, type LoadedReport } from './eval/node-runner';
-import { draculaBody, firstTokens } from './eval/text';
-import { greedyTokens, score, TOP1_TOKENS, topOneIds, type Agreement, type EngineRun } from './gguf/agreement';
+import { draculaBody } from './eval/text';
+import { greedyTokens, score, workload, type Agreement, type EngineRun } from './gguf/agreement';
 import { referenceWithLlamaRounding } from './gguf/llama-activations';
 import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
 
@@ -54,18 +51,6 @@ const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 10
 const log = (m: string) => process.stderr.write(`[gguf] ${m}\n`);
 /** Not ours: the CPU reference with llama.cpp's activation rounding (bench/gguf/llama-activations.ts). */
 const ROUNDING_BACKEND = 'cpu reference + llama.cpp activation rounding';
-
-/** Prompt and teacher-forced ids of a model, tokenized with its own tokenizer.json (identical to the GGUF's, tests/gguf-tokenizer.test.ts). */
-async function workload(model: string, body: string): Promise<{ prompt: number[]; ids: number[] }> {
-  const hub = await startHubServer({ repos: { [`local/${model}`]: path.join(sharedModelsDir(), model) } });
-  try {
-    const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
-    const prompt = model === 'stories260k' ? tok.encodeText('Once upon a time') : firstTokens(tok, body, 48);
-    return { prompt, ids: await topOneIds(sharedModelsDir(), model, prompt, () => firstTokens(tok, body, TOP1_TOKENS)) };
-  } finally {
-    await hub.close();
-  }
-}
 
 interface FileCase {
   model: string;

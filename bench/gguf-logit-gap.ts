@@ -15,13 +15,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ggufFromHfFolder, type GgufKind } from '../scripts/gguf-models';
-import { sharedModelsDir, startHubServer } from '../scripts/hub-server';
-import { HubSource } from '../src/model/source';
-import { loadTokenizer } from '../src/model/tokenizer';
+import { sharedModelsDir } from '../scripts/hub-server';
+import { logSoftmaxRow } from '../src/engine/divergence';
 import { openOracle } from '../tools/llama-oracle/oracle.mjs';
-import { draculaBody, firstTokens } from './eval/text';
-import { TOP1_TOKENS, topOneIds } from './gguf/agreement';
-import { referenceLogitsWithLlamaRounding } from './gguf/llama-activations';
+import { draculaBody } from './eval/text';
+import { workload } from './gguf/agreement';
+import { referenceModelWithLlamaRounding } from './gguf/llama-activations';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -40,36 +39,16 @@ const P_MIN = 1e-4;
 
 /** Per position, max |log p_ours − log p_llama| over tokens with p_llama > P_MIN. */
 function gaps(logits: Float32Array, probs: Float32Array, V: number, n: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < n; r++) {
-    const o = r * V;
-    let max = -Infinity;
-    for (let j = 0; j < V; j++) max = Math.max(max, logits[o + j]);
-    let sum = 0;
-    for (let j = 0; j < V; j++) sum += Math.exp(logits[o + j] - max);
-    const lse = max + Math.log(sum);
+  return Array.from({ length: n }, (_, r) => {
+    const logp = logSoftmaxRow(logits, r * V, V);
     let gap = 0;
-    for (let j = 0; j < V; j++) if (probs[o + j] > P_MIN) gap = Math.max(gap, Math.abs(logits[o + j] - lse - Math.log(probs[o + j])));
-    out.push(gap);
-  }
-  return out;
-}
-
-async function teacherIds(): Promise<number[]> {
-  const dir = path.join(sharedModelsDir(), MODEL);
-  const hub = await startHubServer({ repos: { [`local/${MODEL}`]: dir } });
-  try {
-    const tok = await loadTokenizer(new HubSource(`local/${MODEL}`, hub.baseUrl));
-    const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
-    const prompt = MODEL === 'stories260k' ? tok.encodeText('Once upon a time') : firstTokens(tok, body, 48);
-    return (await topOneIds(sharedModelsDir(), MODEL, prompt, () => firstTokens(tok, body, TOP1_TOKENS))).slice(0, POSITIONS);
-  } finally {
-    await hub.close();
-  }
+    for (let j = 0; j < V; j++) if (probs[r * V + j] > P_MIN) gap = Math.max(gap, Math.abs(logp[j] - Math.log(probs[r * V + j])));
+    return gap;
+  });
 }
 
 async function main(): Promise<void> {
-  const ids = await teacherIds();
+  const ids = (await workload(MODEL, draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt')))).ids.slice(0, POSITIONS);
   const dir = path.join(ROOT, '.cache', 'gguf-gap');
   fs.mkdirSync(dir, { recursive: true });
   const rows: string[] = [];
@@ -85,7 +64,7 @@ async function main(): Promise<void> {
     } finally {
       await oracle.close();
     }
-    const logits = await referenceLogitsWithLlamaRounding(sharedModelsDir(), MODEL, kind, ids, ONLY);
+    const logits = (await referenceModelWithLlamaRounding(sharedModelsDir(), MODEL, kind, ONLY)).forward(ids);
     const g = gaps(logits, probs, V, ids.length);
     const parted = g.flatMap((v, i) => (v > PARTED ? [i] : []));
     const sorted = [...g].sort((a, b) => a - b);

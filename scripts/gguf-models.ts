@@ -39,8 +39,12 @@ export function useMoreBits(i: number, n: number): boolean {
   return i < e || i >= Math.floor((7 * n) / 8) || (i - e) % 3 === 2;
 }
 
-/** The type a matrix gets in a file of `kind`, with llama.cpp's fallbacks for rows that are not whole blocks. */
-export function tensorType(kind: GgufKind, hfName: string, cols: number, numLayers: number, tied: boolean): GgmlTypeName {
+/**
+ * The type a matrix gets in a file of `kind`, with llama.cpp's fallbacks for rows that are not whole blocks. With
+ * `only`, the matrices whose HF name it does not match stay f32 (files that isolate one weight's type).
+ */
+export function tensorType(kind: GgufKind, hfName: string, cols: number, numLayers: number, tied: boolean, only?: RegExp): GgmlTypeName {
+  if (only && !only.test(hfName)) return 'f32';
   let want: GgmlTypeName;
   if (kind === 'Q4_K_M') {
     const layer = /^model\.layers\.(\d+)\./.exec(hfName);
@@ -76,10 +80,7 @@ export interface WrittenGguf {
   typeBytes: Record<string, number>;
 }
 
-/**
- * Write a GGUF file of `kind` from a HF config, tokenizer files and f32 tensors keyed by HF name. With `only`, the
- * matrices whose HF name it does not match stay f32 (files that isolate one weight's type: bench/gguf-logit-gap.ts).
- */
+/** Write a GGUF file of `kind` from a HF config, tokenizer files and f32 tensors keyed by HF name (`only`: tensorType). */
 export function ggufFromTensors(
   configJson: Record<string, unknown>,
   tokenizerJson: Record<string, unknown>,
@@ -101,7 +102,7 @@ export function ggufFromTensors(
     if (!gName) continue;
     const [rows, cols] = t.shape.length === 1 ? [1, t.shape[0]] : t.shape;
     // Vectors (norms, biases) stay f32, as llama.cpp keeps them.
-    const type: GgmlTypeName = rows === 1 || kind === 'F32' || (only && !only.test(hfName)) ? 'f32' : tensorType(kind, hfName, cols, config.numLayers, config.tieEmbeddings);
+    const type: GgmlTypeName = rows === 1 || kind === 'F32' ? 'f32' : tensorType(kind, hfName, cols, config.numLayers, config.tieEmbeddings, only);
     let data = encode(type, t.data, rows, cols);
     if (interleave && qk.has(hfName)) data = qkRowsHfToGguf(data, data.byteLength / rows, config.headDim);
     if (rows > 1) typeBytes[type] = (typeBytes[type] ?? 0) + data.byteLength;

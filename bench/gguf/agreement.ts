@@ -16,6 +16,10 @@ import type { GgufKind } from '../../scripts/gguf-models';
 import { ReferenceModel } from '../../src/reference/forward';
 import { loadReferenceModel } from '../../src/reference/load-node';
 import { mulberry32 } from '../../src/reference/mulberry32';
+import { sharedModelsDir, startHubServer } from '../../scripts/hub-server';
+import { HubSource } from '../../src/model/source';
+import { loadTokenizer } from '../../src/model/tokenizer';
+import { firstTokens } from '../eval/text';
 
 /** Greedy tokens and teacher-forced positions per file. */
 export const GREEDY_EXACT_TOKENS = 64;
@@ -116,4 +120,16 @@ export async function sampledText(modelDir: string, prompt: number[], n: number,
 /** The teacher-forcing ids of a model: a sampled story for stories260k, else `dracula` (already tokenized). */
 export async function topOneIds(modelsDir: string, model: string, storyPrompt: number[], dracula: () => number[]): Promise<number[]> {
   return model === 'stories260k' ? sampledText(path.join(modelsDir, model), storyPrompt, TOP1_TOKENS) : dracula();
+}
+
+/** Prompt and teacher-forced ids of a model, tokenized with its own tokenizer.json (identical to the GGUF's, tests/gguf-tokenizer.test.ts). */
+export async function workload(model: string, body: string): Promise<{ prompt: number[]; ids: number[] }> {
+  const hub = await startHubServer({ repos: { [`local/${model}`]: path.join(sharedModelsDir(), model) } });
+  try {
+    const tok = await loadTokenizer(new HubSource(`local/${model}`, hub.baseUrl));
+    const prompt = model === 'stories260k' ? tok.encodeText('Once upon a time') : firstTokens(tok, body, 48);
+    return { prompt, ids: await topOneIds(sharedModelsDir(), model, prompt, () => firstTokens(tok, body, TOP1_TOKENS)) };
+  } finally {
+    await hub.close();
+  }
 }

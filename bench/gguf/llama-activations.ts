@@ -90,7 +90,7 @@ export function q8_1SumCorrection(mins: Map<Float32Array, Float32Array>) {
 /** The weights of a GGUF kind as dequantized f32 (what both engines read), and each matrix's stored type. */
 async function fileWeights(modelDir: string, kind: GgufKind, only?: RegExp) {
   const { config, tensors } = await loadReferenceModel(modelDir);
-  const typeOf = (name: string, cols: number): GgmlTypeName => (kind === 'F32' || (only && !only.test(name)) ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings));
+  const typeOf = (name: string, cols: number): GgmlTypeName => (kind === 'F32' ? 'f32' : tensorType(kind, name, cols, config.numLayers, config.tieEmbeddings, only));
   return { config, ...roundTripWeights(config, tensors, typeOf) };
 }
 
@@ -110,9 +110,8 @@ function argmax(l: Float32Array, o: number, v: number): number {
 
 /** Greedy ids and teacher-forced top-1 of the CPU reference on a GGUF kind, with llama.cpp's activation rounding. */
 export async function referenceWithLlamaRounding(modelsDir: string, model: string, kind: GgufKind, prompt: number[], greedyTokens: number, ids: number[]): Promise<EngineRun> {
-  const { config, weights, types, mins } = await fileWeights(path.join(modelsDir, model), kind);
-  const V = config.vocabSize;
-  const m = new ReferenceModel(config, weights, undefined, llamaRounding(types), q8_1SumCorrection(mins));
+  const m = await referenceModelWithLlamaRounding(modelsDir, model, kind);
+  const V = m.config.vocabSize;
   const tf = m.forward(ids);
   const top1 = Array.from({ length: ids.length }, (_, r) => argmax(tf, r * V, V));
   m.reset();
@@ -126,8 +125,8 @@ export async function referenceWithLlamaRounding(modelsDir: string, model: strin
   return { greedy, top1 };
 }
 
-/** The CPU reference's teacher-forced logits [ids.length, vocab] on a GGUF kind (matrices outside `only` f32), with llama.cpp's rounding. */
-export async function referenceLogitsWithLlamaRounding(modelsDir: string, model: string, kind: GgufKind, ids: number[], only?: RegExp): Promise<Float32Array> {
+/** The CPU reference on a GGUF kind's weights (matrices outside `only` f32) with llama.cpp's rounding and Q8_1 min term. */
+export async function referenceModelWithLlamaRounding(modelsDir: string, model: string, kind: GgufKind, only?: RegExp): Promise<ReferenceModel> {
   const { config, weights, types, mins } = await fileWeights(path.join(modelsDir, model), kind, only);
-  return new ReferenceModel(config, weights, undefined, llamaRounding(types), q8_1SumCorrection(mins)).forward(ids);
+  return new ReferenceModel(config, weights, undefined, llamaRounding(types), q8_1SumCorrection(mins));
 }
