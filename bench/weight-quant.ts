@@ -5,7 +5,9 @@
  * f32 weights: perplexity, KL(f32 ‖ quantized) of each position's next-token distribution (mean and p99), and
  * top-1 agreement; plus the quantizer's time per weight (JS, in the worker at load). Candidates:
  *   q8: Q8_0 (8.5 bits/weight);
- *   q4: Q4_0 and Q4_K (both 4.5 bits/weight), and Q4_1 (5 bits) for scale.
+ *   q4: Q4_0 and Q4_K (both 4.5 bits/weight), Q4_1 (5) and Q5_0 (5.5) for scale, and Q4_K_M-style mixes that
+ *       give llama.cpp's more-bits matrices (output / tied embedding, use_more_bits v/down) 6 or 8 bits; the row
+ *       marked `(q4 on load)` is the one src/model/on-load-quant.ts picks, typed by onLoadQuantType itself.
  * Matrices whose rows are not whole blocks stay f16 (byte-llama's down_proj, 688 columns), as on load.
  * Writes bench/results/weight-quant.{json,md}.
  */
@@ -23,15 +25,20 @@ import { loadReferenceModel } from '../src/reference/load-node';
 import { draculaBody, firstTokens } from './eval/text';
 import { sampledText } from './gguf/agreement';
 import { roundTripWeights } from './gguf/llama-activations';
+import { isSensitiveMatrix, onLoadQuantType } from '../src/model/on-load-quant';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const N = 512;
 /** Each candidate: block types in order of preference (a matrix takes the first its rows fit). */
-const CANDIDATES: Array<{ label: string; types: QuantType[] }> = [
+const CANDIDATES: Array<{ label: string; types: QuantType[]; sensitive?: QuantType[]; onLoad?: boolean }> = [
   { label: 'Q8_0', types: ['q8_0'] },
   { label: 'Q4_0', types: ['q4_0'] },
   { label: 'Q4_K, else Q4_0', types: ['q4_k', 'q4_0'] },
   { label: 'Q4_1', types: ['q4_1'] },
+  { label: 'Q5_0', types: ['q5_0'] },
+  { label: 'mix: Q4_K/Q4_0, sensitive Q6_K/Q5_0 (q4 on load)', types: [], onLoad: true },
+  { label: "mix: Q4_K/Q4_0, sensitive Q6_K/Q8_0 (llama.cpp's fallback)", types: ['q4_k', 'q4_0'], sensitive: ['q6_k', 'q8_0'] },
+  { label: 'mix: Q4_K/Q4_0, sensitive Q8_0', types: ['q4_k', 'q4_0'], sensitive: ['q8_0'] },
 ];
 
 interface Row {
@@ -79,7 +86,11 @@ async function measure(model: string, body: string): Promise<Row[]> {
     let total = 0;
     let ms = 0;
     let bits = 0;
-    const typeOf = (_: string, cols: number): GgmlTypeName => c.types.find((ty) => cols % BLOCK[ty].elems === 0) ?? 'f16';
+    const typeOf = (name: string, cols: number): GgmlTypeName => {
+      if (c.onLoad) return onLoadQuantType('q4', cols, isSensitiveMatrix(name, config)) ?? 'f16';
+      const types = c.sensitive && isSensitiveMatrix(name, config) ? c.sensitive : c.types;
+      return types.find((ty) => cols % BLOCK[ty].elems === 0) ?? 'f16';
+    };
     const { weights: q, types } = roundTripWeights(config, tensors, typeOf, (type, n, took) => {
       ms += took;
       quantized += n;
@@ -134,6 +145,8 @@ async function main(): Promise<void> {
     `Commit ${commit}, ${new Date().toISOString()}. Command: \`npm run bench:weight-quant\`. CPU reference forward over ${N} tokens (BOS first):`,
     'byte-llama-12l reads held-out Dracula, stories260k a story sampled from its f32 weights (T = 1, seeded); weights quantized with the ggml reference quantizers and dequantized as the kernels read them; KL is KL(f32 ‖ quantized) per',
     'position in nats. Matrices whose rows are not whole blocks stay f16 (`quantized share`). Quantize time: JS in one thread, this machine.',
+    '`sensitive`: the matrices llama.cpp\'s Q4_K_M gives more bits (the output matrix or tied embedding, and v_proj / down_proj in its',
+    'use_more_bits layers), with the first type whose blocks their rows fit. `(q4 on load)` marks the format `weightDtype: \'q4\'` uses.',
     '',
     '| model | format | bits/weight | quantized share | ppl | Δ ppl | KL mean | KL p99 | top-1 vs f32 | quantize ns/weight |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -18,7 +18,8 @@ import { gv, llamaMetadataFromConfig, tokenizerMetadataFromHf, writeGguf, type G
 import { parseModelConfig } from '../src/model/config';
 import { encodeTensorBytes } from '../src/model/safetensors';
 import { impliedTensorShapes } from '../src/model/random-source';
-import { EMBED_TOKENS, LM_HEAD, layerTensorNames } from '../src/model/tensor-names';
+import { LM_HEAD, layerTensorNames } from '../src/model/tensor-names';
+import { isSensitiveMatrix } from '../src/model/on-load-quant';
 import { mulberry32 } from '../src/reference/mulberry32';
 import { quantize } from '../src/reference/ggml-quantize';
 import { readModelTensors } from '../src/reference/load-node';
@@ -33,12 +34,6 @@ const FILE_TYPE: Record<GgufKind, number> = { F32: 0, F16: 1, BF16: 32, Q4_0: 2,
 
 const FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = { q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
 
-/** llama.cpp's use_more_bits(i, n): the layers Q4_K_M gives Q6_K for attn_v and ffn_down (integer division as in C++). */
-export function useMoreBits(i: number, n: number): boolean {
-  const e = Math.floor(n / 8);
-  return i < e || i >= Math.floor((7 * n) / 8) || (i - e) % 3 === 2;
-}
-
 /**
  * The type a matrix gets in a file of `kind`, with llama.cpp's fallbacks for rows that are not whole blocks. With
  * `only`, the matrices whose HF name it does not match stay f32 (files that isolate one weight's type).
@@ -47,10 +42,7 @@ export function tensorType(kind: GgufKind, hfName: string, cols: number, numLaye
   if (only && !only.test(hfName)) return 'f32';
   let want: GgmlTypeName;
   if (kind === 'Q4_K_M') {
-    const layer = /^model\.layers\.(\d+)\./.exec(hfName);
-    const isOutput = hfName === LM_HEAD || (tied && hfName === EMBED_TOKENS);
-    const moreBits = layer && /\.(self_attn\.v_proj|mlp\.down_proj)\.weight$/.test(hfName) && useMoreBits(Number(layer[1]), numLayers);
-    want = isOutput || moreBits ? 'q6_k' : 'q4_k';
+    want = isSensitiveMatrix(hfName, { numLayers, tieEmbeddings: tied }) ? 'q6_k' : 'q4_k';
   } else {
     want = kind.toLowerCase() as GgmlTypeName;
   }

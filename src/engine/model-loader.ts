@@ -14,6 +14,7 @@ import { configFromGguf, GGUF_ROPE_FREQS, hfNameOfGgufTensor } from '../model/gg
 import { tokenizerFilesFromGguf } from '../model/gguf-tokenizer';
 import { loadGgufWeights } from '../model/gguf-weights';
 import { isBlockType } from '../gpu/block-types';
+import { isSensitiveMatrix } from '../model/on-load-quant';
 import { plannedBytes, planWeights, type PlannedTensor, type WeightPlan } from '../model/weight-plan';
 import { withGpuErrors } from '../gpu/error-scopes';
 import { planLoad } from './memory-plan';
@@ -95,7 +96,7 @@ export async function loadModelParts(
   onProgress?.({ phase: 'tokenizer', bytesDone: 0, bytesTotal: 0 });
   const tokenizer = await loadTokenizer(source, config.eosTokenIds);
   const gpu = await device();
-  const tensors = [...expectedShapes(config).values()].map(([rows, cols]) => ({ rows, cols, stored: 'float' as const }));
+  const tensors = [...expectedShapes(config)].map(([name, [rows, cols]]) => ({ rows, cols, stored: 'float' as const, sensitive: isSensitiveMatrix(name, config) }));
   const plan = weightChoice(options, gpu, tensors);
   const { floatDtype, quant, notice } = plan;
   const fit = planFit(config, options, gpu, tensors, plan);
@@ -139,10 +140,11 @@ async function readRopeFreqs(reader: ByteStreamReader, header: GgufHeader, file:
 function ggufPlannedTensors(header: GgufHeader, config: ModelConfig): PlannedTensor[] {
   const shapes = expectedShapes(config);
   return header.tensors.flatMap((t) => {
-    const shape = shapes.get(hfNameOfGgufTensor(t.name) ?? '');
+    const name = hfNameOfGgufTensor(t.name) ?? '';
+    const shape = shapes.get(name);
     if (!shape) return [];
     // bf16 is a float type here (converted on load), not a block type.
-    return [{ rows: shape[0], cols: shape[1], stored: t.typeName && isBlockType(t.typeName) ? t.typeName : 'float' }];
+    return [{ rows: shape[0], cols: shape[1], stored: t.typeName && isBlockType(t.typeName) ? t.typeName : 'float', sensitive: isSensitiveMatrix(name, config) }];
   });
 }
 

@@ -14,7 +14,7 @@ import type { ByteStreamReader } from './byte-reader';
 import type { ModelConfig } from './config';
 import { ggufQkInterleaved, hfNameOfGgufTensor, qkRowsGgufToHf } from './gguf-config';
 import type { GgufHeader, GgufTensorInfo } from './gguf';
-import type { OnLoadQuant } from './on-load-quant';
+import { isSensitiveMatrix, type OnLoadQuant } from './on-load-quant';
 import type { SafetensorsDtype } from './safetensors';
 import { layerTensorNames } from './tensor-names';
 import { assembleWeights, expectedShapes, uploadFloatTensor, uploadMatrix, type ModelWeights, type WeightProgress } from './weights';
@@ -79,7 +79,7 @@ export async function loadGgufWeights(
       if (gap < 0) throw new ModelFormatError(`${file}: tensor ${info.name} overlaps the one before it. Re-download the file.`);
       await reader.skip(gap);
       const raw = await reader.read(info.byteSize);
-      loaded.set(hf, uploadGgufTensor(owner, caps, hf, want, info, raw, interleaved.has(hf) ? config.headDim : 0, options));
+      loaded.set(hf, uploadGgufTensor(owner, caps, hf, want, info, raw, interleaved.has(hf) ? config.headDim : 0, options, isSensitiveMatrix(hf, config)));
     }
     return assembleWeights(owner, config, loaded, shapes);
   } catch (err) {
@@ -112,12 +112,14 @@ function uploadGgufTensor(
   /** Head size of a q/k weight stored interleaved (0: rows are in HF order). */
   interleavedHeadDim: number,
   options: GgufWeightOptions,
+  /** Stored with more bits under the q4 mix (on-load-quant's isSensitiveMatrix). */
+  sensitive: boolean,
 ): WeightMatrix {
   const [rows, cols] = shape;
   const floatType = info.typeName ? FLOAT_TYPES[info.typeName] : undefined;
   if (floatType) {
     const bytes = interleavedHeadDim ? qkRowsGgufToHf(raw, raw.byteLength / rows, interleavedHeadDim) : raw;
-    const w = uploadFloatTensor(owner, caps, name, shape, floatType, bytes, options.floatDtype, options.quant);
+    const w = uploadFloatTensor(owner, caps, name, shape, floatType, bytes, options.floatDtype, options.quant && { choice: options.quant, sensitive });
     // A matrix quantized on load is no longer the file's: llama.cpp would not multiply it, so nothing to follow.
     return isQuant(w.dtype) ? w : withLlamaRounding(w, info.typeName as GgmlTypeName, options);
   }

@@ -1,6 +1,6 @@
 /**
  * How weights will be stored on the GPU, planned before any weight is read: the bytes each choice takes
- * (f16/f32 floats, Q8_0 or 4.5-bit blocks on load, a GGUF file's own blocks), and, when the user set a memory
+ * (f16/f32 floats, Q8_0 or the q4 mix of blocks on load, a GGUF file's own blocks), and, when the user set a memory
  * limit for weights and left the storage on `auto`, the lightest-loss choice that fits, with a notice saying
  * so. Nothing fitting is an error that says what would. Pure: no GPU.
  */
@@ -14,6 +14,8 @@ export interface PlannedTensor {
   rows: number;
   cols: number;
   stored: 'float' | QuantType;
+  /** A matrix q4 stores with more bits (on-load-quant's isSensitiveMatrix). */
+  sensitive?: boolean;
 }
 
 /** The plan: storage choices and the bytes they take. */
@@ -32,7 +34,7 @@ export function plannedBytes(tensors: readonly PlannedTensor[], floatDtype: 'f32
     let bytes: number;
     if (t.stored !== 'float') bytes = rowBytes(t.stored, t.cols) * t.rows;
     else {
-      const q = quant && t.rows > 1 ? onLoadQuantType(quant, t.cols) : null;
+      const q = quant && t.rows > 1 ? onLoadQuantType(quant, t.cols, t.sensitive) : null;
       bytes = q ? rowBytes(q, t.cols) * t.rows : t.rows * t.cols * (floatDtype === 'f16' ? 2 : 4);
     }
     total += Math.ceil(bytes / 4) * 4;

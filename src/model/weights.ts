@@ -10,7 +10,7 @@ import { splitRows, type WeightMatrix } from '../gpu/tensor';
 import type { ModelSource } from './source';
 import { ByteStreamReader } from './byte-reader';
 import type { ModelConfig } from './config';
-import { quantizeOnLoad, type OnLoadQuant } from './on-load-quant';
+import { isSensitiveMatrix, quantizeOnLoad, type OnLoadQuant } from './on-load-quant';
 import { convertTensor, parseSafetensorsHeader, readHeaderLength, type SafetensorsDtype, type TensorInfo } from './safetensors';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames } from './tensor-names';
 
@@ -214,7 +214,7 @@ export async function loadWeights(
           if (loaded.has(info.name)) throw new ModelFormatError(`${file}: tensor ${info.name} appears in more than one shard. Re-download the model.`);
           checkShape(info, want, file);
           const raw = await reader.read(info.end - info.begin);
-          loaded.set(info.name, uploadFloatTensor(owner, caps, info.name, want, info.dtype, raw, dtype, quant));
+          loaded.set(info.name, uploadFloatTensor(owner, caps, info.name, want, info.dtype, raw, dtype, quant && { choice: quant, sensitive: isSensitiveMatrix(info.name, config) }));
         }
       } finally {
         await reader.cancel();
@@ -229,7 +229,8 @@ export async function loadWeights(
 
 /**
  * Upload a float tensor (raw bytes of `source` elements) as `dtype`, or, with `quant`, a matrix as ggml blocks
- * quantized from its f32 values (a matrix whose rows are not whole blocks stays `dtype`).
+ * quantized from its f32 values (a matrix whose rows are not whole blocks stays `dtype`); `quant.sensitive`
+ * marks a matrix the q4 mix stores with more bits.
  */
 export function uploadFloatTensor(
   owner: BufferGroup,
@@ -239,10 +240,10 @@ export function uploadFloatTensor(
   source: SafetensorsDtype,
   raw: Uint8Array,
   dtype: 'f32' | 'f16',
-  quant?: OnLoadQuant,
+  quant?: { choice: OnLoadQuant; sensitive: boolean },
 ): WeightMatrix {
   if (quant && shape[0] > 1) {
-    const q = quantizeOnLoad(quant, convertTensor(source, raw, 'f32') as Float32Array, shape[0], shape[1]);
+    const q = quantizeOnLoad(quant.choice, convertTensor(source, raw, 'f32') as Float32Array, shape[0], shape[1], quant.sensitive);
     if (q) return uploadMatrix(owner, caps, name, shape, q.bytes, q.type);
   }
   return uploadMatrix(owner, caps, name, shape, convertTensor(source, raw, dtype), dtype);

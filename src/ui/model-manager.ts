@@ -72,7 +72,7 @@ export function mountModelManager(container: HTMLElement, engine: KvtabEngine, h
   const weightSelect = el(
     'select',
     { id: 'weight-dtype' },
-    ...([['auto', 'auto (f16 where the adapter has it, else f32)'], ['f16', 'f16'], ['f32', 'f32'], ['q8', 'q8: Q8_0 blocks, ≈ 0.53× f16'], ['q4', 'q4: Q4_K / Q4_0 blocks, ≈ 0.28× f16']] as const).map(([value, text]) =>
+    ...([['auto', 'auto (f16 where the adapter has it, else f32)'], ['f16', 'f16'], ['f32', 'f32'], ['q8', 'q8: Q8_0 blocks, ≈ 0.53× f16'], ['q4', 'q4: Q4_K_M-style mix (Q4_K / Q4_0, output and some v/down Q6_K / Q5_0), ≈ 0.31× f16']] as const).map(([value, text]) =>
       el('option', { value, textContent: text }),
     ),
   );
