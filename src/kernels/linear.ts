@@ -205,10 +205,25 @@ function roundingRuns(weights: WeightMatrix[]): Array<{ rounding?: InputRounding
   return runs;
 }
 
+/** Consecutive runs of weights of one dtype (a GEMV pipeline reads one block type). */
+function dtypeRuns(weights: WeightMatrix[]): WeightMatrix[][] {
+  const runs: WeightMatrix[][] = [];
+  for (const w of weights) {
+    const last = runs[runs.length - 1];
+    if (last && last[0].dtype === w.dtype) last.push(w);
+    else runs.push([w]);
+  }
+  return runs;
+}
+
+const rowsOf = (weights: WeightMatrix[]) => weights.reduce((n, w) => n + w.rows, 0);
+
 /**
  * y[:, Σ previous rows + r] = (rmsnorm(x) ⊙ gain) · W_sᵀ (+ bias) for weights W_0..W_{n-1} (at most 3) side
- * by side in y's rows: q, k and v of one layer, or the LM head alone. One dispatch in decode steps; with input
- * rounding, per run of weights that share it: the norm into the scratch rows, the rounding, one GEMV.
+ * by side in y's rows: q, k and v of one layer, or the LM head alone. One dispatch in decode steps per run of
+ * weights of one dtype (q|k in Q4_K and v in Q6_K of a Q4_K_M layer: two, each normalizing in its prologue);
+ * with input rounding, per run of weights that share it: the norm into the scratch rows, the rounding, one
+ * GEMV per dtype.
  */
 export function normedProjection(
   rec: Recorder,
@@ -218,20 +233,27 @@ export function normedProjection(
   tokens: number,
   bias?: WeightMatrix /* [1, Σ rows] */,
 ): void {
-  const nTotal = weights.reduce((n, w) => n + w.rows, 0);
+  const nTotal = rowsOf(weights);
   const xRow = input.row ?? 0;
   if (weights.length > 3) throw new RangeError('normedProjection: at most 3 weights');
   weights.forEach(checkBlockRows);
-  if (!weights.some((w) => w.inputRounding) && fusable(tokens, weights)) {
-    projectSideBySide(rec, { x: input.x, xRow, norm: input }, weights, y, tokens, bias, 0, nTotal);
+  const byDtype = dtypeRuns(weights);
+  if (!weights.some((w) => w.inputRounding) && byDtype.every((run) => fusable(tokens, run))) {
+    let colStart = 0;
+    for (const run of byDtype) {
+      projectSideBySide(rec, { x: input.x, xRow, norm: input }, run, y, tokens, bias, colStart, nTotal);
+      colStart += rowsOf(run);
+    }
     return;
   }
   let colStart = 0;
   for (const run of roundingRuns(weights)) {
     rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, xRow);
     if (run.rounding) roundInputInPlace(rec, input.scratch, run.rounding, tokens * run.weights[0].cols);
-    projectSideBySide(rec, { x: input.scratch, xRow: 0 }, run.weights, y, tokens, bias, colStart, nTotal);
-    colStart += run.weights.reduce((n, w) => n + w.rows, 0);
+    for (const same of dtypeRuns(run.weights)) {
+      projectSideBySide(rec, { x: input.scratch, xRow: 0 }, same, y, tokens, bias, colStart, nTotal);
+      colStart += rowsOf(same);
+    }
   }
 }
 

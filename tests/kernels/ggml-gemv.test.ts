@@ -114,8 +114,8 @@ for (const schedule of ['software', 'hardware'] as const) {
       }
     });
 
-    // A Q4_K_M layer mixes q4_k and q6_k: such weights are not fused (one shader variant per dtype) but run
-    // as rmsnorm + one GEMV per weight (+ swiglu).
+    // A Q4_K_M layer mixes q4_k and q6_k: weights of different types are not fused into one GEMV (one shader
+    // variant per dtype); each run of one type is a GEMV of its own (gate and up of different types: + swiglu).
     it('mixed quant types in one projection fall back to the unfused path', async () => {
       const v = mainVariant();
       const K = 256;
@@ -134,6 +134,32 @@ for (const schedule of ['software', 'hardware'] as const) {
       await h.run(v.variant, (rec) => gatedProjection(rec, input(), mats[2], mats[1], out, 1, nanBuffer(h, 9)));
       const want = swiglu(matmul(normed, ws[2].values, 9, K), matmul(normed, ws[1].values, 9, K));
       expectClose(`${entry} mixed swiglu`, 'T=1 K=256 F=9 gate q4_k up q6_k', await h.readF32(out, 9), want, TOL);
+    });
+
+    // q|k of one type and v of another (a Q4_K_M layer, or on-load q4's mix): one GEMV per run of one type,
+    // each normalizing in its prologue, with the bias at each run's columns; no separate rmsnorm dispatch.
+    it('mixed quant types: one fused GEMV per run of one type, bias and norm in each', async () => {
+      const v = mainVariant();
+      const K = 256;
+      for (const [T, types] of [[1, ['q4_k', 'q4_k', 'q6_k']], [2, ['q4_0', 'q4_0', 'q5_0']], [1, ['q4_k', 'q6_k', 'q4_k']]] as Array<[number, QuantType[]]>) {
+        const Ns = [37, 9, 9];
+        const x = randomArray(T * K, seed++, 2);
+        const gain = randomArray(K, seed++);
+        const bias = randomArray(55, seed++, 1);
+        const ws = types.map((t, i) => quantWeights(t, Ns[i], K, seed++, i !== 1));
+        const mats = ws.map((w, i) => uploadQuantWeight(h, `w${i}`, w.bytes, Ns[i], K, types[i]));
+        const input = { x: h.upload(x), gain: uploadWeight(h, 'g', gain, 1, K, v.dtype), eps: EPS, scratch: nanBuffer(h, T * K) };
+        const y = nanBuffer(h, T * 55);
+        const labels: string[] = [];
+        await h.run(v.variant, (rec) => {
+          const dispatch = rec.dispatch.bind(rec);
+          rec.dispatch = (label, ...rest) => (labels.push(label), dispatch(label, ...rest));
+          normedProjection(rec, input, mats, y, T, uploadWeight(h, 'b', bias, 1, 55, v.dtype));
+        });
+        const want = matmul(rmsNorm(x, gain, EPS), Float32Array.from(ws.flatMap((w) => [...w.values])), 55, K, stored(v, bias));
+        expectClose(`${entry} mixed ${types.join('/')}`, `T=${T} K=256 N=37+9+9 +bias`, await h.readF32(y, T * 55), want, TOL);
+        expect(labels.length, labels.join(', ')).toBe(types[0] === types[1] ? 2 : 3);
+      }
     });
   });
 }
