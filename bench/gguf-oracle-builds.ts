@@ -6,7 +6,7 @@
  * machine's default one, as if it were ours: how far the oracle's own answers move with the CPU it runs on.
  *
  * Each build runs in a child process on a copy of tools/llama-oracle (in the system temp dir) whose bins folder
- * holds only that build's CPU library; the child checks from llama.cpp's log which library it loaded.
+ * holds only that build's CPU library; the child reads /proc/self/maps for the CPU library llama.cpp loaded.
  * Flags: --builds a,b (default sapphirerapids,icelake,skylakex,haswell,sse42,x64; builds this CPU cannot run
  * are reported and skipped), --models a,b, --kinds A,B, --out FILE (default bench/results/gguf-oracle-builds.md).
  * Child mode (internal): --child ORACLE_DIR JOBS_JSON OUT_JSON.
@@ -45,13 +45,11 @@ async function child(oracleDir: string, jobsFile: string, outFile: string): Prom
   const runs: Record<string, EngineRun> = {};
   const libraries = new Set<string>();
   for (const j of jobs) {
-    const logger = (_: string, message: string) => {
-      const m = /libggml-cpu-[\w]+\.so/.exec(message);
-      if (m) libraries.add(m[0]);
-    };
-    const oracle = await openOracle(j.path, { contextSize: j.contextSize, logLevel: 'info', logger });
+    const oracle = await openOracle(j.path, { contextSize: j.contextSize });
     try {
       runs[j.file] = { greedy: await oracle.greedy(j.prompt, j.greedyTokens), top1: await oracle.teacherForcedTop1(j.ids) };
+      // The CPU libraries mapped into this process: which build llama.cpp runs (and from which copy).
+      for (const m of fs.readFileSync('/proc/self/maps', 'utf8').matchAll(/\S*libggml-cpu-\w+\.so/g)) libraries.add(path.relative(oracleDir, m[0]).startsWith('..') ? m[0] : path.basename(m[0]));
     } finally {
       await oracle.close();
     }
