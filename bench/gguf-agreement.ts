@@ -15,7 +15,8 @@
  * 'llama.cpp', the default for GGUF files: each product's input rounded as llama.cpp rounds it) and with f32
  * products ('f32'); the issue's bars are read from the first.
  * Flags: --node-only, --browser-only, --no-rounding-check, --numerics llama.cpp,f32, --models a,b (default
- * stories260k,byte-llama-12l), --out DIR.
+ * stories260k,byte-llama-12l), --kinds A,B, --out DIR, --oracle-build B (llama.cpp held to its CPU build B, e.g.
+ * x64 or haswell, instead of the one it picks for this CPU: bench/gguf/oracle-build.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,6 +33,7 @@ import { runJobsInNode, type LoadedReport } from './eval/node-runner';
 import { draculaBody } from './eval/text';
 import { greedyTokens, score, workload, type Agreement, type EngineRun } from './gguf/agreement';
 import { referenceWithLlamaRounding } from './gguf/llama-activations';
+import { runOracleBuild } from './gguf/oracle-build';
 import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,7 +113,15 @@ async function main(): Promise<void> {
   log(`${cases.length} files in ${GGUF_DIR}`);
 
   const llama = new Map<string, EngineRun>();
-  for (const c of cases) {
+  const oracleBuild = argv.includes('--oracle-build') ? option('oracle-build', '') : null;
+  let oracleLibraries = '';
+  if (oracleBuild) {
+    const r = runOracleBuild(oracleBuild, cases.map((c) => ({ file: c.file, path: c.path, contextSize: CONTEXT[c.model], prompt: c.prompt, greedyTokens: greedyTokens(c.kind), ids: c.ids })));
+    for (const [file, run] of Object.entries(r.runs)) llama.set(file, run);
+    oracleLibraries = r.libraries.join(', ');
+    log(`llama.cpp held to ${oracleBuild}: ${oracleLibraries}`);
+  }
+  for (const c of cases.filter((x) => !llama.has(x.file))) {
     const t0 = performance.now();
     const oracle = await openOracle(c.path, { contextSize: CONTEXT[c.model] });
     try {
@@ -166,7 +176,7 @@ async function main(): Promise<void> {
     commit,
     date: new Date().toISOString(),
     command: `npm run bench:gguf${argv.length ? ' -- ' + argv.join(' ') : ''}`,
-    llamaCpp: 'node-llama-cpp 3.21.1 (llama.cpp CPU build, 1 thread, F32 KV)',
+    llamaCpp: `node-llama-cpp 3.21.1 (llama.cpp CPU build${oracleBuild ? ` held to ${oracleLibraries || oracleBuild}` : ''}, 1 thread, F32 KV)`,
     chromium,
     backends,
     rows,

@@ -5,68 +5,26 @@
  * bars (bench/gguf/agreement.ts) with llama.cpp held to one build at a time, and scores every build against the
  * machine's default one, as if it were ours: how far the oracle's own answers move with the CPU it runs on.
  *
- * Each build runs in a child process on a copy of tools/llama-oracle (in the system temp dir) whose bins folder
- * holds only that build's CPU library; the child reads /proc/self/maps for the CPU library llama.cpp loaded.
+ * Each build runs in a child process (bench/gguf/oracle-build.ts), which names the CPU library it mapped.
  * Flags: --builds a,b (default sapphirerapids,icelake,skylakex,haswell,sse42,x64; builds this CPU cannot run
  * are reported and skipped), --models a,b, --kinds A,B, --out FILE (default bench/results/gguf-oracle-builds.md).
- * Child mode (internal): --child ORACLE_DIR JOBS_JSON OUT_JSON.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../scripts/gguf-models';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { draculaBody } from './eval/text';
-import { greedyTokens, score, workload, type EngineRun } from './gguf/agreement';
+import { greedyTokens, score, workload } from './gguf/agreement';
+import { runOracleBuild, type OracleBuildResult, type OracleJob } from './gguf/oracle-build';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ORACLE = path.join(ROOT, 'tools', 'llama-oracle');
-const BINS = path.join('node_modules', '@node-llama-cpp', 'linux-x64', 'bins', 'linux-x64');
 const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
 const argv = process.argv.slice(2);
 const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : fallback);
 const log = (m: string) => process.stderr.write(`[gguf-builds] ${m}\n`);
-
-interface Job {
-  file: string;
-  path: string;
-  contextSize: number;
-  prompt: number[];
-  greedyTokens: number;
-  ids: number[];
-}
-
-/** Child: run every job on the oracle copy in `oracleDir`; write runs keyed by file, and the CPU library loaded. */
-async function child(oracleDir: string, jobsFile: string, outFile: string): Promise<void> {
-  const { openOracle } = (await import(pathToFileURL(path.join(oracleDir, 'oracle.mjs')).href)) as typeof import('../tools/llama-oracle/oracle.mjs');
-  const jobs = JSON.parse(fs.readFileSync(jobsFile, 'utf8')) as Job[];
-  const runs: Record<string, EngineRun> = {};
-  const libraries = new Set<string>();
-  for (const j of jobs) {
-    const oracle = await openOracle(j.path, { contextSize: j.contextSize });
-    try {
-      runs[j.file] = { greedy: await oracle.greedy(j.prompt, j.greedyTokens), top1: await oracle.teacherForcedTop1(j.ids) };
-      // The CPU libraries mapped into this process: which build llama.cpp runs (and from which copy).
-      for (const m of fs.readFileSync('/proc/self/maps', 'utf8').matchAll(/\S*libggml-cpu-\w+\.so/g)) libraries.add(path.relative(oracleDir, m[0]).startsWith('..') ? m[0] : path.basename(m[0]));
-    } finally {
-      await oracle.close();
-    }
-  }
-  fs.writeFileSync(outFile, JSON.stringify({ runs, libraries: [...libraries] }));
-}
-
-/** A copy of the oracle package whose bins folder has only `build`'s CPU library (null: not shipped). */
-function oracleCopy(build: string): string | null {
-  const lib = `libggml-cpu-${build}.so`;
-  if (!fs.existsSync(path.join(ORACLE, BINS, lib))) return null;
-  const dir = path.join(os.tmpdir(), `kvtab-llama-oracle-${build}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.cpSync(ORACLE, dir, { recursive: true, verbatimSymlinks: true });
-  for (const f of fs.readdirSync(path.join(dir, BINS))) if (/^libggml-cpu-.*\.so$/.test(f) && f !== lib) fs.rmSync(path.join(dir, BINS, f));
-  return dir;
-}
 
 function git(args: string[]): string {
   try {
@@ -82,7 +40,7 @@ async function main(): Promise<void> {
   const kinds = argv.includes('--kinds') ? option('kinds', '').split(',') : null;
   const out = path.resolve(ROOT, option('out', 'bench/results/gguf-oracle-builds.md'));
   const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
-  const jobs: Array<Job & { model: string; kind: GgufKind }> = [];
+  const jobs: Array<OracleJob & { model: string; kind: GgufKind }> = [];
   for (const model of models) {
     const { prompt, ids } = await workload(model, body);
     for (const kind of GGUF_SET[model].filter((k) => kinds === null || kinds.includes(k))) {
@@ -90,34 +48,22 @@ async function main(): Promise<void> {
       jobs.push({ model, kind, file: ggufFileName(model, kind), path: file, contextSize: CONTEXT[model], prompt, greedyTokens: greedyTokens(kind), ids });
     }
   }
-  const jobsFile = path.join(os.tmpdir(), `kvtab-gguf-builds-${process.pid}.json`);
-  fs.writeFileSync(jobsFile, JSON.stringify(jobs));
-  const results = new Map<string, { runs: Record<string, EngineRun>; libraries: string[] }>();
+  const results = new Map<string, OracleBuildResult>();
   const skipped: string[] = [];
-  const run = (dir: string, label: string) => {
-    const outFile = path.join(os.tmpdir(), `kvtab-gguf-builds-${label}-${process.pid}.json`);
+  const run = (build: string | null) => {
     const t0 = performance.now();
-    execFileSync('npx', ['tsx', fileURLToPath(import.meta.url), '--child', dir, jobsFile, outFile], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-    const r = JSON.parse(fs.readFileSync(outFile, 'utf8')) as { runs: Record<string, EngineRun>; libraries: string[] };
-    log(`${label}: ${r.libraries.join(', ') || 'no CPU library named in the log'}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const r = runOracleBuild(build, jobs);
+    log(`${build ?? 'default'}: ${r.libraries.join(', ') || 'no CPU library mapped'}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return r;
   };
-  const base = run(ORACLE, 'default');
+  const base = run(null);
   for (const build of builds) {
-    const dir = oracleCopy(build);
-    if (!dir) {
-      skipped.push(`${build} (not shipped)`);
-      continue;
-    }
     try {
-      results.set(build, run(dir, build));
+      results.set(build, run(build));
     } catch (err) {
       skipped.push(`${build} (${(err as Error).message.split('\n')[0].slice(0, 120)})`);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   }
-  fs.rmSync(jobsFile, { force: true });
 
   const commit = git(['rev-parse', '--short', 'HEAD']);
   const lines = [
@@ -151,14 +97,7 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-if (argv[0] === '--child') {
-  child(argv[1], argv[2], argv[3]).catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
