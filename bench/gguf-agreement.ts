@@ -18,7 +18,6 @@
  * stories260k,byte-llama-12l), --kinds A,B, --out DIR, --oracle-build B (llama.cpp held to its CPU build B, e.g.
  * x64 or haswell, instead of the one it picks for this CPU: bench/gguf/oracle-build.ts).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +34,7 @@ import { greedyTokens, score, workload, type Agreement, type EngineRun } from '.
 import { referenceWithLlamaRounding } from './gguf/llama-activations';
 import { runOracleBuild } from './gguf/oracle-build';
 import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -89,14 +89,6 @@ function runOf(outcomes: JobOutcome[], file: string): EngineRun | string {
   if (g?.error || t?.error || !g?.result || !t?.result) return g?.error ?? t?.error ?? 'no result';
   if (g.result.kind !== 'greedy' || t.result.kind !== 'top1') return 'wrong result kind';
   return { greedy: g.result.tokenIds, top1: t.result.top1, margin: t.result.margin };
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
 }
 
 async function main(): Promise<void> {

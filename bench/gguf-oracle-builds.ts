@@ -9,7 +9,6 @@
  * Flags: --builds a,b (default sapphirerapids,icelake,skylakex,haswell,sse42,x64; builds this CPU cannot run
  * are reported and skipped), --models a,b, --kinds A,B, --out FILE (default bench/results/gguf-oracle-builds.md).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,20 +18,13 @@ import { sharedModelsDir } from '../scripts/hub-server';
 import { draculaBody } from './eval/text';
 import { greedyTokens, score, workload } from './gguf/agreement';
 import { runOracleBuild, type OracleBuildResult, type OracleJob } from './gguf/oracle-build';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
 const argv = process.argv.slice(2);
 const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : fallback);
 const log = (m: string) => process.stderr.write(`[gguf-builds] ${m}\n`);
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
 
 async function main(): Promise<void> {
   const builds = option('builds', 'sapphirerapids,icelake,skylakex,haswell,sse42,x64').split(',');

@@ -10,7 +10,6 @@
  * llama.cpp's F16 reference on the same ids. Writes bench/results/kv-peer.{json,md}.
  * Flags: --threads T (default 1), --out DIR, --no-alloc (skip the allocation probes).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import { draculaBody, firstTokens } from './eval/text';
 import { probeAllocation, type KvAllocation } from './kv-peer/alloc-probe';
 import { CONFIGS, fp16Bytes, kvBytes, REFERENCE, SHAPE, type PeerConfig } from './kv-peer/configs';
 import { kvPeerMarkdown, type KvPeerReport, type PeerRow } from './kv-peer/report';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -52,14 +52,6 @@ interface TextCase {
   /** Whether our tokenizer (tokenizer.json) and llama.cpp's (the GGUF's) give the same N + 1 ids. */
   ourTokenizerMatches: boolean;
   llamaTokenizerMatches: boolean;
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
 }
 
 /** ids = [BOS, ...UTF-8 bytes of text] (byte-level vocab: id = byte), the first N + 1. */

@@ -18,7 +18,6 @@
  * Writes `<outDir>/peer.json` and `<outDir>/peer.md`. Every request the pages make outside 127.0.0.1 is blocked and
  * reported (wllama must never reach its CDN).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +28,7 @@ import { openPageMode, withTimeout } from '../scripts/chromium-app';
 import { startPeerServer } from './peer/server';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { peerMarkdown } from './peer-report';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -176,14 +176,6 @@ const median = (xs: number[]) => {
 /** Texts compared with one leading space dropped (SentencePiece detokenizers differ on it). */
 const norm = (text: string) => text.replace(/^ /, '');
 export const isGolden = (text: string) => norm(text).startsWith(norm(GOLDEN_TEXT));
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
 
 /** A fresh context whose pages may only reach 127.0.0.1 (blocked URLs are collected). */
 async function isolatedContext(browser: Browser, blocked: string[]): Promise<BrowserContext> {

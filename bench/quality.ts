@@ -16,7 +16,6 @@
  *   from the quality.json in the output folder), --compact (drop the per-position scores from that quality.json).
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +36,7 @@ import { modelJobs, modelPlans, passkeyPhase2, SEED, type ModelPlan } from './ev
 import { MAIN_JUDGE, MAIN_N, markdown, type RunFacts } from './eval/report';
 import { summarize, type Summary } from './eval/summary';
 import { answeredKey, evalTexts, passkeyFormats } from './eval/text';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -53,14 +53,6 @@ const DRACULA = path.resolve(MODELS_DIR, '..', 'eval', 'dracula.txt');
 const PASSKEY_TRIALS = Number(option('passkey-trials', '20'));
 
 const log = (msg: string) => process.stderr.write(`[eval] ${msg}\n`);
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
 
 /** One line of progress per finished job. */
 function progress(o: JobOutcome, done: number, total: number): void {

@@ -24,7 +24,7 @@
  *   app, leaves speed.json alone), --no-peer, --peer-rounds 3, --peer-tokens 200, --peer-warmup 16.
  * Env: CHROMIUM_PATH (default /usr/bin/chromium), KVTAB_MODELS_DIR (models folder).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +39,7 @@ import { BENCH_KV_MODES } from '../src/engine/benchmark';
 import { summarizeKernels, summarizeKvModes, type KernelSample, type KernelSection, type KvModeSection } from './kv-modes';
 import { markdown, type DispatchRow, type Report, type ResultRow } from './speed-report';
 import { runPeerBench } from './peer';
+import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -252,14 +253,6 @@ async function browserBench(): Promise<{ rows: ResultRow[]; chromium: string; er
     }
   });
   return { rows, chromium: version, errors, kvModes };
-}
-
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
 }
 
 /** The previous speed.json in the output folder, for the sections this run skips. */
