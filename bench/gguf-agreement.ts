@@ -22,7 +22,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../scripts/gguf-models';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { openOracle } from '../tools/llama-oracle/oracle.mjs';
 import { buildEvalApp, runInChromium } from './eval/browser';
@@ -30,9 +29,9 @@ import type { LoadOptions } from '../src/worker/api';
 import { EVAL_LOAD, type EvalJob, type JobOutcome, type ModelJobs } from './eval/jobs';
 import { runJobsInNode, type LoadedReport } from './eval/node-runner';
 import { draculaBody } from './eval/text';
-import { greedyTokens, score, workload, type Agreement, type EngineRun } from './gguf/agreement';
+import { score, type Agreement, type EngineRun } from './gguf/agreement';
 import { referenceWithLlamaRounding } from './gguf/llama-activations';
-import { runOracleBuild } from './gguf/oracle-build';
+import { ggufCases, runOracleBuild, type GgufCase } from './gguf/oracle-build';
 import { agreementMarkdown, type AgreementReport, type AgreementRow } from './gguf/report';
 import { git } from './git';
 
@@ -49,24 +48,13 @@ type Numerics = NonNullable<LoadOptions['ggufNumerics']>;
 const NUMERICS = option('numerics', 'llama.cpp,f32').split(',') as Numerics[];
 /** Back-end label suffix of the runs with f32 products (the llama.cpp-numerics rows carry the plain name). */
 const F32_SUFFIX = ', f32 products';
-const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
 const log = (m: string) => process.stderr.write(`[gguf] ${m}\n`);
 /** Not ours: the CPU reference with llama.cpp's activation rounding (bench/gguf/llama-activations.ts). */
 const ROUNDING_BACKEND = 'cpu reference + llama.cpp activation rounding';
 
-interface FileCase {
-  model: string;
-  kind: GgufKind;
-  file: string;
-  path: string;
-  typeBytes: Record<string, number>;
-  prompt: number[];
-  ids: number[];
-}
-
-function jobsOf(c: FileCase, numerics: Numerics): ModelJobs {
+function jobsOf(c: GgufCase, numerics: Numerics): ModelJobs {
   const kvMode = { mode: 'full' } as const;
-  const n = greedyTokens(c.kind);
+  const n = c.greedyTokens;
   const id = `${c.file}:${numerics}`;
   const jobs: EvalJob[] = [
     { id: `${id}:greedy`, meta: { what: 'gguf-greedy', kind: c.kind, tokens: n }, task: { kind: 'greedy', kvMode, promptIds: c.prompt, newTokens: n }, browser: true },
@@ -94,30 +82,23 @@ function runOf(outcomes: JobOutcome[], file: string): EngineRun | string {
 async function main(): Promise<void> {
   const commit = git(['rev-parse', '--short', 'HEAD']) + (git(['status', '--porcelain', '--', 'src', 'shaders', 'bench', 'scripts']) ? '+dirty' : '');
   const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
-  const cases: FileCase[] = [];
-  for (const model of MODELS) {
-    const { prompt, ids } = await workload(model, body);
-    for (const kind of GGUF_SET[model].filter((k) => KINDS === null || KINDS.includes(k))) {
-      const { file, typeBytes } = await ensureGguf(GGUF_DIR, model, kind);
-      cases.push({ model, kind, file: ggufFileName(model, kind), path: file, typeBytes, prompt, ids });
-    }
-  }
+  const cases = await ggufCases(GGUF_DIR, MODELS, KINDS, body);
   log(`${cases.length} files in ${GGUF_DIR}`);
 
   const llama = new Map<string, EngineRun>();
   const oracleBuild = argv.includes('--oracle-build') ? option('oracle-build', '') : null;
   let oracleLibraries = '';
   if (oracleBuild) {
-    const r = runOracleBuild(oracleBuild, cases.map((c) => ({ file: c.file, path: c.path, contextSize: CONTEXT[c.model], prompt: c.prompt, greedyTokens: greedyTokens(c.kind), ids: c.ids })));
+    const r = runOracleBuild(oracleBuild, cases);
     for (const [file, run] of Object.entries(r.runs)) llama.set(file, run);
     oracleLibraries = r.libraries.join(', ');
     log(`llama.cpp held to ${oracleBuild}: ${oracleLibraries}`);
   }
   for (const c of cases.filter((x) => !llama.has(x.file))) {
     const t0 = performance.now();
-    const oracle = await openOracle(c.path, { contextSize: CONTEXT[c.model] });
+    const oracle = await openOracle(c.path, { contextSize: c.contextSize });
     try {
-      llama.set(c.file, { greedy: await oracle.greedy(c.prompt, greedyTokens(c.kind)), top1: await oracle.teacherForcedTop1(c.ids) });
+      llama.set(c.file, { greedy: await oracle.greedy(c.prompt, c.greedyTokens), top1: await oracle.teacherForcedTop1(c.ids) });
     } finally {
       await oracle.close();
     }
@@ -148,7 +129,7 @@ async function main(): Promise<void> {
   if (!flag('no-rounding-check')) {
     for (const c of cases) {
       const t0 = performance.now();
-      rounding.set(c.file, await referenceWithLlamaRounding(sharedModelsDir(), c.model, c.kind, c.prompt, greedyTokens(c.kind), c.ids));
+      rounding.set(c.file, await referenceWithLlamaRounding(sharedModelsDir(), c.model, c.kind, c.prompt, c.greedyTokens, c.ids));
       log(`reference with llama.cpp rounding ${c.file}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     outcomes[ROUNDING_BACKEND] = [];

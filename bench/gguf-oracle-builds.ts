@@ -13,15 +13,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../scripts/gguf-models';
 import { sharedModelsDir } from '../scripts/hub-server';
 import { draculaBody } from './eval/text';
-import { greedyTokens, score, workload } from './gguf/agreement';
-import { runOracleBuild, type OracleBuildResult, type OracleJob } from './gguf/oracle-build';
+import { score } from './gguf/agreement';
+import { ggufCases, runOracleBuild, type OracleBuildResult } from './gguf/oracle-build';
 import { git } from './git';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
 const argv = process.argv.slice(2);
 const option = (n: string, fallback: string) => (argv.includes(`--${n}`) ? argv[argv.indexOf(`--${n}`) + 1] : fallback);
 const log = (m: string) => process.stderr.write(`[gguf-builds] ${m}\n`);
@@ -32,14 +30,7 @@ async function main(): Promise<void> {
   const kinds = argv.includes('--kinds') ? option('kinds', '').split(',') : null;
   const out = path.resolve(ROOT, option('out', 'bench/results/gguf-oracle-builds.md'));
   const body = draculaBody(path.join(sharedModelsDir(), '..', 'eval', 'dracula.txt'));
-  const jobs: Array<OracleJob & { model: string; kind: GgufKind }> = [];
-  for (const model of models) {
-    const { prompt, ids } = await workload(model, body);
-    for (const kind of GGUF_SET[model].filter((k) => kinds === null || kinds.includes(k))) {
-      const { file } = await ensureGguf(path.join(ROOT, '.cache', 'gguf'), model, kind);
-      jobs.push({ model, kind, file: ggufFileName(model, kind), path: file, contextSize: CONTEXT[model], prompt, greedyTokens: greedyTokens(kind), ids });
-    }
-  }
+  const jobs = await ggufCases(path.join(ROOT, '.cache', 'gguf'), models, kinds, body);
   const results = new Map<string, OracleBuildResult>();
   const skipped: string[] = [];
   const run = (build: string | null) => {

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { EngineRun } from './agreement';
+import { ensureGguf, GGUF_SET, ggufFileName, type GgufKind } from '../../scripts/gguf-models';
+import { greedyTokens, workload, type EngineRun } from './agreement';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ORACLE = path.join(ROOT, 'tools', 'llama-oracle');
@@ -24,6 +25,29 @@ export interface OracleJob {
   prompt: number[];
   greedyTokens: number;
   ids: number[];
+}
+
+/** A GGUF file of the agreement set (written into `ggufDir` if missing) with its llama.cpp work and type mix. */
+export interface GgufCase extends OracleJob {
+  model: string;
+  kind: GgufKind;
+  typeBytes: Record<string, number>;
+}
+
+/** The context llama.cpp gets per model: room for the 512 teacher-forced ids (byte-llama-12l: its longer prompt). */
+const ORACLE_CONTEXT: Record<string, number> = { stories260k: 512, 'byte-llama-12l': 1024 };
+
+/** Every file of `models` (only `kinds`, when given) with its workload (bench/gguf/agreement.ts). */
+export async function ggufCases(ggufDir: string, models: string[], kinds: string[] | null, body: string): Promise<GgufCase[]> {
+  const cases: GgufCase[] = [];
+  for (const model of models) {
+    const { prompt, ids } = await workload(model, body);
+    for (const kind of GGUF_SET[model].filter((k) => kinds === null || kinds.includes(k))) {
+      const { file, typeBytes } = await ensureGguf(ggufDir, model, kind);
+      cases.push({ model, kind, file: ggufFileName(model, kind), path: file, typeBytes, contextSize: ORACLE_CONTEXT[model], prompt, greedyTokens: greedyTokens(kind), ids });
+    }
+  }
+  return cases;
 }
 
 /** Runs keyed by file, and the CPU libraries the process mapped. */

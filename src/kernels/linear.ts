@@ -9,7 +9,7 @@
  * Products over Q8_1-rounded input (q4_1 / q5_1 weights) then add llama.cpp's min term (min-term.ts), so their
  * SwiGLU is not fused into the GEMV.
  */
-import { isQuant, type InputRounding, type WeightDtype } from '../gpu/block-types';
+import { isQuant, type WeightDtype } from '../gpu/block-types';
 import { f32 } from '../gpu/uniforms';
 import type { Recorder } from '../gpu/plan';
 import { vectorBuffer, type WeightMatrix } from '../gpu/tensor';
@@ -194,27 +194,21 @@ function projectSideBySide(rec: Recorder, src: GemvSource, weights: WeightMatrix
   }
 }
 
-/** Consecutive runs of weights that take the same input rounding (one run when none rounds). */
-function roundingRuns(weights: WeightMatrix[]): Array<{ rounding?: InputRounding; weights: WeightMatrix[] }> {
-  const runs: Array<{ rounding?: InputRounding; weights: WeightMatrix[] }> = [];
-  for (const w of weights) {
-    const last = runs[runs.length - 1];
-    if (last && last.rounding === w.inputRounding) last.weights.push(w);
-    else runs.push({ rounding: w.inputRounding, weights: [w] });
-  }
-  return runs;
-}
-
-/** Consecutive runs of weights of one dtype (a GEMV pipeline reads one block type). */
-function dtypeRuns(weights: WeightMatrix[]): WeightMatrix[][] {
+/** Consecutive runs of weights that share `key` (the weights' order, and so y's columns, kept). */
+function runsBy<K>(weights: WeightMatrix[], key: (w: WeightMatrix) => K): WeightMatrix[][] {
   const runs: WeightMatrix[][] = [];
   for (const w of weights) {
     const last = runs[runs.length - 1];
-    if (last && last[0].dtype === w.dtype) last.push(w);
+    if (last && key(last[0]) === key(w)) last.push(w);
     else runs.push([w]);
   }
   return runs;
 }
+
+/** Runs that take the same input rounding (one run when none rounds): one norm and rounding each. */
+const roundingRuns = (weights: WeightMatrix[]) => runsBy(weights, (w) => w.inputRounding);
+/** Runs of one dtype (a GEMV pipeline reads one block type). */
+const dtypeRuns = (weights: WeightMatrix[]) => runsBy(weights, (w) => w.dtype);
 
 const rowsOf = (weights: WeightMatrix[]) => weights.reduce((n, w) => n + w.rows, 0);
 
@@ -248,9 +242,10 @@ export function normedProjection(
   }
   let colStart = 0;
   for (const run of roundingRuns(weights)) {
+    const rounding = run[0].inputRounding;
     rmsNorm(rec, input.x, input.gain, input.scratch, tokens, input.eps, xRow);
-    if (run.rounding) roundInputInPlace(rec, input.scratch, run.rounding, tokens * run.weights[0].cols);
-    for (const same of dtypeRuns(run.weights)) {
+    if (rounding) roundInputInPlace(rec, input.scratch, rounding, tokens * run[0].cols);
+    for (const same of dtypeRuns(run)) {
       projectSideBySide(rec, { x: input.scratch, xRow: 0 }, same, y, tokens, bias, colStart, nTotal);
       colStart += rowsOf(same);
     }
